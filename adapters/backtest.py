@@ -1,0 +1,305 @@
+"""Run a backtest end to end: data -> journaled actor graph -> Result.
+
+Python API::
+
+    from adapters.backtest import run_backtest
+    result = run_backtest("ema_cross", data=["GOOG.csv"], params={"fast": 10})
+    result.metrics["final_equity"], result.trades, result.equity
+
+    Result.from_journal("runs/ema_cross-1a2b.journal")   # the same, from disk
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pandas as pd
+
+from adapters.data import DataError, LoadedBars, align, describe, load_bars
+from adapters.strategy_loader import resolve_strategy
+from core import config as cfg
+from core.bus import EventSink
+from core.config import RunConfig, StrategyConfig
+from core.engine import Engine, StrategySlot
+from core.events import Bar, InstrumentDefinition, RunStarted
+from core.ids import canonical_json, content_id, sha256_hex
+from core.metrics import compute as compute_metrics
+from core.series import MarketSeries
+from core.strategy import load_source
+from journal.projections import Projections
+from journal.reader import JournalReader
+from journal.replay import ReplayReport, replay_check
+from journal.writer import STATUS_FAILED, JournalWriter
+
+PACKAGE_VERSION = "0.1.0"
+SAMPLE_DIR = Path(__file__).parent / "sample_data"
+DEFAULT_RUNS_DIR = Path("runs")
+PUMP_EVERY = 4096
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class Result:
+    """A finished run, read back from its journal."""
+
+    journal: Path
+    run_id: str
+    header: RunStarted
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    equity: pd.DataFrame
+    trades: pd.DataFrame
+    orders: pd.DataFrame
+    fills: pd.DataFrame
+    positions: pd.DataFrame
+    rejections: pd.DataFrame
+    funding: pd.DataFrame
+    head: str
+    events: int
+
+    @classmethod
+    def from_journal(cls, path: str | os.PathLike[str]) -> Result:
+        with JournalReader(path) as reader:
+            proj = Projections.build(reader)
+            seq, head = reader.head()
+        fees = float(proj.fills["fee"].sum()) if len(proj.fills) else 0.0
+        metrics = compute_metrics(proj.equity, proj.trades, proj.initial_cash, fees)
+        metrics["rejections"] = int(len(proj.rejections))
+        return cls(
+            Path(path),
+            proj.header.run_id,
+            proj.header,
+            proj.config,
+            metrics,
+            proj.equity,
+            proj.trades,
+            proj.orders,
+            proj.fills,
+            proj.positions,
+            proj.rejections,
+            proj.funding,
+            head,
+            seq,
+        )
+
+    def rejections_by_reason(self) -> dict[str, int]:
+        if not len(self.rejections):
+            return {}
+        return {str(k): int(v) for k, v in self.rejections["reason"].value_counts().sort_index().items()}
+
+
+# -- configuration ---------------------------------------------------------------------------------
+
+
+def build_config(
+    config: RunConfig | dict[str, Any] | str | os.PathLike[str] | None = None,
+    **overrides: Any,
+) -> RunConfig:
+    """A RunConfig from an object, a dict or a JSON file, with overrides
+    (``None`` overrides are ignored) applied and validated."""
+    if config is None:
+        base: dict[str, Any] = {}
+    elif isinstance(config, RunConfig):
+        base = cfg.to_builtins(config)
+    elif isinstance(config, dict):
+        base = dict(config)
+    else:
+        path = Path(config)
+        try:
+            text = path.read_bytes()
+        except OSError as exc:
+            raise cfg.ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
+        base = cfg.to_builtins(cfg.parse_json(text, str(path)))
+    for key, value in overrides.items():
+        if value is not None:
+            base[key] = value
+    return cfg.parse(base)
+
+
+def strategy_configs(config: RunConfig, symbols: list[str]) -> list[StrategyConfig]:
+    """The run's strategies with ids, symbols and source filled in."""
+    specs = list(config.strategies) or [StrategyConfig(strategy=config.strategy or "ema_cross", params=dict(config.params))]
+    out = []
+    used: dict[str, int] = {}
+    for spec in specs:
+        source, origin = (spec.source, spec.origin) if spec.source else resolve_strategy(spec.strategy)
+        loaded = load_source(source, origin)
+        base_id = spec.id or loaded.id
+        used[base_id] = used.get(base_id, 0) + 1
+        strategy_id = base_id if used[base_id] == 1 else f"{base_id}.{used[base_id]}"
+        out.append(
+            msgspec.structs.replace(spec, id=strategy_id, symbols=list(spec.symbols or symbols), source=source, origin=origin)
+        )
+    return out
+
+
+# -- the run ---------------------------------------------------------------------------------------
+
+
+def load_market(config: RunConfig, data: Sequence[str | os.PathLike[str]] | None, *, tz: str | None = None) -> tuple[list[LoadedBars], MarketSeries]:
+    paths = [Path(p) for p in (data or config.data)] or sorted(SAMPLE_DIR.glob("*.csv"))[:1]
+    symbols = config.all_symbols()
+    if len(paths) == 1 and len(symbols) > 1:
+        raise DataError(f"{len(symbols)} symbols but one data file; give one --data file per symbol")
+    interval = cfg.duration_ns(config.timeframe) if config.timeframe else None
+    start = _time_ns(config.start, "start")
+    end = _time_ns(config.end, "end")
+    loaded = []
+    for k, path in enumerate(paths):
+        symbol = symbols[k] if k < len(symbols) else None
+        loaded.append(load_bars(path, symbol=symbol, tz=tz, repair=config.repair, interval=interval, start=start, end=end))
+    return loaded, align(loaded)
+
+
+def _time_ns(value: int | str | None, name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return value * 1_000_000 if value < 10**14 else value
+    try:
+        stamp = pd.Timestamp(value)
+    except ValueError:
+        raise cfg.ConfigError(f"run config: {name} {value!r} is not a time") from None
+    if stamp.tzinfo is None:
+        stamp = stamp.tz_localize("UTC")
+    return int(stamp.value)
+
+
+def instruments_for(config: RunConfig, market: MarketSeries, ts: int) -> list[InstrumentDefinition]:
+    return [
+        InstrumentDefinition(
+            ts,
+            symbol,
+            kind="spot",
+            base=symbol,
+            quote=config.currency,
+            settle=config.currency,
+            contract_size=config.contract_size,
+            multiplier=config.multiplier,
+        )
+        for symbol in market.symbols
+    ]
+
+
+def make_header(config: RunConfig, fingerprints: dict[str, Any], ts: int, *, parent: str = "", mode: str = "backtest") -> RunStarted:
+    config_json = canonical_json(cfg.to_builtins(config))
+    config_hash = sha256_hex(config_json)
+    prints = canonical_json(fingerprints)
+    run_id = content_id(config_hash, prints, parent, mode)
+    return RunStarted(ts, run_id, config_json, config_hash, prints, PACKAGE_VERSION, config.seed, parent, mode)
+
+
+def slots_for(config: RunConfig) -> list[StrategySlot]:
+    return [StrategySlot(load_source(s.source, s.origin), s.id, list(s.symbols), dict(s.params)) for s in config.strategies]
+
+
+async def run_async(
+    config: RunConfig,
+    *,
+    data: Sequence[str | os.PathLike[str]] | None = None,
+    journal: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+    tz: str | None = None,
+    progress: Progress | None = None,
+    market: MarketSeries | None = None,
+    fingerprints: dict[str, Any] | None = None,
+    parent: str = "",
+) -> Path:
+    """Run a backtest and write its journal; returns the journal path."""
+    if market is None:
+        loaded, market = load_market(config, data, tz=tz)
+        fingerprints = describe(loaded)
+        config = msgspec.structs.replace(config, data=[Path(b.path).name for b in loaded], symbols=market.symbols, symbol=None)
+    config = msgspec.structs.replace(config, strategies=strategy_configs(config, market.symbols), strategy=None, params={})
+    slots = slots_for(config)
+    first_open = int(market.timeline[0]) - next(iter(market.instruments.values())).interval
+    header = make_header(config, fingerprints or {}, first_open, parent=parent)
+    path = Path(journal) if journal is not None else DEFAULT_RUNS_DIR / f"{config.strategies[0].id}-{header.run_id}.journal"
+    writer = await JournalWriter.create(path, durability="normal", overwrite=overwrite or journal is None)
+    try:
+        engine = Engine(config, slots, market, sink=writer)
+        await drive(engine, writer, header, instruments_for(config, market, first_open), market, progress)
+    except BaseException:
+        await writer.close(STATUS_FAILED)
+        raise
+    await writer.close()
+    return path
+
+
+async def drive(
+    engine: Engine,
+    writer: JournalWriter,
+    header: RunStarted,
+    instruments: list[InstrumentDefinition],
+    market: MarketSeries,
+    progress: Progress | None,
+) -> None:
+    """Feed the header, instruments and bars; pump the journal as we go."""
+    engine.feed(header)
+    for inst in instruments:
+        engine.feed(inst)
+    total = market.bar_count
+    feed = engine.bus.feed
+    engine.start()
+    count = 0
+    for bar in market.bars():
+        feed(bar)
+        count += 1
+        if count % PUMP_EVERY == 0:
+            await writer.pump()
+            if progress is not None:
+                progress(count, total)
+    engine.finish()
+    if progress is not None:
+        progress(total, total)
+
+
+def run_backtest(
+    strategy: str | None = None,
+    *,
+    data: Sequence[str | os.PathLike[str]] | str | None = None,
+    symbol: str | None = None,
+    params: dict[str, Any] | None = None,
+    config: RunConfig | dict[str, Any] | str | os.PathLike[str] | None = None,
+    journal: str | os.PathLike[str] | None = None,
+    fill: str | None = None,
+    tz: str | None = None,
+    overwrite: bool = False,
+    **overrides: Any,
+) -> Result:
+    """Run a backtest and return its :class:`Result` (rebuilt from the journal)."""
+    if isinstance(data, (str, os.PathLike)):
+        data = [data]
+    run_config = build_config(config, strategy=strategy, symbol=symbol, fill_model=fill, **overrides)
+    if params:
+        run_config = build_config(run_config, params={**run_config.params, **params})
+    path = asyncio.run(run_async(run_config, data=data, journal=journal, overwrite=overwrite, tz=tz))
+    return Result.from_journal(path)
+
+
+# -- replay ------------------------------------------------------------------------------------------
+
+
+def engine_from_journal(reader: JournalReader, sink: EventSink) -> Engine:
+    """Rebuild a run's actor graph from its header and its journaled bars."""
+    header = reader.event(1)
+    if not isinstance(header, RunStarted):
+        raise ValueError(f"{reader.path}: seq 1 is not a run header")
+    config = cfg.parse(json.loads(header.config))
+    bars = [event for _, event in reader.events(kinds=["bar"]) if isinstance(event, Bar)]
+    market = MarketSeries.from_bars(bars)
+    return Engine(config, slots_for(config), market, sink=sink)
+
+
+def replay(path: str | os.PathLike[str]) -> ReplayReport:
+    """``tidemark replay --check``: regenerate every output and compare."""
+    with JournalReader(path) as reader:
+        return replay_check(reader, engine_from_journal)

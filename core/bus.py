@@ -1,0 +1,240 @@
+"""The event bus: one sequencer, journal before delivery, run to completion.
+
+Delivery rules (delivery order is a pure function of input order):
+
+1. Every event gets the next sequence number when it is published, is handed
+   to the sink (the journal), then queued.
+2. The queue is FIFO. A handler runs to its end before the next event is
+   delivered; events it publishes are delivered after it.
+3. Subscribers of a type are called in subscription order ("early" phase).
+4. "Late" subscribers of an event run only once everything the early phase
+   caused has been delivered. Strategies subscribe late to bars, so a
+   strategy sees bar *i* after the fills that bar *i*'s open produced.
+5. The bus clock is the timestamp of the event being delivered and never
+   goes backwards.
+
+Inputs (market data, exchange responses, live timers) enter with
+:meth:`Bus.feed`; everything actors derive is published with
+:meth:`Bus.publish` and is an output. Replay feeds the inputs and
+regenerates the outputs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+from core.clock import SimulatedClock
+from core.events import Event, Timer
+
+Handler = Callable[[Any], None]
+
+
+class EventSink(Protocol):
+    """Where sequenced events go before delivery (the journal)."""
+
+    def record(self, seq: int, event: Event, is_input: bool, cause: int) -> None: ...
+
+
+class BusFault(RuntimeError):
+    """A handler raised; the bus stops (fail-stop) and names the event."""
+
+    def __init__(self, seq: int, event: Event, handler: str, error: BaseException) -> None:
+        super().__init__(f"handler {handler} failed on seq {seq} ({type(event).__name__}): {error!r}")
+        self.seq = seq
+        self.event = event
+        self.error = error
+
+
+class Actor:
+    """An actor: private state, handlers, talks only through events.
+
+    Subclasses override :meth:`subscriptions` and the lifecycle hooks. Hot
+    handlers are plain synchronous methods.
+    """
+
+    name: str = "actor"
+    bus: Bus
+
+    def subscriptions(self) -> Iterable[tuple[type[Event], Handler, bool]]:
+        """``(event type, handler, late)`` triples, in delivery order."""
+        return ()
+
+    def on_start(self) -> None:
+        """Called once when the run starts, before the first input."""
+
+    def on_stop(self) -> None:
+        """Called once when the run ends (inputs exhausted or stopped)."""
+
+    def on_reset(self) -> None:
+        """Return to the freshly constructed state."""
+
+    def on_fault(self, event: Event, error: BaseException) -> None:
+        """A handler of this actor raised on ``event``; the bus stops after."""
+
+
+class Bus:
+    """Single-threaded sequencer and dispatcher. Not thread-safe."""
+
+    def __init__(
+        self,
+        sink: EventSink | None = None,
+        clock: SimulatedClock | None = None,
+        *,
+        start_seq: int = 0,
+        inbound_size: int = 10_000,
+    ) -> None:
+        self.clock = clock if clock is not None else SimulatedClock()
+        self._record = sink.record if sink is not None else None
+        self._seq = start_seq
+        self._queue: deque[tuple[int, Event]] = deque()
+        self._late: deque[tuple[int, Event, tuple[Handler, ...]]] = deque()
+        self._early_subs: dict[type[Event], tuple[Handler, ...]] = {}
+        self._late_subs: dict[type[Event], tuple[Handler, ...]] = {}
+        self._owners: dict[Handler, Actor] = {}
+        self._actors: list[Actor] = []
+        self._dispatching = False
+        self._cause = 0
+        self._failed: BusFault | None = None
+        self._inbound_size = inbound_size
+        self._inbound: asyncio.Queue[Event] | None = None
+
+    # -- wiring -----------------------------------------------------------
+
+    @property
+    def seq(self) -> int:
+        """Sequence number of the last event published."""
+        return self._seq
+
+    @property
+    def actors(self) -> list[Actor]:
+        return list(self._actors)
+
+    def add(self, actor: Actor) -> Actor:
+        """Attach ``actor``; its handlers run after those already attached."""
+        actor.bus = self
+        self._actors.append(actor)
+        for event_type, handler, late in actor.subscriptions():
+            self.subscribe(event_type, handler, late=late)
+            self._owners[handler] = actor
+        return actor
+
+    def subscribe(self, event_type: type[Event], handler: Handler, *, late: bool = False) -> None:
+        table = self._late_subs if late else self._early_subs
+        table[event_type] = table.get(event_type, ()) + (handler,)
+
+    def now(self) -> int:
+        return self.clock._now
+
+    # -- publishing -------------------------------------------------------
+
+    def feed(self, event: Event) -> int:
+        """Bring an input in: sequence it, journal it, deliver to completion.
+
+        Due simulated timers fire (as outputs) before the input is delivered.
+        """
+        if self._failed is not None:
+            raise self._failed
+        timers = self.clock._timers
+        if timers and timers[0][0] <= event.ts:
+            for fire_at, name in self.clock.pop_due(event.ts):
+                self._emit(Timer(fire_at, name), False)
+        return self._emit(event, True)
+
+    def publish(self, event: Event) -> int:
+        """Publish an output derived by an actor; delivered after the
+        current handler (or at once when nothing is being delivered)."""
+        return self._emit(event, False)
+
+    def _emit(self, event: Event, is_input: bool) -> int:
+        self._seq = seq = self._seq + 1
+        if self._record is not None:
+            self._record(seq, event, is_input, 0 if is_input else self._cause)
+        self._queue.append((seq, event))
+        if not self._dispatching:
+            self._drain()
+        return seq
+
+    def _drain(self) -> None:
+        queue = self._queue
+        late = self._late
+        early_subs = self._early_subs
+        late_subs = self._late_subs
+        clock = self.clock
+        self._dispatching = True
+        seq = 0
+        event: Event | None = None
+        handler: Handler | None = None
+        try:
+            while True:
+                while queue:
+                    seq, event = queue.popleft()
+                    ts = event.ts
+                    if ts != clock._now:
+                        clock.advance(ts)
+                    self._cause = seq
+                    cls = type(event)
+                    handlers = early_subs.get(cls)
+                    if handlers is not None:
+                        for handler in handlers:
+                            handler(event)
+                    lates = late_subs.get(cls)
+                    if lates is not None:
+                        late.append((seq, event, lates))
+                if not late:
+                    break
+                seq, event, lates = late.popleft()
+                self._cause = seq
+                for handler in lates:
+                    handler(event)
+        except Exception as exc:
+            self._fail(seq, event, handler, exc)
+        finally:
+            self._dispatching = False
+
+    def _fail(self, seq: int, event: Event | None, handler: Handler | None, exc: Exception) -> None:
+        assert event is not None
+        owner = self._owners.get(handler) if handler is not None else None
+        name = getattr(handler, "__qualname__", repr(handler))
+        if owner is not None:
+            owner.on_fault(event, exc)
+        self._queue.clear()
+        self._late.clear()
+        self._failed = BusFault(seq, event, name, exc)
+        raise self._failed from exc
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def start(self) -> None:
+        for actor in self._actors:
+            actor.on_start()
+
+    def stop(self) -> None:
+        for actor in self._actors:
+            actor.on_stop()
+
+    # -- live inputs --------------------------------------------------------
+
+    @property
+    def inbound(self) -> asyncio.Queue[Event]:
+        """Bounded queue through which adapters and I/O tasks bring inputs."""
+        if self._inbound is None:
+            self._inbound = asyncio.Queue(self._inbound_size)
+        return self._inbound
+
+    async def run_inbound(self, until: asyncio.Event) -> None:
+        """Feed inputs from :attr:`inbound` in arrival order until ``until`` is set."""
+        queue = self.inbound
+        while not until.is_set():
+            getter = asyncio.ensure_future(queue.get())
+            stopper = asyncio.ensure_future(until.wait())
+            done, _ = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if getter in done:
+                self.feed(getter.result())
+            else:
+                getter.cancel()
+            stopper.cancel()
+        while not queue.empty():
+            self.feed(queue.get_nowait())

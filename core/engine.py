@@ -1,0 +1,116 @@
+"""Assemble the actor graph of a run and drive its inputs.
+
+Subscription order (fixed): the venue, then the account, then each strategy
+(late, in config order). The same graph serves a backtest, a replay and a
+rerun; only where the inputs come from differs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from core.bus import Actor, Bus, EventSink, Handler
+from core.config import RunConfig, duration_ns, execution_config, risk_limits
+from core.events import Bar, Event, InstrumentDefinition, RunFinished, RunStarted
+from core.execution import SimulatedVenue
+from core.portfolio import Portfolio
+from core.risk import RiskEngine
+from core.series import MarketSeries
+from core.strategy import LoadedStrategy, StrategyRunner
+
+
+class AccountActor(Actor):
+    """Marks positions at each close, snapshots the account at a cadence and
+    feeds the risk engine's equity path when its limits need it."""
+
+    name = "account"
+
+    def __init__(self, portfolio: Portfolio, risk: RiskEngine, snapshot_every: int) -> None:
+        self.portfolio = portfolio
+        self.risk = risk
+        self.snapshot_every = snapshot_every
+        self._bucket: int | None = None
+        self._watch = risk.limits.watches_equity
+
+    def subscriptions(self) -> Iterable[tuple[type[Event], Handler, bool]]:
+        return ((InstrumentDefinition, self.on_instrument, False), (Bar, self.on_bar, False))
+
+    def on_instrument(self, event: InstrumentDefinition) -> None:
+        self.portfolio.add_instrument(event)
+
+    def on_bar(self, bar: Bar) -> None:
+        self.portfolio.marks[bar.instrument] = bar.close
+        if bar.last:
+            if self._watch:
+                self.risk.observe(bar.ts)
+            bucket = bar.ts // self.snapshot_every
+            if bucket != self._bucket:
+                if self._bucket is not None:
+                    self.bus.publish(self.portfolio.snapshot(bar.ts))
+                self._bucket = bucket
+
+
+@dataclass
+class StrategySlot:
+    """A strategy placed in a run: its id, instruments and parameters."""
+
+    strategy: LoadedStrategy
+    strategy_id: str
+    symbols: list[str]
+    params: dict[str, Any]
+
+
+class Engine:
+    """One run's actor graph on one bus."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        slots: list[StrategySlot],
+        market: MarketSeries,
+        *,
+        sink: EventSink | None = None,
+    ) -> None:
+        self.config = config
+        self.bus = Bus(sink)
+        self.portfolio = Portfolio(config.initial_cash, config.currency)
+        self.risk = RiskEngine(risk_limits(config), self.portfolio)
+        self.venue = SimulatedVenue(self.portfolio, self.risk, execution_config(config), seed=config.seed)
+        self.account = AccountActor(self.portfolio, self.risk, duration_ns(config.snapshot_every))
+        self.bus.add(self.venue)
+        self.bus.add(self.account)
+        self.runners = [
+            StrategyRunner(slot.strategy, slot.strategy_id, slot.symbols, slot.params, market, self.portfolio) for slot in slots
+        ]
+        for runner in self.runners:
+            self.bus.add(runner)
+        self.started = False
+        self.finished = False
+
+    def feed(self, event: Event) -> None:
+        """Bring in one input; strategies start at the first market event."""
+        if not self.started and not isinstance(event, (RunStarted, InstrumentDefinition)):
+            self.start()
+        self.bus.feed(event)
+
+    def start(self) -> None:
+        if not self.started:
+            self.started = True
+            self.bus.start()
+
+    def finish(self, status: str = "finished") -> None:
+        """End of inputs: strategies' on_finish, cancel working orders, final
+        snapshot, RunFinished. All are outputs (replay regenerates them)."""
+        if self.finished:
+            return
+        self.finished = True
+        self.start()
+        for runner in self.runners:
+            runner.finish()
+        self.venue.cancel_all("run_end")
+        bus = self.bus
+        bus.publish(self.portfolio.snapshot(bus.now()))
+        bus.stop()
+        bus.publish(RunFinished(bus.now(), status, bus.seq + 1))

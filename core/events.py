@@ -1,0 +1,463 @@
+"""Every event tidemark exchanges, as frozen, tagged msgspec Structs.
+
+Invariants shared by all events:
+
+* ``ts`` is the event time in integer nanoseconds since the Unix epoch (UTC).
+  For events derived by actors it is the bus clock when they were published.
+* Structs are ``array_like``: a payload is ``[tag, field1, field2, ...]``.
+  Schema evolution therefore follows msgspec's rules for array-like structs:
+  new fields are appended with defaults, existing fields never change type
+  or position. An incompatible change gets a new tag and an upcaster
+  (see :mod:`core.codec`); old journals are never rewritten.
+* Tags are explicit, short and stable. Renaming a class is fine; changing a
+  tag breaks every journal ever written and is caught by the golden
+  fixtures in ``tests/data/events``.
+* Prices and quantities are floats in instrument units; quantities are
+  unsigned and ``side`` gives the direction.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Final
+
+import msgspec
+
+SCHEMA_VERSION: Final = 1
+"""Version of the event schema as a whole; bumped on any tag/shape change."""
+
+BUY: Final = "buy"
+SELL: Final = "sell"
+
+
+class Event(msgspec.Struct, frozen=True, array_like=True, tag_field="t", gc=False):
+    """Base of every event. ``ts``: event time, ns since epoch (UTC)."""
+
+    ts: int
+
+    version: ClassVar[int] = 1
+    """Shape version of this tag; an upcaster lifts older versions."""
+
+
+# --------------------------------------------------------------------------
+# Market data (inputs). ``ts_recv`` is the local receive stamp of live data
+# (0 in backtests); it is journaled data, never read from a clock in core.
+# --------------------------------------------------------------------------
+
+
+class Bar(Event, frozen=True, tag="bar"):
+    """One OHLCV bar. ``ts`` is the bar's *close* time; it opened at
+    ``ts - interval``. ``last`` is true for the final bar of a timestamp
+    group across the run's instruments (multi-symbol strategies act on it)."""
+
+    instrument: str
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    interval: int
+    last: bool = True
+    ts_recv: int = 0
+
+
+class Trade(Event, frozen=True, tag="trade"):
+    """A public trade print. ``side`` is the aggressor side."""
+
+    instrument: str
+    price: float
+    size: float
+    side: str
+    trade_id: str = ""
+    ts_recv: int = 0
+
+
+class Quote(Event, frozen=True, tag="quote"):
+    """Top of book."""
+
+    instrument: str
+    bid: float
+    bid_size: float
+    ask: float
+    ask_size: float
+    ts_recv: int = 0
+
+
+class BookSnapshot(Event, frozen=True, tag="book"):
+    """Full depth snapshot. Bids descending, asks ascending."""
+
+    instrument: str
+    bid_prices: tuple[float, ...]
+    bid_sizes: tuple[float, ...]
+    ask_prices: tuple[float, ...]
+    ask_sizes: tuple[float, ...]
+    update_id: int = 0
+    ts_recv: int = 0
+
+
+class BookDelta(Event, frozen=True, tag="bookd"):
+    """Level updates; a size of 0 removes the level.
+
+    ``first_update_id``..``update_id`` is the exchange's sequence range and
+    ``prev_update_id`` the previous message's last id (0 when unknown)."""
+
+    instrument: str
+    bid_prices: tuple[float, ...]
+    bid_sizes: tuple[float, ...]
+    ask_prices: tuple[float, ...]
+    ask_sizes: tuple[float, ...]
+    first_update_id: int = 0
+    update_id: int = 0
+    prev_update_id: int = 0
+    ts_recv: int = 0
+
+
+class FundingRate(Event, frozen=True, tag="fund"):
+    """Funding rate (fraction per interval) effective at ``ts``."""
+
+    instrument: str
+    rate: float
+    next_funding_ts: int = 0
+    interval: int = 0
+    ts_recv: int = 0
+
+
+class MarkPrice(Event, frozen=True, tag="mark"):
+    instrument: str
+    price: float
+    index_price: float = 0.0
+    ts_recv: int = 0
+
+
+class InstrumentDefinition(Event, frozen=True, tag="instr"):
+    """Static instrument metadata.
+
+    ``kind``: spot | perpetual | future | equity_future.
+    ``contract_size``: units of base per contract (inverse: quote per contract).
+    ``multiplier``: point value (PnL per point per contract).
+    Fees are fractions of notional (0.0004 = 4 bps); ``fee_per_contract``
+    in the settlement currency. ``expiry`` is 0 for non-dated instruments.
+    """
+
+    instrument: str
+    kind: str = "spot"
+    base: str = ""
+    quote: str = ""
+    settle: str = ""
+    inverse: bool = False
+    tick_size: float = 0.0
+    lot_size: float = 0.0
+    min_notional: float = 0.0
+    contract_size: float = 1.0
+    multiplier: float = 1.0
+    maker_fee: float = 0.0
+    taker_fee: float = 0.0
+    fee_per_contract: float = 0.0
+    expiry: int = 0
+    initial_margin: float = 0.0
+    maintenance_margin: float = 0.0
+
+
+# --------------------------------------------------------------------------
+# Commands (outputs of strategies).
+# --------------------------------------------------------------------------
+
+
+class SubmitOrder(Event, frozen=True, tag="submit"):
+    """A new order.
+
+    ``order_type``: market | limit | stop | stop_limit.
+    ``tif``: GTC | IOC | FOK | GTD (``expire_ts`` for GTD).
+    ``price`` is the limit price, ``trigger_price`` the stop price (0 = none).
+    ``stop_loss`` / ``take_profit`` (0 = none) make this the parent of a
+    bracket: on fill, the two exits are placed one-cancels-other.
+    ``parent_id``: the bracket parent or execution-algorithm parent.
+    ``risk_price``: the protective stop used for risk sizing and heat (0 = none).
+    """
+
+    strategy: str
+    order_id: str
+    instrument: str
+    side: str
+    quantity: float
+    order_type: str = "market"
+    price: float = 0.0
+    trigger_price: float = 0.0
+    tif: str = "GTC"
+    expire_ts: int = 0
+    post_only: bool = False
+    reduce_only: bool = False
+    stop_loss: float = 0.0
+    take_profit: float = 0.0
+    parent_id: str = ""
+    risk_price: float = 0.0
+    tag: str = ""
+
+
+class CancelOrder(Event, frozen=True, tag="cancel"):
+    strategy: str
+    order_id: str
+
+
+class ModifyOrder(Event, frozen=True, tag="modify"):
+    """Change quantity and/or prices of a working order (0 = unchanged)."""
+
+    strategy: str
+    order_id: str
+    quantity: float = 0.0
+    price: float = 0.0
+    trigger_price: float = 0.0
+
+
+# --------------------------------------------------------------------------
+# Execution reports (outputs of the execution actor).
+# --------------------------------------------------------------------------
+
+
+class OrderAccepted(Event, frozen=True, tag="acc"):
+    strategy: str
+    order_id: str
+    instrument: str
+
+
+class OrderRejected(Event, frozen=True, tag="rej"):
+    """``reason``: a machine-readable code, e.g. ``post_only_would_cross``."""
+
+    strategy: str
+    order_id: str
+    instrument: str
+    reason: str
+    detail: str = ""
+
+
+class OrderTriggered(Event, frozen=True, tag="trig"):
+    strategy: str
+    order_id: str
+    instrument: str
+    trigger_price: float
+
+
+class OrderFilled(Event, frozen=True, tag="fill"):
+    """One execution.
+
+    ``exec_ts``: market time the price belongs to (bar open for next-open
+    fills, bar close for close fills, book update time for book fills).
+    ``leaves``: quantity still working after this fill.
+    ``liquidity``: maker | taker. ``fee`` in ``fee_currency``.
+    ``slippage``: price moved against the order by the slippage model
+    (price units, >= 0). ``slippage_model``/``fee_model`` name the model
+    actually used (after any fallback). ``source_seq``: the bus sequence of
+    the market event matched against; ``levels``: book levels consumed.
+    """
+
+    strategy: str
+    order_id: str
+    fill_id: str
+    instrument: str
+    side: str
+    quantity: float
+    price: float
+    exec_ts: int
+    leaves: float
+    liquidity: str
+    fee: float
+    fee_currency: str = ""
+    fee_model: str = ""
+    slippage: float = 0.0
+    slippage_model: str = ""
+    source_seq: int = 0
+    levels: int = 0
+    latency: int = 0
+
+
+class OrderCanceled(Event, frozen=True, tag="cxl"):
+    strategy: str
+    order_id: str
+    instrument: str
+    reason: str = ""
+    leaves: float = 0.0
+
+
+class OrderExpired(Event, frozen=True, tag="exp"):
+    strategy: str
+    order_id: str
+    instrument: str
+    leaves: float = 0.0
+
+
+# --------------------------------------------------------------------------
+# Portfolio (outputs).
+# --------------------------------------------------------------------------
+
+
+class PositionChanged(Event, frozen=True, tag="pos"):
+    """Position of ``strategy`` in ``instrument`` after a fill.
+
+    ``quantity`` is signed (negative = short). ``realized`` is the realized
+    PnL of this change in the settlement currency, before fees."""
+
+    strategy: str
+    instrument: str
+    quantity: float
+    avg_price: float
+    realized: float
+    realized_total: float
+
+
+class FundingApplied(Event, frozen=True, tag="funda"):
+    """Funding paid (negative) or received (positive) by a position.
+
+    ``amount = -quantity * contract_value(mark) * rate``: longs pay when the
+    rate is positive. ``source``: feed | history | fallback."""
+
+    strategy: str
+    instrument: str
+    quantity: float
+    rate: float
+    mark: float
+    amount: float
+    currency: str = ""
+    source: str = "feed"
+
+
+class FundingUnavailable(Event, frozen=True, tag="fundu"):
+    """No funding rate could be had for a due funding time; ``fallback``
+    names the explicit policy applied (e.g. ``rate:0.0001`` or ``skip``)."""
+
+    instrument: str
+    funding_ts: int
+    fallback: str
+
+
+class AccountSnapshot(Event, frozen=True, tag="acct"):
+    """Account state in the account currency. Identity, checked in tests:
+    ``equity == initial + realized + unrealized - fees + funding``."""
+
+    cash: float
+    equity: float
+    realized: float
+    unrealized: float
+    fees: float
+    funding: float
+    gross_exposure: float
+    leverage: float
+    margin: float = 0.0
+
+
+class RiskRejected(Event, frozen=True, tag="risk"):
+    """A pre-trade refusal. ``reason`` is a code from :mod:`core.risk`."""
+
+    strategy: str
+    order_id: str
+    instrument: str
+    reason: str
+    detail: str = ""
+
+
+class MarginCall(Event, frozen=True, tag="mcall"):
+    instrument: str
+    equity: float
+    maintenance: float
+
+
+class Liquidation(Event, frozen=True, tag="liq"):
+    strategy: str
+    instrument: str
+    quantity: float
+    price: float
+    fee: float
+
+
+# --------------------------------------------------------------------------
+# Lifecycle.
+# --------------------------------------------------------------------------
+
+
+class RunStarted(Event, frozen=True, tag="start"):
+    """Run header, always seq 1. ``config`` is canonical JSON of the full run
+    config; ``fingerprints`` is JSON ``{name: sha256}`` of every data input;
+    ``seed`` drives every random choice of the run."""
+
+    run_id: str
+    config: str
+    config_hash: str
+    fingerprints: str
+    package_version: str
+    seed: int = 0
+    parent_run_id: str = ""
+    mode: str = "backtest"
+
+
+class Timer(Event, frozen=True, tag="timer"):
+    name: str
+
+
+class FeedGap(Event, frozen=True, tag="gap"):
+    """The feed for ``instrument`` is broken (stale, sequence gap, crossed)."""
+
+    instrument: str
+    reason: str
+    detail: str = ""
+    resynced: bool = False
+    ts_recv: int = 0
+
+
+class RunFinished(Event, frozen=True, tag="finish"):
+    status: str
+    events: int
+
+
+class Log(Event, frozen=True, tag="log"):
+    """A strategy log line that is part of the run's record."""
+
+    source: str
+    level: str
+    message: str
+
+
+MarketEvent = Bar | Trade | Quote | BookSnapshot | BookDelta | FundingRate | MarkPrice
+
+AnyEvent = (
+    Bar
+    | Trade
+    | Quote
+    | BookSnapshot
+    | BookDelta
+    | FundingRate
+    | MarkPrice
+    | InstrumentDefinition
+    | SubmitOrder
+    | CancelOrder
+    | ModifyOrder
+    | OrderAccepted
+    | OrderRejected
+    | OrderTriggered
+    | OrderFilled
+    | OrderCanceled
+    | OrderExpired
+    | PositionChanged
+    | FundingApplied
+    | FundingUnavailable
+    | AccountSnapshot
+    | RiskRejected
+    | MarginCall
+    | Liquidation
+    | RunStarted
+    | Timer
+    | FeedGap
+    | RunFinished
+    | Log
+)
+"""The union of every current event type; the journal decodes with it."""
+
+EVENT_TYPES: tuple[type[Event], ...] = AnyEvent.__args__  # type: ignore[attr-defined]
+
+
+def tag_of(cls: type[Event]) -> str:
+    """The stable wire tag of an event class."""
+    tag = cls.__struct_config__.tag
+    assert isinstance(tag, str)
+    return tag
+
+
+TAGS: dict[type[Event], str] = {cls: tag_of(cls) for cls in EVENT_TYPES}
+"""Class -> tag, in union order (a dict: iteration order is fixed)."""

@@ -1,0 +1,118 @@
+"""Aligned OHLCV arrays for one or many instruments on a common timeline.
+
+``timeline`` holds the bar close times (ns) of the run, sorted and unique.
+Each instrument has float arrays of the timeline's length; where an
+instrument has no bar at a timeline step its row is NaN (an explicit gap)
+and ``present`` is False there. Bars are fed to the bus in (time, instrument
+order) and the last bar of each time step carries ``last=True``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.events import Bar
+
+FIELDS = ("open", "high", "low", "close", "volume")
+
+
+@dataclass
+class InstrumentSeries:
+    symbol: str
+    interval: int
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    present: np.ndarray
+
+    def field(self, name: str) -> np.ndarray:
+        return getattr(self, name)  # type: ignore[no-any-return]
+
+
+class MarketSeries:
+    """The bar data of a run, aligned on one timeline."""
+
+    def __init__(self, timeline: np.ndarray, instruments: dict[str, InstrumentSeries]) -> None:
+        self.timeline = np.ascontiguousarray(timeline, dtype=np.int64)
+        self.instruments = instruments
+        for series in instruments.values():
+            if len(series.close) != len(self.timeline):
+                raise ValueError(f"{series.symbol}: {len(series.close)} rows for a timeline of {len(self.timeline)}")
+
+    @property
+    def symbols(self) -> list[str]:
+        return list(self.instruments)
+
+    def __len__(self) -> int:
+        return len(self.timeline)
+
+    @property
+    def bar_count(self) -> int:
+        return int(sum(int(s.present.sum()) for s in self.instruments.values()))
+
+    @classmethod
+    def from_bars(cls, bars: Iterable[Bar]) -> MarketSeries:
+        """Rebuild the arrays from Bar events (as a journal holds them)."""
+        rows: dict[str, dict[int, tuple[float, float, float, float, float]]] = {}
+        intervals: dict[str, int] = {}
+        times: dict[int, None] = {}
+        for bar in bars:
+            rows.setdefault(bar.instrument, {})[bar.ts] = (bar.open, bar.high, bar.low, bar.close, bar.volume)
+            intervals.setdefault(bar.instrument, bar.interval)
+            times[bar.ts] = None
+        timeline = np.array(sorted(times), dtype=np.int64)
+        index = {ts: i for i, ts in enumerate(timeline.tolist())}
+        instruments = {}
+        for symbol, by_ts in rows.items():
+            data = np.full((len(timeline), 5), np.nan)
+            present = np.zeros(len(timeline), dtype=bool)
+            positions = np.fromiter((index[ts] for ts in by_ts), dtype=np.int64, count=len(by_ts))
+            data[positions] = np.array(list(by_ts.values()), dtype=float).reshape(-1, 5)
+            present[positions] = True
+            instruments[symbol] = InstrumentSeries(
+                symbol, intervals[symbol], *(np.ascontiguousarray(data[:, k]) for k in range(5)), present
+            )
+        return cls(timeline, instruments)
+
+    def bars(self) -> Iterator[Bar]:
+        """Bar events in feed order: by time, then instrument order."""
+        symbols = list(self.instruments)
+        if len(symbols) == 1:
+            yield from self._single_bars(self.instruments[symbols[0]])
+            return
+        columns = {
+            s: (
+                self.instruments[s].open.tolist(),
+                self.instruments[s].high.tolist(),
+                self.instruments[s].low.tolist(),
+                self.instruments[s].close.tolist(),
+                self.instruments[s].volume.tolist(),
+                self.instruments[s].present.tolist(),
+                self.instruments[s].interval,
+            )
+            for s in symbols
+        }
+        for i, ts in enumerate(self.timeline.tolist()):
+            here = [s for s in symbols if columns[s][5][i]]
+            for k, s in enumerate(here):
+                o, h, lo, c, v, _, interval = columns[s]
+                yield Bar(ts, s, o[i], h[i], lo[i], c[i], v[i], interval, k == len(here) - 1)
+
+    def _single_bars(self, series: InstrumentSeries) -> Iterator[Bar]:
+        symbol = series.symbol
+        interval = series.interval
+        for ts, o, h, lo, c, v in zip(
+            self.timeline.tolist(),
+            series.open.tolist(),
+            series.high.tolist(),
+            series.low.tolist(),
+            series.close.tolist(),
+            series.volume.tolist(),
+            strict=True,
+        ):
+            yield Bar(ts, symbol, o, h, lo, c, v, interval)

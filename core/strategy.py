@@ -1,0 +1,628 @@
+"""The strategy runtime: the module/class contract, ``ctx``, the runner actor.
+
+Contract (module or class with the same names)::
+
+    schema() -> dict                       # id, name, inputs
+    on_init(ctx)                           # once, before the first bar
+    on_bar(ctx, i)                         # i = index on the run's timeline
+    on_order(ctx, event)    (optional)     # any execution report of its orders
+    on_trade(ctx, fill)     (optional)     # each of its fills
+    on_finish(ctx)          (optional)
+
+``ctx.open/high/low/close/volume/time`` are NumPy views that end at the
+current bar: ``ctx.close[-1]`` (== ``ctx.close[i]``) is the current close.
+``ctx.ind.<name>(array, ...)`` computes an indicator once over the whole
+series and returns the prefix view on every later call (O(1) per call);
+indicators are causal, so the view reveals nothing after the current bar.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from core import indicators
+from core.bus import Actor, Handler
+from core.events import (
+    BUY,
+    SELL,
+    Bar,
+    Event,
+    Log,
+    OrderAccepted,
+    OrderCanceled,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderTriggered,
+    RiskRejected,
+    SubmitOrder,
+    CancelOrder,
+)
+from core.ids import IdSequence, content_id
+from core.instruments import point_value
+from core.params import check_schema, resolve
+from core.portfolio import Portfolio, Position
+from core.series import MarketSeries
+
+ORDER_EVENTS = (OrderAccepted, OrderRejected, OrderTriggered, OrderCanceled, OrderExpired, RiskRejected)
+
+
+class StrategyError(RuntimeError):
+    """A strategy does not follow the contract."""
+
+
+# -- loading -------------------------------------------------------------------------------
+
+
+@dataclass
+class LoadedStrategy:
+    """A strategy ready to run: its hooks bound, its schema checked."""
+
+    schema: dict[str, Any]
+    on_init: Callable[[Any], None] | None
+    on_bar: Callable[[Any, int], None]
+    on_order: Callable[[Any, Any], None] | None
+    on_trade: Callable[[Any, Any], None] | None
+    on_finish: Callable[[Any], None] | None
+    source: str
+
+    @property
+    def id(self) -> str:
+        return str(self.schema["id"])
+
+
+class Strategy:
+    """Base for class-based strategies: override the hooks you need."""
+
+    @classmethod
+    def schema(cls) -> dict[str, Any]:
+        return {"id": cls.__name__.lower(), "name": cls.__name__, "inputs": {}}
+
+    def on_init(self, ctx: Context) -> None:
+        """Called once before the first bar."""
+
+    def on_bar(self, ctx: Context, i: int) -> None:
+        raise NotImplementedError
+
+
+def load_source(source: str, filename: str = "<strategy>") -> LoadedStrategy:
+    """Build a strategy from its source text (as stored in a run header)."""
+    module = types.ModuleType(f"tidemark_strategy_{content_id(filename, length=12)}")
+    module.__file__ = filename
+    try:
+        code = compile(source, filename, "exec")
+        exec(code, module.__dict__)
+    except Exception as exc:
+        raise StrategyError(f"{filename}: cannot load strategy: {type(exc).__name__}: {exc}") from exc
+    return from_namespace(module.__dict__, source, filename)
+
+
+def from_namespace(namespace: dict[str, Any], source: str, filename: str) -> LoadedStrategy:
+    if callable(namespace.get("on_bar")) and callable(namespace.get("schema")):
+        hooks: Any = types.SimpleNamespace(**namespace)
+        schema = namespace["schema"]()
+    else:
+        classes = [
+            obj
+            for obj in namespace.values()
+            if isinstance(obj, type) and issubclass(obj, Strategy) and obj is not Strategy and obj.__module__ == namespace.get("__name__")
+        ]
+        if len(classes) != 1:
+            raise StrategyError(f"{filename}: define schema() and on_bar(ctx, i), or exactly one Strategy subclass")
+        hooks = classes[0]()
+        schema = classes[0].schema()
+    schema = check_schema(schema)
+    return LoadedStrategy(
+        schema,
+        getattr(hooks, "on_init", None),
+        hooks.on_bar,
+        getattr(hooks, "on_order", None),
+        getattr(hooks, "on_trade", None),
+        getattr(hooks, "on_finish", None),
+        source,
+    )
+
+
+# -- ctx pieces ----------------------------------------------------------------------------
+
+
+class IndicatorCache:
+    """``ctx.ind``: indicators computed once per (source series, params).
+
+    Arrays handed out by ``ctx`` are registered for the current bar; an
+    indicator on one of them is computed over the full series once and
+    returned as a prefix view. Any other array (a user-made one) is computed
+    directly, which is correct but O(n).
+    """
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+        self._results: dict[tuple[Any, ...], np.ndarray] = {}
+        self._owners: dict[tuple[Any, ...], Any] = {}  # keeps sources alive so ids stay unique
+
+    def _one(self, name: str, x: Any, *args: Any) -> np.ndarray:
+        """Fast path for single-series indicators (the per-bar hot path)."""
+        ctx = self._ctx
+        source = ctx._registered.get(id(x))
+        if source is None:
+            return np.asarray(indicators.FUNCTIONS[name](x, *args))
+        n, full = source
+        key = (name, id(full), *args)
+        result = self._results.get(key)
+        if result is None:
+            result = self._results[key] = np.asarray(indicators.FUNCTIONS[name](full, *args))
+            self._owners[key] = full
+        view = result[:n]
+        ctx._registered[id(view)] = (n, result)
+        ctx._keep.append(view)
+        return view
+
+    def _compute(self, name: str, arrays: tuple[Any, ...], args: tuple[Any, ...]) -> np.ndarray:
+        ctx = self._ctx
+        sources = [ctx._registered.get(id(a)) for a in arrays]
+        if any(s is None for s in sources):
+            return np.asarray(indicators.FUNCTIONS[name](*arrays, *args))
+        fulls = [s[1] for s in sources if s is not None]
+        key = (name, *(id(f) for f in fulls), *args)
+        result = self._results.get(key)
+        if result is None:
+            result = self._results[key] = np.asarray(indicators.FUNCTIONS[name](*fulls, *args))
+            self._owners[key] = fulls
+        n = len(arrays[0])
+        view = result[:n]
+        ctx._registered[id(view)] = (n, result)
+        ctx._keep.append(view)
+        return view
+
+    def sma(self, x: Any, n: int) -> np.ndarray:
+        return self._one("sma", x, n)
+
+    def ema(self, x: Any, n: int) -> np.ndarray:
+        return self._one("ema", x, n)
+
+    def rsi(self, x: Any, n: int = 14) -> np.ndarray:
+        return self._one("rsi", x, n)
+
+    def atr(self, high: Any, low: Any, close: Any, n: int = 14) -> np.ndarray:
+        return self._compute("atr", (high, low, close), (n,))
+
+    def stdev(self, x: Any, n: int) -> np.ndarray:
+        return self._one("stdev", x, n)
+
+    def ewm_vol(self, x: Any, span: int) -> np.ndarray:
+        return self._one("ewm_vol", x, span)
+
+    def correlation(self, a: Any, b: Any, n: int) -> np.ndarray:
+        return self._compute("correlation", (a, b), (n,))
+
+    def highest(self, x: Any, n: int) -> np.ndarray:
+        return self._one("highest", x, n)
+
+    def lowest(self, x: Any, n: int) -> np.ndarray:
+        return self._one("lowest", x, n)
+
+    def crossover(self, a: Any, b: Any) -> np.ndarray:
+        return self._compute("crossover", (a, b), ())
+
+    def crossunder(self, a: Any, b: Any) -> np.ndarray:
+        return self._compute("crossunder", (a, b), ())
+
+    def returns(self, x: Any) -> np.ndarray:
+        return self._one("returns", x)
+
+
+class SymbolData:
+    """Per-instrument views for ``ctx.data[symbol]`` (same names as ctx)."""
+
+    def __init__(self, ctx: Context, symbol: str, market: MarketSeries) -> None:
+        self._ctx = ctx
+        self.symbol = symbol
+        series = market.instruments[symbol]
+        self._arrays = {
+            "time": market.timeline,
+            "open": series.open,
+            "high": series.high,
+            "low": series.low,
+            "close": series.close,
+            "volume": series.volume,
+            "present": series.present,
+        }
+
+    def _view(self, name: str) -> np.ndarray:
+        return self._ctx._view(self.symbol, name, self._arrays[name])
+
+    time = property(lambda self: self._view("time"))
+    open = property(lambda self: self._view("open"))
+    high = property(lambda self: self._view("high"))
+    low = property(lambda self: self._view("low"))
+    close = property(lambda self: self._view("close"))
+    volume = property(lambda self: self._view("volume"))
+    present = property(lambda self: self._view("present"))
+
+    @property
+    def bars(self) -> np.ndarray:
+        """``(n, 6)`` array: time, open, high, low, close, volume."""
+        cols = [self._arrays[k][: self._ctx._n].astype(float) for k in ("time", "open", "high", "low", "close", "volume")]
+        return np.column_stack(cols)
+
+    @property
+    def position(self) -> PositionView:
+        return self._ctx.position_of(self.symbol)
+
+
+@dataclass(frozen=True, slots=True)
+class PositionView:
+    """``ctx.position``: ``size`` (signed), ``entry_price``, ``pnl`` (unrealized)."""
+
+    size: float
+    entry_price: float
+    pnl: float
+    realized: float
+
+
+class PortfolioView:
+    """``ctx.portfolio``: account-level figures, computed when read."""
+
+    def __init__(self, portfolio: Portfolio, strategy: str) -> None:
+        self._pf = portfolio
+        self._strategy = strategy
+
+    @property
+    def cash(self) -> float:
+        return self._pf.cash()
+
+    @property
+    def equity(self) -> float:
+        return self._pf.equity()
+
+    @property
+    def margin(self) -> float:
+        return 0.0
+
+    @property
+    def exposure(self) -> float:
+        return self._pf.gross_exposure()
+
+    @property
+    def leverage(self) -> float:
+        equity = self._pf.equity()
+        return self._pf.gross_exposure() / equity if equity > 0 else 0.0
+
+    @property
+    def realized(self) -> float:
+        return self._pf.total.realized
+
+    @property
+    def strategy_exposure(self) -> float:
+        return self._pf.gross_exposure(self._strategy)
+
+
+class Sizer:
+    """``ctx.size``: quantities from money (all for the primary instrument)."""
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    def fixed(self, amount: float) -> float:
+        return float(amount)
+
+    def percent_equity(self, pct: float, symbol: str | None = None) -> float:
+        """Quantity worth ``pct`` (0.1 = 10%) of equity at the last close."""
+        ctx = self._ctx
+        symbol = symbol or ctx.symbol
+        price = ctx.last_price(symbol)
+        inst = ctx._portfolio.instruments[symbol]
+        return ctx._portfolio.equity() * pct / (price * point_value(inst)) if price > 0 else 0.0
+
+    def risk(self, risk_pct: float, stop_distance: float, symbol: str | None = None) -> float:
+        """Quantity that loses ``risk_pct`` of equity if price moves ``stop_distance``."""
+        ctx = self._ctx
+        inst = ctx._portfolio.instruments[symbol or ctx.symbol]
+        if stop_distance <= 0:
+            return 0.0
+        return ctx._portfolio.equity() * risk_pct / (stop_distance * point_value(inst))
+
+
+class StrategyLog:
+    """``ctx.log``: lines become Log events in the journal."""
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    def _emit(self, level: str, message: str) -> None:
+        ctx = self._ctx
+        ctx._bus.publish(Log(ctx._bus.now(), ctx.strategy_id, level, str(message)))
+
+    def info(self, message: str) -> None:
+        self._emit("info", message)
+
+    def warn(self, message: str) -> None:
+        self._emit("warning", message)
+
+    warning = warn
+
+    def error(self, message: str) -> None:
+        self._emit("error", message)
+
+
+class Context:
+    """``ctx``: what a strategy sees and can do. See the module docstring."""
+
+    def __init__(
+        self,
+        strategy_id: str,
+        symbols: list[str],
+        params: dict[str, Any],
+        market: MarketSeries,
+        portfolio: Portfolio,
+        bus: Any,
+    ) -> None:
+        self.strategy_id = strategy_id
+        self.symbols = symbols
+        self.symbol = symbols[0]
+        self.params = params
+        self.state: dict[str, Any] = {}
+        self._market = market
+        self._portfolio = portfolio
+        self._bus = bus
+        self._n = 0
+        self._views: dict[tuple[str, str], np.ndarray] = {}
+        self._registered: dict[int, tuple[int, np.ndarray]] = {}
+        self._keep: list[np.ndarray] = []
+        self._ids = IdSequence(strategy_id)
+        self.data = {s: SymbolData(self, s, market) for s in market.symbols}
+        self._primary = self.data[self.symbol]
+        self.ind = IndicatorCache(self)
+        self.size = Sizer(self)
+        self.log = StrategyLog(self)
+        self.logger = self.log
+        self.portfolio = PortfolioView(portfolio, strategy_id)
+
+    # -- bar bookkeeping (runtime only) --------------------------------------------------
+
+    def _advance(self, n: int) -> None:
+        self._n = n
+        self._views.clear()
+        self._registered.clear()
+        self._keep.clear()
+
+    def _view(self, symbol: str, name: str, full: np.ndarray) -> np.ndarray:
+        key = (symbol, name)
+        view = self._views.get(key)
+        if view is None:
+            view = self._views[key] = full[: self._n]
+            self._registered[id(view)] = (self._n, full)
+        return view
+
+    # -- data ---------------------------------------------------------------------------
+
+    @property
+    def i(self) -> int:
+        return self._n - 1
+
+    @property
+    def now(self) -> int:
+        """Current bus time (ns): the close time of the current bar."""
+        return int(self._bus.now())
+
+    time = property(lambda self: self._primary.time)
+    open = property(lambda self: self._primary.open)
+    high = property(lambda self: self._primary.high)
+    low = property(lambda self: self._primary.low)
+    close = property(lambda self: self._primary.close)
+    volume = property(lambda self: self._primary.volume)
+    bars = property(lambda self: self._primary.bars)
+
+    def last_price(self, symbol: str | None = None) -> float:
+        symbol = symbol or self.symbol
+        mark = self._portfolio.marks.get(symbol)
+        return float(mark) if mark is not None else float("nan")
+
+    # -- positions ------------------------------------------------------------------------
+
+    def position_of(self, symbol: str) -> PositionView:
+        pos: Position | None = self._portfolio.positions.get((self.strategy_id, symbol))
+        if pos is None or pos.quantity == 0.0:
+            return PositionView(0.0, 0.0, 0.0, pos.realized if pos is not None else 0.0)
+        return PositionView(pos.quantity, pos.avg_price, self._portfolio.unrealized_of(pos), pos.realized)
+
+    @property
+    def position(self) -> PositionView:
+        return self.position_of(self.symbol)
+
+    # -- orders ------------------------------------------------------------------------------
+
+    def order(
+        self,
+        side: str,
+        size: float,
+        price: float | None = None,
+        type: str | None = None,
+        tif: str = "GTC",
+        *,
+        symbol: str | None = None,
+        trigger: float | None = None,
+        stop_loss: float | None = None,
+        take_profit: float | None = None,
+        post_only: bool = False,
+        reduce_only: bool = False,
+        expire_ts: int = 0,
+        risk_price: float | None = None,
+        tag: str = "",
+    ) -> str:
+        """Send an order; returns its id. ``type`` defaults to market, or
+        limit when ``price`` is given; a ``stop`` takes its trigger from
+        ``trigger`` or ``price``."""
+        kind = type or ("limit" if price is not None else "market")
+        limit = 0.0
+        stop = float(trigger or 0.0)
+        if kind == "limit":
+            limit = float(price or 0.0)
+        elif kind == "stop":
+            stop = float(trigger if trigger is not None else (price or 0.0))
+        elif kind == "stop_limit":
+            limit = float(price or 0.0)
+        order_id = self._ids.next()
+        self._bus.publish(
+            SubmitOrder(
+                self._bus.now(),
+                self.strategy_id,
+                order_id,
+                symbol or self.symbol,
+                side,
+                float(size),
+                order_type=kind,
+                price=limit,
+                trigger_price=stop,
+                tif=tif,
+                expire_ts=expire_ts,
+                post_only=post_only,
+                reduce_only=reduce_only,
+                stop_loss=float(stop_loss or 0.0),
+                take_profit=float(take_profit or 0.0),
+                risk_price=float(risk_price or 0.0),
+                tag=tag,
+            )
+        )
+        return order_id
+
+    def buy(self, size: float, price: float | None = None, type: str | None = None, tif: str = "GTC", **kw: Any) -> str:
+        return self.order(BUY, size, price, type, tif, **kw)
+
+    def sell(self, size: float, price: float | None = None, type: str | None = None, tif: str = "GTC", **kw: Any) -> str:
+        return self.order(SELL, size, price, type, tif, **kw)
+
+    def bracket(self, side: str, size: float, *, stop_loss: float, take_profit: float, price: float | None = None, **kw: Any) -> str:
+        """Entry with a stop-loss and a take-profit, one cancels the other."""
+        return self.order(side, size, price, stop_loss=stop_loss, take_profit=take_profit, **kw)
+
+    def cancel(self, order_id: str) -> None:
+        self._bus.publish(CancelOrder(self._bus.now(), self.strategy_id, order_id))
+
+    def flatten(self, symbol: str | None = None) -> str | None:
+        """Close this strategy's position in ``symbol`` at market."""
+        symbol = symbol or self.symbol
+        size = self.position_of(symbol).size
+        if size == 0.0:
+            return None
+        return self.order(SELL if size > 0 else BUY, abs(size), symbol=symbol, reduce_only=True)
+
+    def target_quantity(self, quantity: float, symbol: str | None = None, *, min_change: float = 0.0) -> str | None:
+        """Trade the difference between ``quantity`` (signed) and the position."""
+        symbol = symbol or self.symbol
+        delta = quantity - self.position_of(symbol).size
+        if abs(delta) <= min_change or delta == 0.0:
+            return None
+        return self.order(BUY if delta > 0 else SELL, abs(delta), symbol=symbol)
+
+    def target_percent(self, pct: float, symbol: str | None = None, **kw: Any) -> str | None:
+        """Hold ``pct`` of equity (signed; -0.5 = short half) in ``symbol``."""
+        symbol = symbol or self.symbol
+        price = self.last_price(symbol)
+        if not price > 0:
+            return None
+        inst = self._portfolio.instruments[symbol]
+        quantity = self._portfolio.equity() * pct / (price * point_value(inst))
+        return self.target_quantity(quantity, symbol, **kw)
+
+    def target_weights(self, weights: dict[str, float], **kw: Any) -> list[str]:
+        """Rebalance to ``{symbol: weight}``; symbols not named go flat.
+        Orders go out sells first, then buys, each in symbol order."""
+        held = sorted(s for (sid, s), p in self._portfolio.positions.items() if sid == self.strategy_id and p.quantity)
+        targets = {s: 0.0 for s in held}
+        targets.update(weights)
+        equity = self._portfolio.equity()
+        plan: list[tuple[float, str]] = []
+        for symbol in sorted(targets):
+            price = self.last_price(symbol)
+            if not price > 0:
+                continue
+            inst = self._portfolio.instruments[symbol]
+            quantity = equity * targets[symbol] / (price * point_value(inst))
+            plan.append((quantity - self.position_of(symbol).size, symbol))
+        ids = []
+        for delta, symbol in sorted(plan, key=lambda d: (d[0] > 0, d[1])):
+            order_id = self.target_quantity(self.position_of(symbol).size + delta, symbol, **kw)
+            if order_id is not None:
+                ids.append(order_id)
+        return ids
+
+
+# -- the runner actor --------------------------------------------------------------------------
+
+
+class StrategyRunner(Actor):
+    """Drives one strategy: calls ``on_bar`` once per time step in which any
+    of its instruments has a bar, after the venue and portfolio handled it."""
+
+    def __init__(
+        self,
+        strategy: LoadedStrategy,
+        strategy_id: str,
+        symbols: list[str],
+        params: dict[str, Any] | None,
+        market: MarketSeries,
+        portfolio: Portfolio,
+    ) -> None:
+        self.strategy = strategy
+        self.name = strategy_id
+        self.symbols = symbols
+        self.params = resolve(strategy.schema, params)
+        self.market = market
+        self.portfolio = portfolio
+        self.ctx: Context | None = None
+        self._timeline = market.timeline.tolist()
+        self._step = -1
+        self._last_ts: int | None = None
+        self._mine = set(symbols)
+        self._seen = False
+
+    def subscriptions(self) -> Iterable[tuple[type[Event], Handler, bool]]:
+        subs: list[tuple[type[Event], Handler, bool]] = [(Bar, self.on_bar_event, True)]
+        if self.strategy.on_trade is not None or self.strategy.on_order is not None:
+            subs.append((OrderFilled, self.on_fill, False))
+        if self.strategy.on_order is not None:
+            subs.extend((cls, self.on_order_event, False) for cls in ORDER_EVENTS)
+        return subs
+
+    def on_start(self) -> None:
+        self.ctx = Context(self.name, self.symbols, self.params, self.market, self.portfolio, self.bus)
+        if self.strategy.on_init is not None:
+            self.strategy.on_init(self.ctx)
+
+    def on_bar_event(self, bar: Bar) -> None:
+        ts = bar.ts
+        if ts != self._last_ts:
+            self._last_ts = ts
+            self._step += 1
+            self._seen = False
+            if self._timeline[self._step] != ts:
+                raise StrategyError(f"{self.name}: bar at {ts} does not match the timeline step {self._step}")
+        if bar.instrument in self._mine:
+            self._seen = True
+        if bar.last and self._seen:
+            ctx = self.ctx
+            assert ctx is not None
+            ctx._advance(self._step + 1)
+            self.strategy.on_bar(ctx, self._step)
+
+    def on_fill(self, fill: OrderFilled) -> None:
+        if fill.strategy != self.name:
+            return
+        if self.strategy.on_order is not None:
+            self.strategy.on_order(self.ctx, fill)
+        if self.strategy.on_trade is not None:
+            self.strategy.on_trade(self.ctx, fill)
+
+    def on_order_event(self, event: Any) -> None:
+        if event.strategy == self.name and self.strategy.on_order is not None:
+            self.strategy.on_order(self.ctx, event)
+
+    def finish(self) -> None:
+        if self.strategy.on_finish is not None and self.ctx is not None:
+            self.strategy.on_finish(self.ctx)

@@ -1,0 +1,343 @@
+"""Read models built from a journal, as pandas DataFrames.
+
+Everything a report shows comes from here, never from live actors, so any
+journal can be reported on. The equity curve is a pure function of journaled
+events: it replays fills, funding and closes through the same accounting
+(:class:`core.portfolio.Portfolio`) the run used, one point per time step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.events import (
+    Bar,
+    Event,
+    FundingApplied,
+    InstrumentDefinition,
+    OrderAccepted,
+    OrderCanceled,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderTriggered,
+    PositionChanged,
+    RiskRejected,
+    RunStarted,
+    SubmitOrder,
+)
+from core.ids import canonical_json
+from core.portfolio import Portfolio
+from journal.reader import JournalReader
+
+_ORDER_KINDS = ["submit", "acc", "rej", "trig", "fill", "cxl", "exp", "risk"]
+
+
+def _ts(values: Iterable[int]) -> pd.DatetimeIndex:
+    return pd.to_datetime(np.fromiter(values, dtype=np.int64), unit="ns", utc=True)
+
+
+@dataclass
+class Projections:
+    """All read models of one journal, built in one pass over it."""
+
+    header: RunStarted
+    config: dict[str, Any]
+    equity: pd.DataFrame
+    orders: pd.DataFrame
+    fills: pd.DataFrame
+    trades: pd.DataFrame
+    positions: pd.DataFrame
+    rejections: pd.DataFrame
+    funding: pd.DataFrame
+    initial_cash: float
+    bar_interval: int
+
+    @classmethod
+    def build(cls, reader: JournalReader) -> Projections:
+        return _Builder(reader).run()
+
+
+class _Builder:
+    def __init__(self, reader: JournalReader) -> None:
+        self.reader = reader
+
+    def run(self) -> Projections:
+        import msgspec
+
+        header = self.reader.event(1)
+        if not isinstance(header, RunStarted):
+            raise ValueError(f"{self.reader.path}: seq 1 is not a run header")
+        config = msgspec.json.decode(header.config)
+        portfolio = Portfolio(float(config.get("initial_cash", 10_000.0)), config.get("currency", "USD"))
+        eq_ts: list[int] = []
+        eq_values: list[tuple[float, float, float, float]] = []
+        orders: dict[str, dict[str, Any]] = {}
+        fills: list[dict[str, Any]] = []
+        positions: list[dict[str, Any]] = []
+        rejections: list[dict[str, Any]] = []
+        funding: list[dict[str, Any]] = []
+        bars_by_symbol: dict[str, list[tuple[int, float, float]]] = {}
+        interval = 0
+        exposed = False
+        for seqs, events in self.reader.batches():
+            for seq, event in zip(seqs, events, strict=True):
+                cls = type(event)
+                if cls is Bar:
+                    bar: Bar = event  # type: ignore[assignment]
+                    portfolio.marks[bar.instrument] = bar.close
+                    bars_by_symbol.setdefault(bar.instrument, []).append((bar.ts, bar.high, bar.low))
+                    interval = bar.interval
+                    if bar.last:
+                        eq_ts.append(bar.ts)
+                        exposed = any(True for _ in portfolio.open_positions())
+                        eq_values.append((portfolio.equity(), portfolio.cash(), portfolio.gross_exposure(), 1.0 if exposed else 0.0))
+                elif cls is OrderFilled:
+                    fill: OrderFilled = event  # type: ignore[assignment]
+                    portfolio.apply_fill(fill)
+                    fills.append(_fill_row(seq, fill))
+                    _order_fill(orders, fill)
+                elif cls is InstrumentDefinition:
+                    portfolio.add_instrument(event)  # type: ignore[arg-type]
+                elif cls is FundingApplied:
+                    portfolio.apply_funding(event)  # type: ignore[arg-type]
+                    funding.append({"seq": seq, **msgspec.structs.asdict(event)})
+                elif cls is SubmitOrder:
+                    _order_submit(orders, seq, event)  # type: ignore[arg-type]
+                elif cls is PositionChanged:
+                    positions.append({"seq": seq, **msgspec.structs.asdict(event)})
+                elif cls in (OrderAccepted, OrderTriggered, OrderCanceled, OrderExpired, OrderRejected, RiskRejected):
+                    _order_status(orders, seq, event)
+                    if cls in (OrderRejected, RiskRejected):
+                        rejections.append(
+                            {"seq": seq, "ts": event.ts, "source": "risk" if cls is RiskRejected else "venue", **_reason(event)}
+                        )
+        equity = pd.DataFrame(eq_values, columns=["equity", "cash", "exposure", "in_market"], index=_ts(eq_ts))
+        equity.index.name = "time"
+        if len(equity):
+            peak = equity["equity"].cummax()
+            equity["drawdown"] = equity["equity"] / peak - 1.0
+        else:
+            equity["drawdown"] = pd.Series(dtype=float)
+        fills_df = pd.DataFrame(fills)
+        return Projections(
+            header,
+            config,
+            equity,
+            _orders_frame(orders),
+            fills_df,
+            round_trips(fills, bars_by_symbol),
+            pd.DataFrame(positions),
+            pd.DataFrame(rejections, columns=["seq", "ts", "source", "strategy", "order_id", "instrument", "reason", "detail"]),
+            pd.DataFrame(funding),
+            portfolio.initial_cash,
+            interval,
+        )
+
+
+def _reason(event: Any) -> dict[str, Any]:
+    return {
+        "strategy": event.strategy,
+        "order_id": event.order_id,
+        "instrument": event.instrument,
+        "reason": event.reason,
+        "detail": event.detail,
+    }
+
+
+def _fill_row(seq: int, fill: OrderFilled) -> dict[str, Any]:
+    return {
+        "seq": seq,
+        "ts": fill.ts,
+        "exec_time": pd.Timestamp(fill.exec_ts, unit="ns", tz="UTC"),
+        "strategy": fill.strategy,
+        "order_id": fill.order_id,
+        "fill_id": fill.fill_id,
+        "instrument": fill.instrument,
+        "side": fill.side,
+        "quantity": fill.quantity,
+        "price": fill.price,
+        "fee": fill.fee,
+        "liquidity": fill.liquidity,
+        "slippage": fill.slippage,
+        "slippage_model": fill.slippage_model,
+        "fee_model": fill.fee_model,
+        "leaves": fill.leaves,
+    }
+
+
+def _order_submit(orders: dict[str, dict[str, Any]], seq: int, cmd: SubmitOrder) -> None:
+    orders[cmd.order_id] = {
+        "order_id": cmd.order_id,
+        "seq": seq,
+        "submitted": pd.Timestamp(cmd.ts, unit="ns", tz="UTC"),
+        "strategy": cmd.strategy,
+        "instrument": cmd.instrument,
+        "side": cmd.side,
+        "type": cmd.order_type,
+        "quantity": cmd.quantity,
+        "price": cmd.price or np.nan,
+        "trigger_price": cmd.trigger_price or np.nan,
+        "tif": cmd.tif,
+        "parent_id": cmd.parent_id,
+        "status": "new",
+        "filled": 0.0,
+        "avg_price": np.nan,
+        "reason": "",
+    }
+
+
+STATUS = {
+    OrderAccepted: "accepted",
+    OrderTriggered: "triggered",
+    OrderCanceled: "canceled",
+    OrderExpired: "expired",
+    OrderRejected: "rejected",
+    RiskRejected: "risk_rejected",
+}
+
+
+def _order_status(orders: dict[str, dict[str, Any]], seq: int, event: Event) -> None:
+    row = orders.get(event.order_id)  # type: ignore[attr-defined]
+    if row is None:
+        return
+    status = STATUS[type(event)]  # type: ignore[index]
+    if status == "triggered" and row["status"] == "partially_filled":
+        return
+    row["status"] = status
+    row["reason"] = getattr(event, "reason", "")
+
+
+def _order_fill(orders: dict[str, dict[str, Any]], fill: OrderFilled) -> None:
+    row = orders.get(fill.order_id)
+    if row is None:
+        return
+    filled = row["filled"] + fill.quantity
+    previous = 0.0 if np.isnan(row["avg_price"]) else row["avg_price"] * row["filled"]
+    row["avg_price"] = (previous + fill.price * fill.quantity) / filled
+    row["filled"] = filled
+    row["status"] = "filled" if fill.leaves == 0.0 else "partially_filled"
+
+
+def _orders_frame(orders: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    columns = ["order_id", "seq", "submitted", "strategy", "instrument", "side", "type", "quantity", "price",
+               "trigger_price", "tif", "parent_id", "status", "filled", "avg_price", "reason"]
+    return pd.DataFrame(list(orders.values()), columns=columns)
+
+
+TRADE_COLUMNS = [
+    "strategy", "instrument", "side", "size", "entry_time", "exit_time", "entry_price", "exit_price",
+    "pnl", "gross_pnl", "fees", "return_pct", "bars", "duration", "mae", "mfe", "open",
+]
+
+
+def round_trips(fills: list[dict[str, Any]], bars: dict[str, list[tuple[int, float, float]]]) -> pd.DataFrame:
+    """Round-trip trades per (strategy, instrument): from flat to flat (a
+    flip closes one trip and opens the next). ``pnl`` is net of the fees of
+    the trip's fills; ``mae``/``mfe`` are the worst/best unrealized PnL
+    (money) seen on bar extremes while the trip was open."""
+    trips: list[dict[str, Any]] = []
+    state: dict[tuple[str, str], dict[str, Any]] = {}
+    for fill in fills:
+        key = (fill["strategy"], fill["instrument"])
+        signed = fill["quantity"] if fill["side"] == "buy" else -fill["quantity"]
+        trip = state.get(key)
+        if trip is None:
+            state[key] = _open_trip(fill, signed)
+            continue
+        qty = trip["qty"]
+        if (qty > 0) == (signed > 0):
+            total = abs(qty) + abs(signed)
+            trip["entry_price"] = (trip["entry_price"] * abs(qty) + fill["price"] * abs(signed)) / total
+            trip["qty"] = qty + signed
+            trip["size"] = max(trip["size"], abs(trip["qty"]))
+            trip["fees"] += fill["fee"]
+            continue
+        closed = min(abs(signed), abs(qty))
+        direction = 1.0 if qty > 0 else -1.0
+        fee_share = fill["fee"] * closed / abs(signed)
+        trip["gross"] += direction * closed * (fill["price"] - trip["entry_price"])
+        trip["exit_value"] += closed * fill["price"]
+        trip["exit_qty"] += closed
+        trip["fees"] += fee_share
+        if abs(signed) < abs(qty) - 1e-12 * abs(qty):
+            trip["qty"] = qty + signed
+            continue
+        trips.append(_close_trip(trip, fill["exec_time"], bars))
+        del state[key]
+        if abs(signed) > abs(qty) + 1e-12 * abs(qty):
+            opened = _open_trip(fill, signed + qty)
+            opened["fees"] = fill["fee"] - fee_share
+            state[key] = opened
+    for trip in state.values():
+        trips.append(_close_trip(trip, None, bars))
+    frame = pd.DataFrame(trips, columns=TRADE_COLUMNS)
+    return frame
+
+
+def _open_trip(fill: dict[str, Any], signed: float) -> dict[str, Any]:
+    return {
+        "strategy": fill["strategy"],
+        "instrument": fill["instrument"],
+        "qty": signed,
+        "size": abs(signed),
+        "side": "long" if signed > 0 else "short",
+        "entry_time": fill["exec_time"],
+        "entry_price": fill["price"],
+        "gross": 0.0,
+        "exit_value": 0.0,
+        "exit_qty": 0.0,
+        "fees": fill["fee"],
+    }
+
+
+def _close_trip(trip: dict[str, Any], exit_time: Any, bars: dict[str, list[tuple[int, float, float]]]) -> dict[str, Any]:
+    exit_price = trip["exit_value"] / trip["exit_qty"] if trip["exit_qty"] else np.nan
+    start = trip["entry_time"].value
+    end = exit_time.value if exit_time is not None else None
+    series = bars.get(trip["instrument"], [])
+    times = [b[0] for b in series]
+    lo = int(np.searchsorted(times, start, side="right"))
+    hi = int(np.searchsorted(times, end, side="right")) if end is not None else len(series)
+    window = series[lo:hi]
+    direction = 1.0 if trip["side"] == "long" else -1.0
+    size = trip["size"]
+    if window:
+        highs = max(b[1] for b in window)
+        lows = min(b[2] for b in window)
+        best = highs if direction > 0 else lows
+        worst = lows if direction > 0 else highs
+        mfe = direction * (best - trip["entry_price"]) * size
+        mae = direction * (worst - trip["entry_price"]) * size
+    else:
+        mfe = mae = 0.0
+    net = trip["gross"] - trip["fees"]
+    notional = trip["entry_price"] * size
+    return {
+        "strategy": trip["strategy"],
+        "instrument": trip["instrument"],
+        "side": trip["side"],
+        "size": size,
+        "entry_time": trip["entry_time"],
+        "exit_time": exit_time,
+        "entry_price": trip["entry_price"],
+        "exit_price": exit_price,
+        "pnl": net,
+        "gross_pnl": trip["gross"],
+        "fees": trip["fees"],
+        "return_pct": net / notional if notional else np.nan,
+        "bars": len(window),
+        "duration": (exit_time - trip["entry_time"]) if exit_time is not None else pd.NaT,
+        "mae": min(mae, 0.0),
+        "mfe": max(mfe, 0.0),
+        "open": exit_time is None,
+    }
+
+
+def config_json(projections: Projections) -> str:
+    return canonical_json(projections.config)
