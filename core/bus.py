@@ -137,6 +137,11 @@ class Bus:
         """
         if self._failed is not None:
             raise self._failed
+        if event.ts < self.clock._now:
+            raise ValueError(
+                f"input {type(event).__name__} at {event.ts} is before the bus clock {self.clock._now} "
+                f"(backwards by {self.clock._now - event.ts} ns); inputs must be in time order"
+            )
         timers = self.clock._timers
         if timers and timers[0][0] <= event.ts:
             for fire_at, name in self.clock.pop_due(event.ts):

@@ -22,6 +22,9 @@ class EventDecodeError(ValueError):
 
 Upcaster = Callable[[Any], Event]
 
+_BAD_BYTES = (msgspec.MsgspecError, UnicodeDecodeError, ValueError)
+"""What msgspec raises on malformed input (invalid UTF-8 is a UnicodeDecodeError)."""
+
 
 class Codec:
     """Encoder/decoder pair built once for a fixed set of event types.
@@ -51,7 +54,7 @@ class Codec:
         """Decode one payload; raises :class:`EventDecodeError` on bad bytes."""
         try:
             event = self._decoder.decode(data)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except _BAD_BYTES as exc:
             raise EventDecodeError(str(exc)) from exc
         return self._upcast(event) if self._upcasters else event  # type: ignore[no-any-return]
 
@@ -65,7 +68,7 @@ class Codec:
         buffer = b"\xdd" + n.to_bytes(4, "big") + b"".join(payloads)
         try:
             events: list[Event] = self._list_decoder.decode(buffer)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except _BAD_BYTES:
             for index, payload in enumerate(payloads):
                 try:
                     self.decode(payload)
@@ -80,7 +83,7 @@ class Codec:
         """Decode a msgpack array of payloads (a journal block) in one call."""
         try:
             events: list[Event] = self._list_decoder.decode(buffer)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except _BAD_BYTES as exc:
             raise EventDecodeError(str(exc)) from exc
         if self._upcasters:
             events = [self._upcast(e) for e in events]

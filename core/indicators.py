@@ -45,7 +45,7 @@ def rsi(x: FloatArray, n: int = 14) -> FloatArray:
     with np.errstate(divide="ignore", invalid="ignore"):
         out = 100.0 - 100.0 / (1.0 + avg_gain / avg_loss)
     out = np.where(avg_loss == 0.0, 100.0, out)
-    out[: n] = np.nan
+    out[:n] = np.nan
     return out
 
 
@@ -56,7 +56,7 @@ def true_range(high: FloatArray, low: FloatArray, close: FloatArray) -> FloatArr
 
 
 def atr(high: FloatArray, low: FloatArray, close: FloatArray, n: int = 14) -> FloatArray:
-    out = wilder(true_range(high, low, close), n)
+    out = wilder(true_range(high, low, close), n).copy()
     out[: n - 1] = np.nan
     return out
 

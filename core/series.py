@@ -40,9 +40,12 @@ class MarketSeries:
     def __init__(self, timeline: np.ndarray, instruments: dict[str, InstrumentSeries]) -> None:
         self.timeline = np.ascontiguousarray(timeline, dtype=np.int64)
         self.instruments = instruments
+        self.timeline.flags.writeable = False
         for series in instruments.values():
             if len(series.close) != len(self.timeline):
                 raise ValueError(f"{series.symbol}: {len(series.close)} rows for a timeline of {len(self.timeline)}")
+            for name in (*FIELDS, "present"):
+                series.field(name).flags.writeable = False  # strategies see views; nobody may edit the data
 
     @property
     def symbols(self) -> list[str]:

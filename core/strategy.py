@@ -155,7 +155,7 @@ class IndicatorCache:
         key = (name, id(full), *args)
         result = self._results.get(key)
         if result is None:
-            result = self._results[key] = np.asarray(indicators.FUNCTIONS[name](full, *args))
+            result = self._results[key] = _frozen(indicators.FUNCTIONS[name](full, *args))
             self._owners[key] = full
         view = result[:n]
         ctx._registered[id(view)] = (n, result)
@@ -171,7 +171,7 @@ class IndicatorCache:
         key = (name, *(id(f) for f in fulls), *args)
         result = self._results.get(key)
         if result is None:
-            result = self._results[key] = np.asarray(indicators.FUNCTIONS[name](*fulls, *args))
+            result = self._results[key] = _frozen(indicators.FUNCTIONS[name](*fulls, *args))
             self._owners[key] = fulls
         n = len(arrays[0])
         view = result[:n]
@@ -214,6 +214,13 @@ class IndicatorCache:
 
     def returns(self, x: Any) -> np.ndarray:
         return self._one("returns", x)
+
+
+def _frozen(values: Any) -> np.ndarray:
+    """Cached results are shared by every later call: make them read-only."""
+    array = np.array(values)
+    array.flags.writeable = False
+    return array
 
 
 class SymbolData:

@@ -170,7 +170,9 @@ class JournalWriter:
             if meta.get("status") == STATUS_RUNNING:
                 await _set_meta(conn, {"status": STATUS_RECOVERED})
             durability = meta.get("durability", "normal")
-            await conn.execute(f"PRAGMA synchronous={DURABILITY.get(durability, 1)}")
+            for pragma in ("PRAGMA journal_mode=WAL", f"PRAGMA synchronous={DURABILITY.get(durability, 1)}"):
+                async with conn.execute(pragma) as cursor:
+                    await cursor.fetchall()
             head = bytes.fromhex(report.head) if report.events else GENESIS
         except BaseException:
             lock.release()
@@ -238,7 +240,12 @@ class JournalWriter:
         try:
             await self.flush()
             await _set_meta(self._conn, {"status": status})
-            await self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            try:
+                for pragma in ("PRAGMA wal_checkpoint(TRUNCATE)", "PRAGMA journal_mode=DELETE"):
+                    async with self._conn.execute(pragma) as cursor:  # DELETE: a sealed journal is one file
+                        await cursor.fetchall()
+            except sqlite3.OperationalError:
+                pass  # a reader still has it open: it stays in WAL mode, which is just as valid
         finally:
             await self._conn.close()
             self._lock.release()

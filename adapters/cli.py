@@ -1,0 +1,380 @@
+"""The ``tidemark`` command line.
+
+Exit codes: 0 success; 1 a check failed (verify found damage, replay
+diverged); 2 bad input (data, config, parameters, unknown files), with one
+line on stderr naming what is wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from adapters import logs
+from adapters.progress import ProgressBar
+
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad command-line input (exit 2)."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logs.configure(json_lines=args.log_json, verbose=args.verbose)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("tidemark: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        from core.bus import BusFault
+
+        if isinstance(exc, BusFault) and not args.verbose:
+            print(f"tidemark: error: {exc} (the journal is sealed 'failed'; -v for the traceback)", file=sys.stderr)
+            return EXIT_CHECK_FAILED
+        if not _is_input_error(exc):
+            raise
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"tidemark: error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def _is_input_error(exc: Exception) -> bool:
+    from adapters.data import DataError
+    from core.config import ConfigError
+    from core.params import ParamError
+    from core.strategy import StrategyError
+    from journal.errors import JournalError
+
+    return isinstance(exc, (UsageError, DataError, ConfigError, ParamError, StrategyError, JournalError, FileNotFoundError, FileExistsError))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tidemark", description="Event-sourced trading simulation engine.")
+    parser.add_argument("--log-json", action="store_true", help="structured logs as JSON lines on stderr")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    bt = sub.add_parser("backtest", help="run a backtest (no arguments: ema_cross on the bundled sample data)")
+    bt.add_argument("--strategy", help="built-in name or path to a .py strategy (default ema_cross)")
+    bt.add_argument("--data", action="append", help="OHLCV file (CSV/Parquet/Feather); repeat for several symbols")
+    bt.add_argument("--symbol", action="append", help="symbol name for the matching --data file")
+    bt.add_argument("--param", action="append", default=[], metavar="K=V", help="strategy parameter; repeatable")
+    bt.add_argument("--config", help="run config JSON (flags override it)")
+    bt.add_argument("--journal", help="journal path (default runs/<strategy>-<run id>.journal)")
+    bt.add_argument("--fill", choices=["next_open", "close"], help="fill model (default next_open)")
+    bt.add_argument("--cash", type=float, help="initial cash")
+    bt.add_argument("--commission-bps", type=float, help="commission, basis points of notional")
+    bt.add_argument("--slippage-bps", type=float, help="slippage, basis points against the order")
+    bt.add_argument("--timeframe", help="bar length, e.g. 1h (default: inferred from the data)")
+    bt.add_argument("--start", help="first bar (ISO time or epoch ms)")
+    bt.add_argument("--end", help="last bar (ISO time or epoch ms)")
+    bt.add_argument("--seed", type=int, help="seed for any randomness (fill probability)")
+    bt.add_argument("--tz", help="timezone of data times that carry none (e.g. UTC)")
+    bt.add_argument("--repair", choices=["none", "drop", "ffill"], help="repair policy for bad data rows")
+    bt.add_argument("--report", help="HTML report path (default: next to the journal)")
+    bt.add_argument("--no-report", action="store_true", help="do not write the HTML report")
+    bt.add_argument("--force", action="store_true", help="overwrite an existing --journal")
+    bt.add_argument("--json", action="store_true", help="print the metrics as JSON instead of a table")
+    bt.set_defaults(func=cmd_backtest)
+
+    rp = sub.add_parser("report", help="summary of any journal")
+    rp.add_argument("journal")
+    rp.add_argument("--json", action="store_true", help="metrics as one JSON object")
+    rp.add_argument("--html", help="also write the HTML report here")
+    rp.set_defaults(func=cmd_report)
+
+    rl = sub.add_parser("replay", help="replay a journal")
+    rl.add_argument("journal")
+    rl.add_argument("--check", action="store_true", help="regenerate every output and compare byte for byte")
+    rl.add_argument("--json", action="store_true")
+    rl.set_defaults(func=cmd_replay)
+
+    vf = sub.add_parser("verify", help="check a journal's integrity and hash chain")
+    vf.add_argument("journal")
+    vf.add_argument("--json", action="store_true")
+    vf.set_defaults(func=cmd_verify)
+
+    au = sub.add_parser("audit", help="verify, then replay --check")
+    au.add_argument("journal")
+    au.add_argument("--json", action="store_true")
+    au.set_defaults(func=cmd_audit)
+
+    jn = sub.add_parser("journal", help="inspect or export a journal")
+    jsub = jn.add_subparsers(dest="journal_command", required=True)
+    show = jsub.add_parser("show", help="run header and counts by kind")
+    show.add_argument("journal")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=cmd_journal_show)
+    ex = jsub.add_parser("export", help="export to parquet, csv or jsonl")
+    ex.add_argument("journal")
+    ex.add_argument("--format", choices=["parquet", "csv", "jsonl"], required=True)
+    ex.add_argument("--out", required=True, help="output directory")
+    ex.set_defaults(func=cmd_journal_export)
+
+    st = sub.add_parser("strategies", help="list built-in strategies and their parameters")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=cmd_strategies)
+    return parser
+
+
+# -- backtest --------------------------------------------------------------------------------------
+
+
+def _params(pairs: list[str]) -> dict[str, Any]:
+    from core.params import parse_cli_value
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--param {pair!r}: expected KEY=VALUE")
+        out[key.strip()] = parse_cli_value(value)
+    return out
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from adapters.backtest import Result, build_config, run_async
+    from adapters.report_html import write_report
+
+    log = logs.get("backtest")
+    overrides: dict[str, Any] = {
+        "strategy": args.strategy,
+        "fill_model": args.fill,
+        "initial_cash": args.cash,
+        "commission_bps": args.commission_bps,
+        "slippage_bps": args.slippage_bps,
+        "timeframe": args.timeframe,
+        "start": args.start,
+        "end": args.end,
+        "seed": args.seed,
+        "repair": args.repair,
+    }
+    if args.symbol:
+        overrides["symbols"] = list(args.symbol)
+    if args.config is None and not args.data and args.cash is None:
+        overrides["initial_cash"] = 100_000.0
+    config = build_config(args.config, **overrides)
+    params = _params(args.param)
+    if params:
+        if config.strategies:
+            raise UsageError("--param applies to a single strategy; set params per strategy in --config")
+        config = build_config(config, params={**config.params, **params})
+    progress = ProgressBar("backtest") if sys.stderr.isatty() else None
+    path = asyncio.run(run_async(config, data=args.data, journal=args.journal, overwrite=args.force, tz=args.tz, progress=progress))
+    if progress is not None:
+        progress.close()
+    result = Result.from_journal(path)
+    report_path = None
+    if not args.no_report:
+        report_path = Path(args.report) if args.report else path.with_suffix(".html")
+        write_report(result, report_path)
+    log.info("backtest finished", journal=str(path), events=result.events, run_id=result.run_id)
+    if args.json:
+        print(json.dumps(_jsonable({**result.metrics, "journal": str(path), "run_id": result.run_id, "head": result.head, "events": result.events}), sort_keys=True))
+    else:
+        print(summary_table(result))
+        print(f"journal: {path}")
+        if report_path is not None:
+            print(f"report:  {report_path}")
+    return EXIT_OK
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    return obj
+
+
+def summary_table(result: Any) -> str:
+    m = result.metrics
+    strategies = ", ".join(s["id"] for s in result.config.get("strategies", []))
+    rows = [
+        ("run", result.run_id),
+        ("strategy", strategies),
+        ("symbols", ", ".join(result.config.get("symbols", []))),
+        ("bars", f"{m['bars']:,}"),
+        ("initial cash", f"{m['initial_cash']:,.2f}"),
+        ("final equity", f"{m['final_equity']:,.2f}"),
+        ("total return", _pct(m["total_return"])),
+        ("annualized return", _pct(m["annualized_return"])),
+        ("max drawdown", _pct(m["max_drawdown"])),
+        ("sharpe", _num(m["sharpe"])),
+        ("sortino", _num(m["sortino"])),
+        ("calmar", _num(m["calmar"])),
+        ("trades", f"{m['trades']} closed, {m['open_trades']} open"),
+        ("win rate", _pct(m["win_rate"])),
+        ("profit factor", _num(m["profit_factor"])),
+        ("expectancy", _num(m["expectancy"])),
+        ("exposure time", _pct(m["exposure_time"])),
+        ("fees paid", f"{m['fees_paid']:,.2f}"),
+        ("rejections", str(m.get("rejections", 0))),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _pct(x: float) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{x * 100:.2f}%"
+
+
+def _num(x: float) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{x:.3f}"
+
+
+# -- journals --------------------------------------------------------------------------------------
+
+
+def _existing(path: str) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: no such journal")
+    return p
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from adapters.backtest import Result
+    from adapters.report_html import write_report
+
+    result = Result.from_journal(_existing(args.journal))
+    if args.html:
+        write_report(result, Path(args.html))
+    if args.json:
+        print(json.dumps(_jsonable({**result.metrics, "run_id": result.run_id, "events": result.events, "head": result.head}), sort_keys=True))
+    else:
+        print(summary_table(result))
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from journal.verify import verify
+
+    report = verify(_existing(args.journal))
+    if args.json:
+        print(json.dumps(report.as_dict(), sort_keys=True))
+    elif report.ok:
+        print(f"{args.journal}: ok, {report.events} events, head {report.head}")
+    else:
+        print(f"{args.journal}: DAMAGED: {report.message}")
+    return EXIT_OK if report.ok else EXIT_CHECK_FAILED
+
+
+def _describe(event: Any) -> str:
+    if event is None:
+        return "(nothing)"
+    return msgspec.json.encode(msgspec.to_builtins(event)).decode() + f"  [{type(event).__name__}]"
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from adapters.backtest import replay
+    from journal.verify import verify
+
+    path = _existing(args.journal)
+    if not args.check:
+        raise UsageError("replay needs --check (compare regenerated outputs with the journal)")
+    integrity = verify(path)
+    if not integrity.ok:
+        print(f"{path}: refusing to replay a damaged journal: {integrity.message}", file=sys.stderr)
+        return EXIT_CHECK_FAILED
+    report = replay(path)
+    if args.json:
+        d = report.divergence
+        print(json.dumps({"ok": report.ok, "events": report.events, "inputs": report.inputs, "outputs": report.outputs,
+                          "first_divergent_seq": d.seq if d else None, "reason": d.reason if d else None}, sort_keys=True))
+    elif report.ok:
+        print(f"{path}: replay identical: {report.inputs} inputs regenerated {report.outputs} outputs byte for byte")
+    else:
+        d = report.divergence
+        assert d is not None
+        print(f"{path}: replay DIVERGES at seq {d.seq}: {d.reason}")
+        print(f"  journal: {_describe(d.recorded)}")
+        print(f"  replay:  {_describe(d.replayed)}")
+    return EXIT_OK if report.ok else EXIT_CHECK_FAILED
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from adapters.backtest import replay
+    from journal.verify import verify
+
+    path = _existing(args.journal)
+    integrity = verify(path)
+    result: dict[str, Any] = {"verify": integrity.as_dict()}
+    ok = integrity.ok
+    if ok:
+        report = replay(path)
+        d = report.divergence
+        result["replay"] = {"ok": report.ok, "inputs": report.inputs, "outputs": report.outputs, "first_divergent_seq": d.seq if d else None}
+        ok = report.ok
+    result["ok"] = ok
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+    else:
+        print(f"verify: {'ok' if integrity.ok else integrity.message}")
+        if "replay" in result:
+            r = result["replay"]
+            print(f"replay: {'identical' if r['ok'] else 'diverges at seq ' + str(r['first_divergent_seq'])} ({r['inputs']} inputs, {r['outputs']} outputs)")
+        print("audit: PASS" if ok else "audit: FAIL")
+    return EXIT_OK if ok else EXIT_CHECK_FAILED
+
+
+def cmd_journal_show(args: argparse.Namespace) -> int:
+    from journal.reader import JournalReader
+
+    with JournalReader(_existing(args.journal)) as reader:
+        meta = dict(reader.meta)
+        counts = reader.counts_by_kind()
+        seq, head = reader.head()
+    config = json.loads(meta.pop("config", "{}") or "{}")
+    for strategy in config.get("strategies", []):
+        strategy["source"] = f"<{len(strategy.get('source', ''))} chars>"
+    if args.json:
+        print(json.dumps({"meta": meta, "config": config, "counts": counts, "events": seq, "head": head}, sort_keys=True))
+        return EXIT_OK
+    width = max(len(k) for k in meta)
+    for key in sorted(meta):
+        print(f"{key:<{width}}  {meta[key]}")
+    print(f"{'config':<{width}}  {json.dumps(config, sort_keys=True)}")
+    print(f"\nevents: {seq}   head: {head}")
+    for kind, count in counts.items():
+        print(f"  {kind:<8} {count:>10,}")
+    return EXIT_OK
+
+
+def cmd_journal_export(args: argparse.Namespace) -> int:
+    from journal.export import export
+
+    for path in export(_existing(args.journal), args.out, args.format):
+        print(path)
+    return EXIT_OK
+
+
+def cmd_strategies(args: argparse.Namespace) -> int:
+    from adapters.strategy_loader import catalogue
+
+    items = [s.schema for s in catalogue()]
+    if args.json:
+        print(json.dumps(items, sort_keys=True))
+        return EXIT_OK
+    for schema in items:
+        print(f"{schema['id']}: {schema.get('name', '')}")
+        for name, spec in schema.get("inputs", {}).items():
+            bounds = "".join(f" {k}={spec[k]}" for k in ("min", "max", "options") if k in spec)
+            print(f"    {name} ({spec['type']}, default {spec['default']}){bounds}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

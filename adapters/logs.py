@@ -1,0 +1,42 @@
+"""structlog set-up: console lines by default, JSON lines with --log-json.
+
+Secrets never reach logs: keys named like credentials are masked by a
+processor before rendering.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import structlog
+
+SECRET_WORDS = ("secret", "apikey", "api_key", "password", "token", "private")
+
+
+def mask_secrets(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    for key in list(event):
+        if any(word in key.lower().replace("-", "_") for word in SECRET_WORDS):
+            event[key] = "***"
+    return event
+
+
+def configure(*, json_lines: bool = False, verbose: bool = False) -> None:
+    renderer: Any = structlog.processors.JSONRenderer(sort_keys=True) if json_lines else structlog.dev.ConsoleRenderer(colors=False)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            mask_secrets,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG if verbose else logging.WARNING),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get(name: str) -> Any:
+    return structlog.get_logger(name)

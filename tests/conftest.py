@@ -1,0 +1,24 @@
+"""Shared fixtures. Real market data is read from ../shared/data when present."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("TIDEMARK_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The shared real-data folder; skips the test with a reason when absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared market data not found at {SHARED_DATA} (set TIDEMARK_SHARED_DATA)")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def sample_csv() -> Path:
+    return ROOT / "adapters" / "sample_data" / "SYNTH_BTC-1h.csv"

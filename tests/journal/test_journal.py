@@ -1,0 +1,165 @@
+"""Journal writer/reader: round trip, filters, single writer, tailing, resume."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.bus import Bus
+from core.events import Bar, Log
+from journal.errors import JournalLockedError, SequenceError
+from journal.export import export
+from journal.reader import JournalReader
+from journal.verify import verify
+from journal.writer import JournalWriter
+from tests.journal.helpers import header, write_journal
+
+
+@pytest.mark.asyncio
+async def test_round_trip_and_filters(tmp_path: Path) -> None:
+    path = tmp_path / "j.journal"
+    await write_journal(path, 500, block_size=64)
+    with JournalReader(path) as reader:
+        events = list(reader.events())
+        assert [s for s, _ in events] == list(range(1, 1002))
+        assert reader.counts_by_kind() == {"bar": 500, "log": 500, "start": 1}
+        bars = list(reader.events(kinds=["bar"], since=1_100, until=1_109))
+        assert [e.ts for _, e in bars] == list(range(1_100, 1_110))
+        assert all(isinstance(e, Bar) for _, e in bars)
+        window = [s for s, _ in reader.events(start=100, end=130, inputs=False)]
+        assert window == list(range(101, 131, 2))
+        records = list(reader.records(start=2, end=3))
+        assert [(r.seq, r.is_input, r.cause) for r in records] == [(2, True, 0), (3, False, 2)]
+        assert reader.meta["status"] == "finished"
+    assert verify(path).ok
+
+
+@pytest.mark.asyncio
+async def test_durability_pragmas_are_read_back_and_recorded(tmp_path: Path) -> None:
+    for durability, sync in (("full", "2"), ("normal", "1")):
+        path = tmp_path / f"{durability}.journal"
+        writer = await JournalWriter.create(path, durability=durability)
+        with JournalReader(path) as reader:
+            meta = reader.meta
+        assert (meta["journal_mode"], meta["synchronous"], meta["durability"]) == ("wal", sync, durability)
+        assert int(meta["busy_timeout"]) > 0
+        assert meta["sqlite_version"].count(".") == 2
+        await writer.close()
+
+
+@pytest.mark.asyncio
+async def test_out_of_order_append_is_refused_and_changes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "j.journal"
+    writer = await JournalWriter.create(path)
+    writer.record(1, header(), True, 0)
+    with pytest.raises(SequenceError):
+        writer.record(3, Log(1, "t", "info", "x"), False, 1)
+    with pytest.raises(SequenceError):
+        writer.record(1, Log(1, "t", "info", "x"), False, 1)
+    await writer.close()
+    with JournalReader(path) as reader:
+        assert reader.last_seq() == 1
+    assert verify(path).ok
+
+
+@pytest.mark.asyncio
+async def test_second_writer_fails_fast_in_process_and_across_processes(tmp_path: Path) -> None:
+    path = tmp_path / "j.journal"
+    writer = await JournalWriter.create(path)
+    with pytest.raises(JournalLockedError):
+        await JournalWriter.resume(path)
+    with pytest.raises(JournalLockedError):
+        await JournalWriter.create(path, overwrite=True)
+    code = (
+        "import asyncio,sys\n"
+        "from journal.writer import JournalWriter\n"
+        "from journal.errors import JournalLockedError\n"
+        f"try:\n    asyncio.run(JournalWriter.resume({str(path)!r}))\n"
+        "except JournalLockedError:\n    sys.exit(7)\n"
+    )
+    child = subprocess.run([sys.executable, "-c", code], timeout=30, cwd=Path(__file__).resolve().parents[2])
+    assert child.returncode == 7
+    with JournalReader(path) as reader:  # readers are never locked out
+        assert reader.meta["status"] == "running"
+    await writer.close()
+
+
+@pytest.mark.asyncio
+async def test_tailing_readers_see_a_gap_free_increasing_sequence(tmp_path: Path) -> None:
+    path = tmp_path / "j.journal"
+    writer = await JournalWriter.create(path)
+    bus = Bus(writer)
+    bus.feed(header())
+    await writer.flush()
+    stop = asyncio.Event()
+
+    async def tail() -> list[int]:
+        seen = []
+        with JournalReader(path) as reader:
+            async for seq, _ in reader.tail(0, poll=0.001, stop=stop):
+                seen.append(seq)
+        return seen
+
+    readers = [asyncio.create_task(tail()) for _ in range(2)]
+    ts = 1
+    for _ in range(100):
+        for _ in range(100):
+            bus.feed(Bar(ts, "X", 1, 1, 1, 1, 1, 1))
+            ts += 1
+        await writer.flush()
+        await asyncio.sleep(0)
+    stop.set()
+    results = await asyncio.gather(*readers)
+    await writer.close()
+    for seen in results:
+        assert seen == list(range(1, 10_002))
+
+
+@pytest.mark.asyncio
+async def test_resume_continues_numbering_and_the_chain(tmp_path: Path) -> None:
+    path = tmp_path / "j.journal"
+    first = await write_journal(path, 10)
+    writer = await JournalWriter.resume(path)
+    assert writer.last_seq == 21 and writer.head == first.head
+    bus = Bus(writer, start_seq=writer.last_seq)
+    bus.clock.advance(2_000)
+    bus.feed(Bar(2_000, "X", 1, 1, 1, 1, 1, 1))
+    await writer.close()
+    report = verify(path)
+    assert report.ok and report.events == 22
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "jsonl"])
+async def test_export_formats_carry_every_record(tmp_path: Path, fmt: str) -> None:
+    import pandas as pd
+
+    path = tmp_path / "j.journal"
+    await write_journal(path, 30)
+    files = export(path, tmp_path / "out", fmt)
+    if fmt == "jsonl":
+        lines = files[0].read_text().splitlines()
+        assert len(lines) == 61 and '"seq":1' in lines[0]
+        return
+    frames = {f.stem: (pd.read_parquet(f) if fmt == "parquet" else pd.read_csv(f)) for f in files}
+    assert {k: len(v) for k, v in frames.items()} == {"bar": 30, "log": 30, "start": 1}
+    assert list(frames["bar"]["seq"]) == list(range(2, 62, 2))
+    assert {"hash", "cause", "input", "close"} <= set(frames["bar"].columns)
+
+
+def test_a_file_that_is_not_a_journal_is_reported(tmp_path: Path) -> None:
+    from journal.errors import JournalFormatError
+
+    path = tmp_path / "not.journal"
+    path.write_bytes(b"hello, I am not SQLite" * 100)
+    report = verify(path)
+    assert not report.ok and report.first_bad_seq == 1
+    with pytest.raises(JournalFormatError):
+        JournalReader(path)
+    sqlite3.connect(tmp_path / "empty.db").execute("create table t(x)").connection.commit()
+    assert not verify(tmp_path / "empty.db").ok

@@ -1,0 +1,120 @@
+"""Tampering: every edit, deletion, reordering or truncation is caught, and
+verify names the exact first bad seq (parametrized random cases)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from journal.records import HASH_SIZE
+from journal.verify import verify
+from tests.journal.helpers import write_journal
+
+EVENTS = 300  # bars; with their logs and the header: 601 records
+BLOCK = 16
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("tamper") / "pristine.journal"
+    asyncio.run(write_journal(path, EVENTS, block_size=BLOCK))
+    report = verify(path)
+    assert report.ok and report.events == 2 * EVENTS + 1
+    return path
+
+
+def blocks(conn: sqlite3.Connection) -> list[tuple[int, int, bytes]]:
+    return [(int(a), int(b), bytes(c)) for a, b, c in conn.execute("SELECT first_seq, n, lengths FROM blocks ORDER BY first_seq")]
+
+
+def flip_payload(conn: sqlite3.Connection, rng: random.Random) -> int:
+    first, n, lengths = rng.choice(blocks(conn))
+    sizes = [int.from_bytes(lengths[4 * i : 4 * i + 4], "little") for i in range(n)]
+    k = rng.randrange(n)
+    offset = 5 + sum(sizes[:k]) + rng.randrange(sizes[k])
+    payload = bytearray(conn.execute("SELECT payloads FROM blocks WHERE first_seq=?", (first,)).fetchone()[0])
+    payload[offset] ^= 1 << rng.randrange(8)
+    conn.execute("UPDATE blocks SET payloads=? WHERE first_seq=?", (bytes(payload), first))
+    return first + k
+
+
+def flip_hash(conn: sqlite3.Connection, rng: random.Random) -> int:
+    first, n, _ = rng.choice(blocks(conn))
+    k = rng.randrange(n)
+    hashes = bytearray(conn.execute("SELECT hashes FROM blocks WHERE first_seq=?", (first,)).fetchone()[0])
+    hashes[HASH_SIZE * k + rng.randrange(HASH_SIZE)] ^= 0xFF
+    conn.execute("UPDATE blocks SET hashes=? WHERE first_seq=?", (bytes(hashes), first))
+    return first + k
+
+
+def flip_input_flag(conn: sqlite3.Connection, rng: random.Random) -> int:
+    first, n, _ = rng.choice(blocks(conn))
+    k = rng.randrange(n)
+    flags = bytearray(conn.execute("SELECT inputs FROM blocks WHERE first_seq=?", (first,)).fetchone()[0])
+    flags[k] ^= 1
+    conn.execute("UPDATE blocks SET inputs=? WHERE first_seq=?", (bytes(flags), first))
+    return first + k
+
+
+def delete_row(conn: sqlite3.Connection, rng: random.Random) -> int:
+    first, _, _ = rng.choice(blocks(conn))
+    conn.execute("DELETE FROM blocks WHERE first_seq=?", (first,))
+    return first
+
+
+def swap_rows(conn: sqlite3.Connection, rng: random.Random) -> int:
+    rows = blocks(conn)
+    i, j = sorted(rng.sample(range(len(rows)), 2))
+    a, b = rows[i][0], rows[j][0]
+    conn.execute("UPDATE blocks SET first_seq=-1 WHERE first_seq=?", (a,))
+    conn.execute("UPDATE blocks SET first_seq=? WHERE first_seq=?", (a, b))
+    conn.execute("UPDATE blocks SET first_seq=? WHERE first_seq=-1", (b,))
+    return a
+
+
+def truncate_tail(conn: sqlite3.Connection, rng: random.Random) -> int:
+    rows = blocks(conn)
+    cut = rows[rng.randrange(1, len(rows))][0]
+    conn.execute("DELETE FROM blocks WHERE first_seq>=?", (cut,))
+    return cut
+
+
+TAMPERS = [flip_payload, flip_hash, flip_input_flag, delete_row, swap_rows, truncate_tail]
+
+
+@pytest.mark.parametrize("case", range(120))
+def test_verify_names_the_first_bad_seq(pristine: Path, tmp_path: Path, case: int) -> None:
+    rng = random.Random(case)
+    tamper = TAMPERS[case % len(TAMPERS)]
+    path = tmp_path / "t.journal"
+    shutil.copyfile(pristine, path)
+    with sqlite3.connect(path) as conn:
+        expected = tamper(conn, rng)
+    report = verify(path)
+    assert not report.ok, f"{tamper.__name__} went unnoticed (case {case})"
+    assert report.first_bad_seq == expected, f"{tamper.__name__}: {report.message} (wanted seq {expected})"
+
+
+def test_verify_reports_an_intact_journal(pristine: Path) -> None:
+    report = verify(pristine)
+    assert report.ok and report.first_bad_seq is None and len(report.head) == 64
+
+
+def test_a_damaged_journal_is_quarantined_and_never_resumed(pristine: Path, tmp_path: Path) -> None:
+    from journal.errors import JournalIntegrityError
+    from journal.reader import JournalReader
+    from journal.writer import JournalWriter
+
+    path = tmp_path / "t.journal"
+    shutil.copyfile(pristine, path)
+    with sqlite3.connect(path) as conn:
+        flip_payload(conn, random.Random(1))
+    with pytest.raises(JournalIntegrityError, match="quarantined"):
+        asyncio.run(JournalWriter.resume(path))
+    with JournalReader(path) as reader:
+        assert reader.meta["status"] == "quarantined"

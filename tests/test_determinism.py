@@ -1,0 +1,49 @@
+"""The same inputs give byte-identical journals across processes and
+PYTHONHASHSEED values (compared by chain head, which covers every byte)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = sorted((ROOT / "adapters" / "sample_data").glob("*.csv"))
+
+
+def run(tmp: Path, hashseed: str, name: str) -> dict[str, object]:
+    config = {
+        "strategies": [
+            {"strategy": "sma_cross", "params": {"stop_atr": 2.0, "target_atr": 4.0, "risk_pct": 0.01}},
+            {"strategy": "ema_cross", "params": {"size": 0.5}},
+        ],
+        "initial_cash": 100000,
+        "commission_bps": 4,
+        "slippage": {"model": "atr", "k": 0.05, "bps": 2},
+        "participation": 0.5,
+        "fill_probability": 0.7,
+        "seed": 42,
+        "risk": {"max_positions": 3, "max_gross_exposure": 2.0},
+    }
+    config_path = tmp / f"{name}.json"
+    config_path.write_text(json.dumps(config))
+    env = {**os.environ, "PYTHONHASHSEED": hashseed}
+    out = subprocess.run(
+        [sys.executable, "-m", "adapters.cli", "backtest", "--config", str(config_path), "--journal", str(tmp / f"{name}.journal"),
+         "--no-report", "--json", *[a for p in SAMPLES for a in ("--data", str(p))]],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=True,
+    )
+    return json.loads(out.stdout)
+
+
+@pytest.mark.slow
+def test_chain_head_is_identical_across_processes_and_hash_seeds(tmp_path: Path) -> None:
+    results = [run(tmp_path, seed, f"run{k}") for k, seed in enumerate(["0", "1", "random", "12345"])]
+    heads = {r["head"] for r in results}
+    assert len(heads) == 1, heads
+    assert results[0]["trades"] > 10
+    assert len({r["final_equity"] for r in results}) == 1
