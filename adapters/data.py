@@ -1,7 +1,8 @@
 """Historical OHLCV: load CSV / Parquet / Feather, validate, align, fingerprint.
 
 Accepted layouts: a time column named one of ``date, datetime, time,
-timestamp, open_time`` (or the index of a Parquet/Feather frame) and columns
+timestamp, open_time`` (or an unnamed first column, or the index of a
+Parquet/Feather frame) and columns
 ``open, high, low, close`` and optionally ``volume`` (case-insensitive; the
 freqtrade feather layout and backtesting.py's CSVs both load as they are).
 Numeric times are Unix epochs (s, ms, us or ns, by magnitude). Text times
@@ -108,6 +109,10 @@ def load_bars(
     frame = read_frame(path)
     columns = {str(c).strip().lower(): c for c in frame.columns}
     time_key = next((c for c in TIME_COLUMNS if c in columns), None)
+    first = str(frame.columns[0]) if len(frame.columns) else ""
+    if time_key is None and (first.startswith("Unnamed: 0") or first == "index"):
+        time_key = first.lower()  # an unnamed index column, as backtesting.py's CSVs have
+        columns[time_key] = frame.columns[0]
     if time_key is None:
         raise DataError(f"{path}: no time column (expected one of {', '.join(TIME_COLUMNS)})")
     for name in PRICE_COLUMNS:
