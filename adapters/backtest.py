@@ -36,7 +36,8 @@ from core.strategy import load_source
 from journal.projections import Projections
 from journal.reader import JournalReader
 from journal.replay import ReplayReport, replay_check
-from journal.writer import STATUS_FAILED, JournalWriter
+from journal.process_writer import ProcessJournalWriter
+from journal.writer import STATUS_FAILED
 
 PACKAGE_VERSION = "0.1.0"
 SAMPLE_DIR = Path(__file__).parent / "sample_data"
@@ -223,7 +224,7 @@ async def run_async(
     first_open = int(market.timeline[0]) - next(iter(market.instruments.values())).interval
     header = make_header(config, fingerprints or {}, first_open, parent=parent)
     path = Path(journal) if journal is not None else DEFAULT_RUNS_DIR / f"{config.strategies[0].id}-{header.run_id}.journal"
-    writer = await JournalWriter.create(path, durability="normal", overwrite=overwrite or journal is None)
+    writer = await ProcessJournalWriter.create(path, durability="normal", overwrite=overwrite or journal is None)
     try:
         engine = Engine(config, slots, market, sink=writer)
         await drive(engine, writer, header, instruments_for(config, market, first_open), market, progress)
@@ -236,7 +237,7 @@ async def run_async(
 
 async def drive(
     engine: Engine,
-    writer: JournalWriter,
+    writer: ProcessJournalWriter,
     header: RunStarted,
     instruments: list[InstrumentDefinition],
     market: MarketSeries,

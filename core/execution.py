@@ -201,8 +201,14 @@ class SimulatedVenue(Actor):
         self._add_working(order)
         parent = self.orders.get(cmd.parent_id) if cmd.parent_id else None
         if parent is not None and last is not None and parent.filled_at_open_ts == last.ts:
-            order.wait = 0
-            self._match_bar(last, [order])
+            # Children of a parent filled at this bar's open see the same bar,
+            # all together, so the intrabar path decides which exit comes first.
+            children = [self.orders.get(child) for child in parent.children]
+            if all(child is not None for child in children):
+                ready = [child for child in children if child is not None]
+                for child in ready:
+                    child.wait = 0
+                self._match_bar(last, ready)
 
     def on_cancel(self, cmd: CancelOrder) -> None:
         order = self.orders.get(cmd.order_id)
@@ -276,19 +282,16 @@ class SimulatedVenue(Actor):
                 self._trigger(order)
             if touch.price is None:
                 continue
-            if touch.maker and self._rng is not None and self._rng.random() >= (self.config.fill_probability or 1.0):
-                continue
+            tif = order.cmd.tif
+            lucky = not touch.maker or self._rng is None or self._rng.random() < (self.config.fill_probability or 1.0)
             wanted = order.leaves
-            if order.cmd.tif == "FOK" and wanted > budget:
-                self._cancel(order, "fok")
-                continue
+            if lucky and tif == "FOK" and wanted > budget:
+                lucky = False
             quantity = min(wanted, budget)
-            if quantity <= 0.0:
-                continue
-            filled = self._fill_at(order, bar, touch.price, open_ts, maker=touch.maker, quantity=quantity, at_open=touch.when == 0.0)
-            budget -= filled
-            if order.active and order.cmd.tif in ("IOC", "FOK"):
-                self._cancel(order, order.cmd.tif.lower())
+            if lucky and quantity > 0.0:
+                budget -= self._fill_at(order, bar, touch.price, open_ts, maker=touch.maker, quantity=quantity, at_open=touch.when == 0.0)
+            if order.active and tif in ("IOC", "FOK"):
+                self._cancel(order, tif.lower())
 
     def _touch(self, order: Order, path: tuple[float, float, float, float]) -> Touch | None:
         """How the bar reaches the order, if it does (no state is changed)."""

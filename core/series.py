@@ -61,25 +61,32 @@ class MarketSeries:
     @classmethod
     def from_bars(cls, bars: Iterable[Bar]) -> MarketSeries:
         """Rebuild the arrays from Bar events (as a journal holds them)."""
-        rows: dict[str, dict[int, tuple[float, float, float, float, float]]] = {}
+        columns: dict[str, tuple[list[int], list[float], list[float], list[float], list[float], list[float]]] = {}
         intervals: dict[str, int] = {}
-        times: dict[int, None] = {}
         for bar in bars:
-            rows.setdefault(bar.instrument, {})[bar.ts] = (bar.open, bar.high, bar.low, bar.close, bar.volume)
-            intervals.setdefault(bar.instrument, bar.interval)
-            times[bar.ts] = None
-        timeline = np.array(sorted(times), dtype=np.int64)
-        index = {ts: i for i, ts in enumerate(timeline.tolist())}
+            col = columns.get(bar.instrument)
+            if col is None:
+                col = columns[bar.instrument] = ([], [], [], [], [], [])
+                intervals[bar.instrument] = bar.interval
+            col[0].append(bar.ts)
+            col[1].append(bar.open)
+            col[2].append(bar.high)
+            col[3].append(bar.low)
+            col[4].append(bar.close)
+            col[5].append(bar.volume)
+        stamps = {s: np.array(c[0], dtype=np.int64) for s, c in columns.items()}
+        timeline = next(iter(stamps.values())) if len(stamps) == 1 else np.unique(np.concatenate(list(stamps.values())))
         instruments = {}
-        for symbol, by_ts in rows.items():
-            data = np.full((len(timeline), 5), np.nan)
+        for symbol, col in columns.items():
+            index = np.searchsorted(timeline, stamps[symbol])
             present = np.zeros(len(timeline), dtype=bool)
-            positions = np.fromiter((index[ts] for ts in by_ts), dtype=np.int64, count=len(by_ts))
-            data[positions] = np.array(list(by_ts.values()), dtype=float).reshape(-1, 5)
-            present[positions] = True
-            instruments[symbol] = InstrumentSeries(
-                symbol, intervals[symbol], *(np.ascontiguousarray(data[:, k]) for k in range(5)), present
-            )
+            present[index] = True
+            arrays = []
+            for values in col[1:]:
+                out = np.full(len(timeline), np.nan)
+                out[index] = values
+                arrays.append(out)
+            instruments[symbol] = InstrumentSeries(symbol, intervals[symbol], *arrays, present)
         return cls(timeline, instruments)
 
     def bars(self) -> Iterator[Bar]:

@@ -131,59 +131,83 @@ def from_namespace(namespace: dict[str, Any], source: str, filename: str) -> Loa
 # -- ctx pieces ----------------------------------------------------------------------------
 
 
+class _Source:
+    """A full-length series that prefix views are cut from, with the
+    indicator results computed over it (keyed by (name, *args))."""
+
+    __slots__ = ("full", "results")
+
+    def __init__(self, full: np.ndarray) -> None:
+        self.full = full
+        self.results: dict[tuple[Any, ...], tuple[np.ndarray, _Source]] = {}
+
+
 class IndicatorCache:
     """``ctx.ind``: indicators computed once per (source series, params).
 
-    Arrays handed out by ``ctx`` are registered for the current bar; an
-    indicator on one of them is computed over the full series once and
-    returned as a prefix view. Any other array (a user-made one) is computed
-    directly, which is correct but O(n).
+    Arrays handed out by ``ctx`` (and by ``ctx.ind``) are registered for the
+    current bar; an indicator on one of them is computed over the full series
+    once and returned as a prefix view. Any other array (one the strategy
+    made) is computed directly, which is correct but O(n) per call.
     """
 
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
-        self._results: dict[tuple[Any, ...], np.ndarray] = {}
-        self._owners: dict[tuple[Any, ...], Any] = {}  # keeps sources alive so ids stay unique
+        self._registered = ctx._registered
 
     def _one(self, name: str, x: Any, *args: Any) -> np.ndarray:
-        """Fast path for single-series indicators (the per-bar hot path)."""
+        """Single-series indicators: the per-bar hot path."""
         ctx = self._ctx
-        source = ctx._registered.get(id(x))
-        if source is None:
+        entry = ctx._registered.get(id(x))
+        if entry is None:
             return np.asarray(indicators.FUNCTIONS[name](x, *args))
-        n, full = source
-        key = (name, id(full), *args)
-        result = self._results.get(key)
-        if result is None:
-            result = self._results[key] = _frozen(indicators.FUNCTIONS[name](full, *args))
-            self._owners[key] = full
-        view = result[:n]
-        ctx._registered[id(view)] = (n, result)
-        ctx._keep.append(view)
+        source = entry[1]
+        key = (name, *args)
+        hit = source.results.get(key)
+        if hit is None:
+            result = _frozen(indicators.FUNCTIONS[name](source.full, *args))
+            hit = source.results[key] = (result, _Source(result))
+        view = hit[0][: len(x)]
+        ctx._registered[id(view)] = (view, hit[1])
         return view
 
     def _compute(self, name: str, arrays: tuple[Any, ...], args: tuple[Any, ...]) -> np.ndarray:
         ctx = self._ctx
-        sources = [ctx._registered.get(id(a)) for a in arrays]
-        if any(s is None for s in sources):
+        entries = [ctx._registered.get(id(a)) for a in arrays]
+        if any(e is None for e in entries) or len({len(a) for a in arrays}) != 1:
             return np.asarray(indicators.FUNCTIONS[name](*arrays, *args))
-        fulls = [s[1] for s in sources if s is not None]
-        key = (name, *(id(f) for f in fulls), *args)
-        result = self._results.get(key)
-        if result is None:
-            result = self._results[key] = _frozen(indicators.FUNCTIONS[name](*fulls, *args))
-            self._owners[key] = fulls
-        n = len(arrays[0])
-        view = result[:n]
-        ctx._registered[id(view)] = (n, result)
-        ctx._keep.append(view)
+        sources = [e[1] for e in entries if e is not None]
+        first = sources[0]
+        key = (name, *(id(src) for src in sources[1:]), *args)
+        hit = first.results.get(key)
+        if hit is None:
+            result = _frozen(indicators.FUNCTIONS[name](*(src.full for src in sources), *args))
+            hit = first.results[key] = (result, _Source(result))
+        view = hit[0][: len(arrays[0])]
+        ctx._registered[id(view)] = (view, hit[1])
         return view
 
     def sma(self, x: Any, n: int) -> np.ndarray:
-        return self._one("sma", x, n)
+        return self._fast("sma", x, n)
+
+    def _fast(self, name: str, x: Any, n: int) -> np.ndarray:
+        """``_one`` for the commonest shape (one series, one int), unrolled."""
+        registered = self._registered
+        entry = registered.get(id(x))
+        if entry is None:
+            return np.asarray(indicators.FUNCTIONS[name](x, n))
+        results = entry[1].results
+        key = (name, n)
+        hit = results.get(key)
+        if hit is None:
+            result = _frozen(indicators.FUNCTIONS[name](entry[1].full, n))
+            hit = results[key] = (result, _Source(result))
+        view = hit[0][: len(x)]
+        registered[id(view)] = (view, hit[1])
+        return view
 
     def ema(self, x: Any, n: int) -> np.ndarray:
-        return self._one("ema", x, n)
+        return self._fast("ema", x, n)
 
     def rsi(self, x: Any, n: int = 14) -> np.ndarray:
         return self._one("rsi", x, n)
@@ -230,18 +254,26 @@ class SymbolData:
         self._ctx = ctx
         self.symbol = symbol
         series = market.instruments[symbol]
-        self._arrays = {
-            "time": market.timeline,
-            "open": series.open,
-            "high": series.high,
-            "low": series.low,
-            "close": series.close,
-            "volume": series.volume,
-            "present": series.present,
+        self._sources = {
+            "time": _Source(market.timeline),
+            "open": _Source(series.open),
+            "high": _Source(series.high),
+            "low": _Source(series.low),
+            "close": _Source(series.close),
+            "volume": _Source(series.volume),
+            "present": _Source(series.present),
         }
+        self._arrays = {name: src.full for name, src in self._sources.items()}
 
     def _view(self, name: str) -> np.ndarray:
-        return self._ctx._view(self.symbol, name, self._arrays[name])
+        ctx = self._ctx
+        key = (self.symbol, name)
+        view = ctx._views.get(key)
+        if view is None:
+            source = self._sources[name]
+            view = ctx._views[key] = source.full[: ctx._n]
+            ctx._registered[id(view)] = (view, source)
+        return view
 
     time = property(lambda self: self._view("time"))
     open = property(lambda self: self._view("open"))
@@ -378,12 +410,13 @@ class Context:
         self._portfolio = portfolio
         self._bus = bus
         self._n = 0
-        self._views: dict[tuple[str, str], np.ndarray] = {}
-        self._registered: dict[int, tuple[int, np.ndarray]] = {}
-        self._keep: list[np.ndarray] = []
+        self._views: dict[Any, np.ndarray] = {}
+        self._registered: dict[int, tuple[np.ndarray, _Source]] = {}
         self._ids = IdSequence(strategy_id)
         self.data = {s: SymbolData(self, s, market) for s in market.symbols}
         self._primary = self.data[self.symbol]
+        self._close: np.ndarray | None = None
+        self._close_source = self._primary._sources["close"]
         self.ind = IndicatorCache(self)
         self.size = Sizer(self)
         self.log = StrategyLog(self)
@@ -393,17 +426,21 @@ class Context:
     # -- bar bookkeeping (runtime only) --------------------------------------------------
 
     def _advance(self, n: int) -> None:
+        """Move to bar ``n - 1``: views of the previous bar are dropped (the
+        registry holds its views, so ids cannot be reused within a bar)."""
         self._n = n
+        self._close = None
         self._views.clear()
         self._registered.clear()
-        self._keep.clear()
 
-    def _view(self, symbol: str, name: str, full: np.ndarray) -> np.ndarray:
-        key = (symbol, name)
-        view = self._views.get(key)
+    def _primary_view(self, name: str) -> np.ndarray:
+        if name == "close":
+            return self.close
+        view = self._views.get(name)
         if view is None:
-            view = self._views[key] = full[: self._n]
-            self._registered[id(view)] = (self._n, full)
+            source = self._primary._sources[name]
+            view = self._views[name] = source.full[: self._n]
+            self._registered[id(view)] = (view, source)
         return view
 
     # -- data ---------------------------------------------------------------------------
@@ -417,12 +454,20 @@ class Context:
         """Current bus time (ns): the close time of the current bar."""
         return int(self._bus.now())
 
-    time = property(lambda self: self._primary.time)
-    open = property(lambda self: self._primary.open)
-    high = property(lambda self: self._primary.high)
-    low = property(lambda self: self._primary.low)
-    close = property(lambda self: self._primary.close)
-    volume = property(lambda self: self._primary.volume)
+    @property
+    def close(self) -> np.ndarray:
+        """Closes up to and including the current bar."""
+        view = self._close
+        if view is None:
+            view = self._close = self._views["close"] = self._close_source.full[: self._n]
+            self._registered[id(view)] = (view, self._close_source)
+        return view
+
+    time = property(lambda self: self._primary_view("time"))
+    open = property(lambda self: self._primary_view("open"))
+    high = property(lambda self: self._primary_view("high"))
+    low = property(lambda self: self._primary_view("low"))
+    volume = property(lambda self: self._primary_view("volume"))
     bars = property(lambda self: self._primary.bars)
 
     def last_price(self, symbol: str | None = None) -> float:
@@ -598,6 +643,7 @@ class StrategyRunner(Actor):
         return subs
 
     def on_start(self) -> None:
+        self._on_bar = self.strategy.on_bar
         self.ctx = Context(self.name, self.symbols, self.params, self.market, self.portfolio, self.bus)
         if self.strategy.on_init is not None:
             self.strategy.on_init(self.ctx)
@@ -606,17 +652,16 @@ class StrategyRunner(Actor):
         ts = bar.ts
         if ts != self._last_ts:
             self._last_ts = ts
-            self._step += 1
+            self._step = step = self._step + 1
             self._seen = False
-            if self._timeline[self._step] != ts:
-                raise StrategyError(f"{self.name}: bar at {ts} does not match the timeline step {self._step}")
-        if bar.instrument in self._mine:
+            if self._timeline[step] != ts:
+                raise StrategyError(f"{self.name}: bar at {ts} does not match the timeline step {step}")
+        if not self._seen and bar.instrument in self._mine:
             self._seen = True
         if bar.last and self._seen:
             ctx = self.ctx
-            assert ctx is not None
-            ctx._advance(self._step + 1)
-            self.strategy.on_bar(ctx, self._step)
+            ctx._advance(self._step + 1)  # type: ignore[union-attr]
+            self._on_bar(ctx, self._step)
 
     def on_fill(self, fill: OrderFilled) -> None:
         if fill.strategy != self.name:

