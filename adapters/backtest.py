@@ -31,12 +31,13 @@ from core.engine import Engine, StrategySlot
 from core.events import Bar, InstrumentDefinition, RunStarted
 from core.ids import canonical_json, content_id, sha256_hex
 from core.metrics import compute as compute_metrics
+from core.params import resolve
 from core.series import MarketSeries
 from core.strategy import load_source
+from journal.process_writer import ProcessJournalWriter
 from journal.projections import Projections
 from journal.reader import JournalReader
 from journal.replay import ReplayReport, replay_check
-from journal.process_writer import ProcessJournalWriter
 from journal.writer import STATUS_FAILED
 
 PACKAGE_VERSION = "0.1.0"
@@ -73,7 +74,7 @@ class Result:
             seq, head = reader.head()
         fees = float(proj.fills["fee"].sum()) if len(proj.fills) else 0.0
         metrics = compute_metrics(proj.equity, proj.trades, proj.initial_cash, fees)
-        metrics["rejections"] = int(len(proj.rejections))
+        metrics["rejections"] = len(proj.rejections)
         return cls(
             Path(path),
             proj.header.run_id,
@@ -127,7 +128,9 @@ def build_config(
 
 def strategy_configs(config: RunConfig, symbols: list[str]) -> list[StrategyConfig]:
     """The run's strategies with ids, symbols and source filled in."""
-    specs = list(config.strategies) or [StrategyConfig(strategy=config.strategy or "ema_cross", params=dict(config.params))]
+    specs = list(config.strategies) or [
+        StrategyConfig(strategy=config.strategy or "ema_cross", params=dict(config.params))
+    ]
     out = []
     used: dict[str, int] = {}
     for spec in specs:
@@ -137,7 +140,9 @@ def strategy_configs(config: RunConfig, symbols: list[str]) -> list[StrategyConf
         used[base_id] = used.get(base_id, 0) + 1
         strategy_id = base_id if used[base_id] == 1 else f"{base_id}.{used[base_id]}"
         out.append(
-            msgspec.structs.replace(spec, id=strategy_id, symbols=list(spec.symbols or symbols), source=source, origin=origin)
+            msgspec.structs.replace(
+                spec, id=strategy_id, symbols=list(spec.symbols or symbols), source=source, origin=origin
+            )
         )
     return out
 
@@ -145,7 +150,9 @@ def strategy_configs(config: RunConfig, symbols: list[str]) -> list[StrategyConf
 # -- the run ---------------------------------------------------------------------------------------
 
 
-def load_market(config: RunConfig, data: Sequence[str | os.PathLike[str]] | None, *, tz: str | None = None) -> tuple[list[LoadedBars], MarketSeries]:
+def load_market(
+    config: RunConfig, data: Sequence[str | os.PathLike[str]] | None, *, tz: str | None = None
+) -> tuple[list[LoadedBars], MarketSeries]:
     paths = [Path(p) for p in (data or config.data)] or sorted(SAMPLE_DIR.glob("*.csv"))[:1]
     symbols = config.all_symbols()
     if len(paths) == 1 and len(symbols) > 1:
@@ -156,7 +163,9 @@ def load_market(config: RunConfig, data: Sequence[str | os.PathLike[str]] | None
     loaded = []
     for k, path in enumerate(paths):
         symbol = symbols[k] if k < len(symbols) else None
-        loaded.append(load_bars(path, symbol=symbol, tz=tz, repair=config.repair, interval=interval, start=start, end=end))
+        loaded.append(
+            load_bars(path, symbol=symbol, tz=tz, repair=config.repair, interval=interval, start=start, end=end)
+        )
     return loaded, align(loaded)
 
 
@@ -190,7 +199,9 @@ def instruments_for(config: RunConfig, market: MarketSeries, ts: int) -> list[In
     ]
 
 
-def make_header(config: RunConfig, fingerprints: dict[str, Any], ts: int, *, parent: str = "", mode: str = "backtest") -> RunStarted:
+def make_header(
+    config: RunConfig, fingerprints: dict[str, Any], ts: int, *, parent: str = "", mode: str = "backtest"
+) -> RunStarted:
     config_json = canonical_json(cfg.to_builtins(config))
     config_hash = sha256_hex(config_json)
     prints = canonical_json(fingerprints)
@@ -199,7 +210,12 @@ def make_header(config: RunConfig, fingerprints: dict[str, Any], ts: int, *, par
 
 
 def slots_for(config: RunConfig) -> list[StrategySlot]:
-    return [StrategySlot(load_source(s.source, s.origin), s.id, list(s.symbols), dict(s.params)) for s in config.strategies]
+    """Load every strategy and validate its parameters (before any journal exists)."""
+    slots = []
+    for spec in config.strategies:
+        loaded = load_source(spec.source, spec.origin)
+        slots.append(StrategySlot(loaded, spec.id, list(spec.symbols), resolve(loaded.schema, dict(spec.params))))
+    return slots
 
 
 async def run_async(
@@ -218,12 +234,20 @@ async def run_async(
     if market is None:
         loaded, market = load_market(config, data, tz=tz)
         fingerprints = describe(loaded)
-        config = msgspec.structs.replace(config, data=[Path(b.path).name for b in loaded], symbols=market.symbols, symbol=None)
-    config = msgspec.structs.replace(config, strategies=strategy_configs(config, market.symbols), strategy=None, params={})
+        config = msgspec.structs.replace(
+            config, data=[Path(b.path).name for b in loaded], symbols=market.symbols, symbol=None
+        )
+    config = msgspec.structs.replace(
+        config, strategies=strategy_configs(config, market.symbols), strategy=None, params={}
+    )
     slots = slots_for(config)
     first_open = int(market.timeline[0]) - next(iter(market.instruments.values())).interval
     header = make_header(config, fingerprints or {}, first_open, parent=parent)
-    path = Path(journal) if journal is not None else DEFAULT_RUNS_DIR / f"{config.strategies[0].id}-{header.run_id}.journal"
+    path = (
+        Path(journal)
+        if journal is not None
+        else DEFAULT_RUNS_DIR / f"{config.strategies[0].id}-{header.run_id}.journal"
+    )
     writer = await ProcessJournalWriter.create(path, durability="normal", overwrite=overwrite or journal is None)
     try:
         engine = Engine(config, slots, market, sink=writer)
@@ -250,10 +274,8 @@ async def drive(
     total = market.bar_count
     feed = engine.bus.feed
     engine.start()
-    count = 0
-    for bar in market.bars():
+    for count, bar in enumerate(market.bars(), 1):
         feed(bar)
-        count += 1
         if count % PUMP_EVERY == 0:
             await writer.pump()
             if progress is not None:

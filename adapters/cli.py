@@ -57,7 +57,19 @@ def _is_input_error(exc: Exception) -> bool:
     from core.strategy import StrategyError
     from journal.errors import JournalError
 
-    return isinstance(exc, (UsageError, DataError, ConfigError, ParamError, StrategyError, JournalError, FileNotFoundError, FileExistsError))
+    return isinstance(
+        exc,
+        (
+            UsageError,
+            DataError,
+            ConfigError,
+            ParamError,
+            StrategyError,
+            JournalError,
+            FileNotFoundError,
+            FileExistsError,
+        ),
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -172,7 +184,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             raise UsageError("--param applies to a single strategy; set params per strategy in --config")
         config = build_config(config, params={**config.params, **params})
     progress = ProgressBar("backtest") if sys.stderr.isatty() else None
-    path = asyncio.run(run_async(config, data=args.data, journal=args.journal, overwrite=args.force, tz=args.tz, progress=progress))
+    path = asyncio.run(
+        run_async(config, data=args.data, journal=args.journal, overwrite=args.force, tz=args.tz, progress=progress)
+    )
     if progress is not None:
         progress.close()
     result = Result.from_journal(path)
@@ -182,7 +196,20 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         write_report(result, report_path)
     log.info("backtest finished", journal=str(path), events=result.events, run_id=result.run_id)
     if args.json:
-        print(json.dumps(_jsonable({**result.metrics, "journal": str(path), "run_id": result.run_id, "head": result.head, "events": result.events}), sort_keys=True))
+        print(
+            json.dumps(
+                _jsonable(
+                    {
+                        **result.metrics,
+                        "journal": str(path),
+                        "run_id": result.run_id,
+                        "head": result.head,
+                        "events": result.events,
+                    }
+                ),
+                sort_keys=True,
+            )
+        )
     else:
         print(summary_table(result))
         print(f"journal: {path}")
@@ -253,7 +280,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.html:
         write_report(result, Path(args.html))
     if args.json:
-        print(json.dumps(_jsonable({**result.metrics, "run_id": result.run_id, "events": result.events, "head": result.head}), sort_keys=True))
+        print(
+            json.dumps(
+                _jsonable({**result.metrics, "run_id": result.run_id, "events": result.events, "head": result.head}),
+                sort_keys=True,
+            )
+        )
     else:
         print(summary_table(result))
     return EXIT_OK
@@ -292,8 +324,19 @@ def cmd_replay(args: argparse.Namespace) -> int:
     report = replay(path)
     if args.json:
         d = report.divergence
-        print(json.dumps({"ok": report.ok, "events": report.events, "inputs": report.inputs, "outputs": report.outputs,
-                          "first_divergent_seq": d.seq if d else None, "reason": d.reason if d else None}, sort_keys=True))
+        print(
+            json.dumps(
+                {
+                    "ok": report.ok,
+                    "events": report.events,
+                    "inputs": report.inputs,
+                    "outputs": report.outputs,
+                    "first_divergent_seq": d.seq if d else None,
+                    "reason": d.reason if d else None,
+                },
+                sort_keys=True,
+            )
+        )
     elif report.ok:
         print(f"{path}: replay identical: {report.inputs} inputs regenerated {report.outputs} outputs byte for byte")
     else:
@@ -316,7 +359,12 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if ok:
         report = replay(path)
         d = report.divergence
-        result["replay"] = {"ok": report.ok, "inputs": report.inputs, "outputs": report.outputs, "first_divergent_seq": d.seq if d else None}
+        result["replay"] = {
+            "ok": report.ok,
+            "inputs": report.inputs,
+            "outputs": report.outputs,
+            "first_divergent_seq": d.seq if d else None,
+        }
         ok = report.ok
     result["ok"] = ok
     if args.json:
@@ -325,7 +373,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
         print(f"verify: {'ok' if integrity.ok else integrity.message}")
         if "replay" in result:
             r = result["replay"]
-            print(f"replay: {'identical' if r['ok'] else 'diverges at seq ' + str(r['first_divergent_seq'])} ({r['inputs']} inputs, {r['outputs']} outputs)")
+            verdict = "identical" if r["ok"] else f"diverges at seq {r['first_divergent_seq']}"
+            print(f"replay: {verdict} ({r['inputs']} inputs, {r['outputs']} outputs)")
         print("audit: PASS" if ok else "audit: FAIL")
     return EXIT_OK if ok else EXIT_CHECK_FAILED
 
@@ -341,7 +390,9 @@ def cmd_journal_show(args: argparse.Namespace) -> int:
     for strategy in config.get("strategies", []):
         strategy["source"] = f"<{len(strategy.get('source', ''))} chars>"
     if args.json:
-        print(json.dumps({"meta": meta, "config": config, "counts": counts, "events": seq, "head": head}, sort_keys=True))
+        print(
+            json.dumps({"meta": meta, "config": config, "counts": counts, "events": seq, "head": head}, sort_keys=True)
+        )
         return EXIT_OK
     width = max(len(k) for k in meta)
     for key in sorted(meta):

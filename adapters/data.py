@@ -31,7 +31,15 @@ from core.series import InstrumentSeries, MarketSeries
 
 TIME_COLUMNS = ("date", "datetime", "time", "timestamp", "open_time")
 PRICE_COLUMNS = ("open", "high", "low", "close")
-SUFFIXES = {".csv": "csv", ".txt": "csv", ".gz": "csv", ".parquet": "parquet", ".pq": "parquet", ".feather": "feather", ".arrow": "feather"}
+SUFFIXES = {
+    ".csv": "csv",
+    ".txt": "csv",
+    ".gz": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".feather": "feather",
+    ".arrow": "feather",
+}
 
 
 class DataError(ValueError):
@@ -157,7 +165,15 @@ def _parse_times(path: Path, column: pd.Series, name: str, tz: str | None) -> np
     if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
         values = column.to_numpy(dtype=np.int64)
         magnitude = int(np.abs(values).max())
-        scale = 1_000_000_000 if magnitude < 10**11 else 1_000_000 if magnitude < 10**14 else 1_000 if magnitude < 10**17 else 1
+        scale = (
+            1_000_000_000
+            if magnitude < 10**11
+            else 1_000_000
+            if magnitude < 10**14
+            else 1_000
+            if magnitude < 10**17
+            else 1
+        )
         return values * scale
     if isinstance(column.dtype, pd.DatetimeTZDtype):
         parsed = column
@@ -173,12 +189,16 @@ def _parse_times(path: Path, column: pd.Series, name: str, tz: str | None) -> np
         if parsed.dtype == object:
             raise DataError(f"{path}: field {name!r}: mixed timezones")
         if tz is None:
-            raise DataError(f"{path}: field {name!r}: times have no timezone; add one (e.g. 2024-01-01T00:00:00Z) or pass --tz UTC")
+            raise DataError(
+                f"{path}: field {name!r}: times have no timezone; add one (e.g. 2024-01-01T00:00:00Z) or pass --tz UTC"
+            )
         parsed = parsed.dt.tz_localize(tz)
     return parsed.dt.tz_convert("UTC").astype("datetime64[ns, UTC]").to_numpy(dtype="datetime64[ns]").astype(np.int64)
 
 
-def _check(path: Path, times: np.ndarray, data: dict[str, np.ndarray], repair: str, repairs: dict[str, int]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def _check(
+    path: Path, times: np.ndarray, data: dict[str, np.ndarray], repair: str, repairs: dict[str, int]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     if repair == "drop":
         order = np.argsort(times, kind="stable")
         if (order != np.arange(len(order))).any():
@@ -264,6 +284,12 @@ def align(loaded: list[LoadedBars]) -> MarketSeries:
 def describe(loaded: list[LoadedBars]) -> dict[str, Any]:
     """Fingerprints and repairs for the run header."""
     return {
-        b.symbol: {"file": Path(b.path).name, "sha256": b.fingerprint, "rows": len(b), "interval_ns": b.interval, "repairs": b.repairs}
+        b.symbol: {
+            "file": Path(b.path).name,
+            "sha256": b.fingerprint,
+            "rows": len(b),
+            "interval_ns": b.interval,
+            "repairs": b.repairs,
+        }
         for b in loaded
     }

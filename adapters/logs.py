@@ -23,7 +23,9 @@ def mask_secrets(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
 
 
 def configure(*, json_lines: bool = False, verbose: bool = False) -> None:
-    renderer: Any = structlog.processors.JSONRenderer(sort_keys=True) if json_lines else structlog.dev.ConsoleRenderer(colors=False)
+    renderer: Any = (
+        structlog.processors.JSONRenderer(sort_keys=True) if json_lines else structlog.dev.ConsoleRenderer(colors=False)
+    )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

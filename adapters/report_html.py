@@ -34,7 +34,9 @@ def _downsample(index: pd.DatetimeIndex, values: np.ndarray) -> tuple[np.ndarray
     return x, values
 
 
-def _line_chart(title: str, index: pd.DatetimeIndex, values: np.ndarray, color: str, markers: str = "", fmt: str = "{:,.2f}") -> str:
+def _line_chart(
+    title: str, index: pd.DatetimeIndex, values: np.ndarray, color: str, markers: str = "", fmt: str = "{:,.2f}"
+) -> str:
     if len(values) == 0:
         return f"<h2>{html.escape(title)}</h2><p>No data.</p>"
     x, y = _downsample(index, np.asarray(values, dtype=float))
@@ -78,7 +80,10 @@ def _price_chart(result: Any) -> str:
     marks = []
     trades = result.trades[result.trades["instrument"] == symbol] if len(result.trades) else result.trades
     for _, t in trades.head(MAX_TRADES).iterrows():
-        for when, price, color, up in ((t["entry_time"], t["entry_price"], "#1a7f37", t["side"] == "long"), (t["exit_time"], t["exit_price"], "#cf222e", t["side"] != "long")):
+        for when, price, color, up in (
+            (t["entry_time"], t["entry_price"], "#1a7f37", t["side"] == "long"),
+            (t["exit_time"], t["exit_price"], "#cf222e", t["side"] != "long"),
+        ):
             if when is None or pd.isna(when) or not math.isfinite(price):
                 continue
             mx = float(_scale(np.array([float(pd.Timestamp(when).value)]), x0, x1, W, False)[0])
@@ -116,7 +121,11 @@ def _metrics_table(metrics: dict[str, Any]) -> str:
     rows = []
     for key in sorted(metrics):
         value = metrics[key]
-        text = f"{value:,.6g}" if isinstance(value, float) and math.isfinite(value) else ("n/a" if isinstance(value, float) else str(value))
+        text = (
+            f"{value:,.6g}"
+            if isinstance(value, float) and math.isfinite(value)
+            else ("n/a" if isinstance(value, float) else str(value))
+        )
         rows.append(f"<tr><th>{html.escape(key)}</th><td>{text}</td></tr>")
     return "<h2>Metrics</h2><table>" + "".join(rows) + "</table>"
 
@@ -126,29 +135,44 @@ def _frame_table(frame: pd.DataFrame, title: str, limit: int) -> str:
         return f"<h2>{html.escape(title)}</h2><p>None.</p>"
     shown = frame.head(limit)
     note = f"<p>First {limit} of {len(frame)}.</p>" if len(frame) > limit else ""
-    return f"<h2>{html.escape(title)}</h2>{note}" + shown.to_html(index=False, float_format=lambda v: f"{v:,.4f}", border=0)
+    return f"<h2>{html.escape(title)}</h2>{note}" + shown.to_html(
+        index=False, float_format=lambda v: f"{v:,.4f}", border=0
+    )
 
 
 def render(result: Any) -> str:
     eq = result.equity
     parts = [
         f"<h1>tidemark run {html.escape(result.run_id)}</h1>",
-        f"<p>Journal <code>{html.escape(str(result.journal))}</code>, {result.events} events, chain head <code>{result.head}</code>.</p>",
+        f"<p>Journal <code>{html.escape(str(result.journal))}</code>, {result.events} events, "
+        f"chain head <code>{result.head}</code>.</p>",
         _metrics_table(result.metrics),
         _line_chart("Equity", eq.index, eq["equity"].to_numpy() if len(eq) else np.array([]), "#0969da"),
-        _line_chart("Drawdown", eq.index, (eq["drawdown"] * 100).to_numpy() if len(eq) else np.array([]), "#cf222e", fmt="{:.2f}%"),
+        _line_chart(
+            "Drawdown",
+            eq.index,
+            (eq["drawdown"] * 100).to_numpy() if len(eq) else np.array([]),
+            "#cf222e",
+            fmt="{:.2f}%",
+        ),
         _price_chart(result),
         _monthly_table(eq),
     ]
     reasons = result.rejections_by_reason()
     if reasons:
-        parts.append("<h2>Rejections by reason</h2><table>" + "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in reasons.items()) + "</table>")
+        parts.append(
+            "<h2>Rejections by reason</h2><table>"
+            + "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in reasons.items())
+            + "</table>"
+        )
     parts.append(_frame_table(result.trades, "Trades", MAX_TRADES))
     style = (
         "body{font-family:system-ui,sans-serif;margin:24px;max-width:1000px}table{border-collapse:collapse;font-size:12px}"
         "td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}h2{margin-top:28px}"
     )
-    return f"<!doctype html><html><head><meta charset='utf-8'><title>tidemark {html.escape(result.run_id)}</title><style>{style}</style></head><body>{''.join(parts)}</body></html>"
+    title = f"tidemark {html.escape(result.run_id)}"
+    head = f"<meta charset='utf-8'><title>{title}</title><style>{style}</style>"
+    return f"<!doctype html><html><head>{head}</head><body>{''.join(parts)}</body></html>"
 
 
 def write_report(result: Any, path: Path) -> Path:

@@ -123,7 +123,7 @@ class Bus:
 
     def subscribe(self, event_type: type[Event], handler: Handler, *, late: bool = False) -> None:
         table = self._late_subs if late else self._early_subs
-        table[event_type] = table.get(event_type, ()) + (handler,)
+        table[event_type] = (*table.get(event_type, ()), handler)
 
     def now(self) -> int:
         return self.clock._now

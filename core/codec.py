@@ -56,7 +56,7 @@ class Codec:
             event = self._decoder.decode(data)
         except _BAD_BYTES as exc:
             raise EventDecodeError(str(exc)) from exc
-        return self._upcast(event) if self._upcasters else event  # type: ignore[no-any-return]
+        return self._upcast(event) if self._upcasters else event
 
     def decode_many(self, payloads: list[bytes]) -> list[Event]:
         """Decode a batch in one call (the fast path for readers).
@@ -94,7 +94,7 @@ class Codec:
         while upcast is not None:
             event = upcast(event)
             upcast = self._upcasters.get(type(event))
-        return event  # type: ignore[no-any-return]
+        return event
 
 
 def _union_of(types: tuple[type[Any], ...]) -> Any:

@@ -134,7 +134,7 @@ def parse_json(text: bytes | str, source: str = "run config") -> RunConfig:
 
 
 def to_builtins(config: RunConfig) -> dict[str, Any]:
-    return msgspec.to_builtins(config)  # type: ignore[no-any-return]
+    return msgspec.to_builtins(config)
 
 
 def replace(config: RunConfig, **changes: Any) -> RunConfig:
@@ -149,7 +149,9 @@ def execution_config(config: RunConfig) -> ExecutionConfig:
         slippage = SlippageModel(slip.model, bps=slip.bps or config.slippage_bps, ticks=slip.ticks, atr_k=slip.k)
     maker = config.maker_bps if config.maker_bps is not None else config.commission_bps
     taker = config.taker_bps if config.taker_bps is not None else config.commission_bps
-    fees = FeeModel(maker_bps=maker, taker_bps=taker, per_contract=config.commission_per_contract, fixed=config.commission_fixed)
+    fees = FeeModel(
+        maker_bps=maker, taker_bps=taker, per_contract=config.commission_per_contract, fixed=config.commission_fixed
+    )
     try:
         return ExecutionConfig(
             fill=FILL_ALIASES[config.fill_model],

@@ -82,7 +82,8 @@ class Engine:
         self.bus.add(self.venue)
         self.bus.add(self.account)
         self.runners = [
-            StrategyRunner(slot.strategy, slot.strategy_id, slot.symbols, slot.params, market, self.portfolio) for slot in slots
+            StrategyRunner(slot.strategy, slot.strategy_id, slot.symbols, slot.params, market, self.portfolio)
+            for slot in slots
         ]
         for runner in self.runners:
             self.bus.add(runner)

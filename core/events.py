@@ -449,7 +449,7 @@ AnyEvent = (
 )
 """The union of every current event type; the journal decodes with it."""
 
-EVENT_TYPES: tuple[type[Event], ...] = AnyEvent.__args__  # type: ignore[attr-defined]
+EVENT_TYPES: tuple[type[Event], ...] = AnyEvent.__args__
 
 
 def tag_of(cls: type[Event]) -> str:

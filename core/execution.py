@@ -174,9 +174,9 @@ class SimulatedVenue(Actor):
         if reason is None and cmd.order_id in self.orders:
             reason = "duplicate_order_id"
         last = self.bars.get(cmd.instrument)
-        if reason is None and cmd.post_only and last is not None:
-            if (cmd.price >= last.close) if cmd.side == BUY else (cmd.price <= last.close):
-                reason = "post_only_would_cross"
+        crosses = last is not None and ((cmd.price >= last.close) if cmd.side == BUY else (cmd.price <= last.close))
+        if reason is None and cmd.post_only and crosses:
+            reason = "post_only_would_cross"
         if reason is not None:
             bus.publish(OrderRejected(ts, cmd.strategy, cmd.order_id, cmd.instrument, reason))
             return
@@ -191,7 +191,12 @@ class SimulatedVenue(Actor):
         self.orders[cmd.order_id] = order
         if cmd.parent_id:
             self._link_child(order)
-        if cmd.order_type == MARKET and self.config.fill == "close" and self.config.latency_bars == 0 and last is not None:
+        if (
+            cmd.order_type == MARKET
+            and self.config.fill == "close"
+            and self.config.latency_bars == 0
+            and last is not None
+        ):
             self._fill_at(order, last, last.close, last.ts, maker=False)
             if order.active and cmd.tif in ("IOC", "FOK"):
                 self._cancel(order, "ioc")
@@ -214,7 +219,9 @@ class SimulatedVenue(Actor):
         order = self.orders.get(cmd.order_id)
         if order is None or not order.active:
             instrument = order.cmd.instrument if order is not None else ""
-            self.bus.publish(OrderRejected(self.bus.now(), cmd.strategy, cmd.order_id, instrument, "cancel_not_working"))
+            self.bus.publish(
+                OrderRejected(self.bus.now(), cmd.strategy, cmd.order_id, instrument, "cancel_not_working")
+            )
             return
         self._cancel(order, "user")
 
@@ -222,7 +229,9 @@ class SimulatedVenue(Actor):
         order = self.orders.get(cmd.order_id)
         if order is None or not order.active:
             instrument = order.cmd.instrument if order is not None else ""
-            self.bus.publish(OrderRejected(self.bus.now(), cmd.strategy, cmd.order_id, instrument, "modify_not_working"))
+            self.bus.publish(
+                OrderRejected(self.bus.now(), cmd.strategy, cmd.order_id, instrument, "modify_not_working")
+            )
             return
         changes: dict[str, Any] = {}
         if cmd.price:
@@ -233,7 +242,11 @@ class SimulatedVenue(Actor):
             order.cmd = msgspec.structs.replace(order.cmd, **changes)
         if cmd.quantity:
             if cmd.quantity < order.filled:
-                self.bus.publish(OrderRejected(self.bus.now(), cmd.strategy, cmd.order_id, order.cmd.instrument, "modify_below_filled"))
+                self.bus.publish(
+                    OrderRejected(
+                        self.bus.now(), cmd.strategy, cmd.order_id, order.cmd.instrument, "modify_below_filled"
+                    )
+                )
                 return
             order.quantity = cmd.quantity
             if order.leaves <= 0.0:
@@ -289,7 +302,9 @@ class SimulatedVenue(Actor):
                 lucky = False
             quantity = min(wanted, budget)
             if lucky and quantity > 0.0:
-                budget -= self._fill_at(order, bar, touch.price, open_ts, maker=touch.maker, quantity=quantity, at_open=touch.when == 0.0)
+                budget -= self._fill_at(
+                    order, bar, touch.price, open_ts, maker=touch.maker, quantity=quantity, at_open=touch.when == 0.0
+                )
             if order.active and tif in ("IOC", "FOK"):
                 self._cancel(order, tif.lower())
 
@@ -462,7 +477,9 @@ class SimulatedVenue(Actor):
         order.state = CANCELED
         self._remove_working(order)
         cmd = order.cmd
-        self.bus.publish(OrderCanceled(self.bus.now(), cmd.strategy, cmd.order_id, cmd.instrument, reason, order.leaves))
+        self.bus.publish(
+            OrderCanceled(self.bus.now(), cmd.strategy, cmd.order_id, cmd.instrument, reason, order.leaves)
+        )
 
     def _expire(self, order: Order) -> None:
         order.state = EXPIRED

@@ -13,6 +13,8 @@ Conventions: ``ema`` is seeded with the first value (pandas
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
@@ -104,7 +106,7 @@ def crossunder(a: FloatArray, b: FloatArray) -> FloatArray:
     return out
 
 
-FUNCTIONS = {
+FUNCTIONS: dict[str, Callable[..., FloatArray]] = {
     "sma": sma,
     "ema": ema,
     "rsi": rsi,

@@ -19,7 +19,9 @@ EQUITY_FUTURE = "equity_future"
 KINDS = (SPOT, PERPETUAL, FUTURE, EQUITY_FUTURE)
 
 
-def spot(symbol: str, *, quote: str = "USD", base: str = "", taker_fee: float = 0.0, maker_fee: float = 0.0) -> InstrumentDefinition:
+def spot(
+    symbol: str, *, quote: str = "USD", base: str = "", taker_fee: float = 0.0, maker_fee: float = 0.0
+) -> InstrumentDefinition:
     """A plain spot instrument (used when data gives no metadata)."""
     return InstrumentDefinition(
         0, symbol, kind=SPOT, base=base or symbol, quote=quote, settle=quote, taker_fee=taker_fee, maker_fee=maker_fee

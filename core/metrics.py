@@ -22,7 +22,7 @@ def compute(equity: pd.DataFrame, trades: pd.DataFrame, initial_cash: float, fee
     values = equity["equity"].to_numpy(dtype=float) if len(equity) else np.array([initial_cash])
     final = float(values[-1])
     total_return = final / initial_cash - 1.0
-    times = equity.index.asi8 if len(equity) else np.array([0])
+    times = equity.index.to_numpy(dtype="datetime64[ns]").astype(np.int64) if len(equity) else np.array([0])
     span = float(times[-1] - times[0]) if len(times) > 1 else 0.0
     years = span / YEAR_NS
     step = float(np.median(np.diff(times))) if len(times) > 1 else 0.0

@@ -40,7 +40,9 @@ def resolve(schema: dict[str, Any], given: dict[str, Any] | None) -> dict[str, A
     given = dict(given or {})
     unknown = sorted(set(given) - set(inputs))
     if unknown:
-        raise ParamError(f"{schema['id']}: unknown parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(inputs))}")
+        raise ParamError(
+            f"{schema['id']}: unknown parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(inputs))}"
+        )
     out = {}
     for name in sorted(inputs):
         spec = inputs[name]

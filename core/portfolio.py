@@ -98,7 +98,9 @@ class Portfolio:
             book.fees += fill.fee
             book.fills += 1
         self.marks.setdefault(fill.instrument, fill.price)
-        return PositionChanged(fill.ts, fill.strategy, fill.instrument, pos.quantity, pos.avg_price, realized, pos.realized)
+        return PositionChanged(
+            fill.ts, fill.strategy, fill.instrument, pos.quantity, pos.avg_price, realized, pos.realized
+        )
 
     def apply_funding(self, event: FundingApplied) -> None:
         inst = self.instruments[event.instrument]
@@ -190,7 +192,9 @@ class Portfolio:
             if strategy is None or pos.strategy == strategy:
                 inst = self.instruments[pos.instrument]
                 price = self.marks.get(pos.instrument, pos.avg_price)
-                total += notional(inst, pos.quantity, price) * (1.0 if inst.inverse else self.rate(settle_currency(inst)))
+                total += notional(inst, pos.quantity, price) * (
+                    1.0 if inst.inverse else self.rate(settle_currency(inst))
+                )
         return total
 
     def net_quantity(self, instrument: str) -> float:

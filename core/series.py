@@ -31,7 +31,7 @@ class InstrumentSeries:
     present: np.ndarray
 
     def field(self, name: str) -> np.ndarray:
-        return getattr(self, name)  # type: ignore[no-any-return]
+        return getattr(self, name)
 
 
 class MarketSeries:
@@ -86,7 +86,8 @@ class MarketSeries:
                 out = np.full(len(timeline), np.nan)
                 out[index] = values
                 arrays.append(out)
-            instruments[symbol] = InstrumentSeries(symbol, intervals[symbol], *arrays, present)
+            o, h, lo, c, v = arrays
+            instruments[symbol] = InstrumentSeries(symbol, intervals[symbol], o, h, lo, c, v, present)
         return cls(timeline, instruments)
 
     def bars(self) -> Iterator[Bar]:

@@ -31,6 +31,7 @@ from core.events import (
     BUY,
     SELL,
     Bar,
+    CancelOrder,
     Event,
     Log,
     OrderAccepted,
@@ -41,7 +42,6 @@ from core.events import (
     OrderTriggered,
     RiskRejected,
     SubmitOrder,
-    CancelOrder,
 )
 from core.ids import IdSequence, content_id
 from core.instruments import point_value
@@ -110,7 +110,10 @@ def from_namespace(namespace: dict[str, Any], source: str, filename: str) -> Loa
         classes = [
             obj
             for obj in namespace.values()
-            if isinstance(obj, type) and issubclass(obj, Strategy) and obj is not Strategy and obj.__module__ == namespace.get("__name__")
+            if isinstance(obj, type)
+            and issubclass(obj, Strategy)
+            and obj is not Strategy
+            and obj.__module__ == namespace.get("__name__")
         ]
         if len(classes) != 1:
             raise StrategyError(f"{filename}: define schema() and on_bar(ctx, i), or exactly one Strategy subclass")
@@ -286,7 +289,9 @@ class SymbolData:
     @property
     def bars(self) -> np.ndarray:
         """``(n, 6)`` array: time, open, high, low, close, volume."""
-        cols = [self._arrays[k][: self._ctx._n].astype(float) for k in ("time", "open", "high", "low", "close", "volume")]
+        cols = [
+            self._arrays[k][: self._ctx._n].astype(float) for k in ("time", "open", "high", "low", "close", "volume")
+        ]
         return np.column_stack(cols)
 
     @property
@@ -546,10 +551,14 @@ class Context:
     def buy(self, size: float, price: float | None = None, type: str | None = None, tif: str = "GTC", **kw: Any) -> str:
         return self.order(BUY, size, price, type, tif, **kw)
 
-    def sell(self, size: float, price: float | None = None, type: str | None = None, tif: str = "GTC", **kw: Any) -> str:
+    def sell(
+        self, size: float, price: float | None = None, type: str | None = None, tif: str = "GTC", **kw: Any
+    ) -> str:
         return self.order(SELL, size, price, type, tif, **kw)
 
-    def bracket(self, side: str, size: float, *, stop_loss: float, take_profit: float, price: float | None = None, **kw: Any) -> str:
+    def bracket(
+        self, side: str, size: float, *, stop_loss: float, take_profit: float, price: float | None = None, **kw: Any
+    ) -> str:
         """Entry with a stop-loss and a take-profit, one cancels the other."""
         return self.order(side, size, price, stop_loss=stop_loss, take_profit=take_profit, **kw)
 

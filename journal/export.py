@@ -19,7 +19,12 @@ FORMATS: Final = ("parquet", "csv", "jsonl")
 
 
 def _row(record: Any) -> dict[str, Any]:
-    row: dict[str, Any] = {"seq": record.seq, "input": record.is_input, "cause": record.cause, "hash": record.hash.hex()}
+    row: dict[str, Any] = {
+        "seq": record.seq,
+        "input": record.is_input,
+        "cause": record.cause,
+        "hash": record.hash.hex(),
+    }
     fields = msgspec.structs.asdict(record.event)
     for key, value in fields.items():
         row[key] = list(value) if isinstance(value, tuple) else value
@@ -58,7 +63,13 @@ def _export_jsonl(reader: JournalReader, out: Path) -> Path:
     encoder = msgspec.json.Encoder()
     with target.open("wb") as handle:
         for record in reader.records():
-            line = {"seq": record.seq, "kind": record.kind, "input": record.is_input, "cause": record.cause, "hash": record.hash.hex()}
+            line = {
+                "seq": record.seq,
+                "kind": record.kind,
+                "input": record.is_input,
+                "cause": record.cause,
+                "hash": record.hash.hex(),
+            }
             line["event"] = msgspec.to_builtins(record.event)
             handle.write(encoder.encode(line) + b"\n")
     return target

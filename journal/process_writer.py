@@ -16,20 +16,31 @@ record sent so far.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import sqlite3
 import threading
-from hashlib import blake2b
 from array import array
+from hashlib import blake2b
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from core.codec import DEFAULT_CODEC
-from core.events import TAGS, Event, RunStarted, SCHEMA_VERSION
+from core.events import SCHEMA_VERSION, TAGS, Event, RunStarted
 from journal.errors import JournalConfigError, JournalError, JournalLockedError, SequenceError
-from journal.records import DDL, FORMAT_VERSION, GENESIS, HASH_SIZE, INSERT_BLOCK, UPSERT_META, kind_counts, msgpack_array_header, pack_header
+from journal.records import (
+    DDL,
+    FORMAT_VERSION,
+    GENESIS,
+    HASH_SIZE,
+    INSERT_BLOCK,
+    UPSERT_META,
+    kind_counts,
+    msgpack_array_header,
+    pack_header,
+)
 from journal.writer import DURABILITY, STATUS_FINISHED, STATUS_RUNNING, _WriterLock, header_meta
 
 BLOCK = 4096
@@ -58,7 +69,12 @@ class ProcessJournalWriter:
 
     @classmethod
     async def create(
-        cls, path: str | os.PathLike[str], *, durability: str = "normal", overwrite: bool = False, batch_size: int = 32_768
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        durability: str = "normal",
+        overwrite: bool = False,
+        batch_size: int = 32_768,
     ) -> ProcessJournalWriter:
         path = Path(path)
         if durability not in DURABILITY:
@@ -66,11 +82,15 @@ class ProcessJournalWriter:
         if path.exists() and path.stat().st_size > 0 and not overwrite:
             raise FileExistsError(f"{path}: journal already exists (use a new path or overwrite)")
         path.parent.mkdir(parents=True, exist_ok=True)
-        method = "fork" if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        ctx = multiprocessing.get_context(method)
+        method = (
+            "fork" if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        )
+        ctx: Any = multiprocessing.get_context(method)
         to_child_r, to_child_w = ctx.Pipe(duplex=False)
         from_child_r, from_child_w = ctx.Pipe(duplex=False)
-        process = ctx.Process(target=_child, args=(str(path), durability, overwrite, to_child_r, from_child_w), daemon=True)
+        process = ctx.Process(
+            target=_child, args=(str(path), durability, overwrite, to_child_r, from_child_w), daemon=True
+        )
         process.start()
         to_child_r.close()
         from_child_w.close()
@@ -206,10 +226,8 @@ def _child(path_text: str, durability: str, overwrite: bool, inbox: Connection, 
                 outbox.send(("ok", chain.committed, chain.prev.hex()))
                 return
     except Exception as exc:
-        try:
+        with contextlib.suppress(OSError):
             outbox.send(("error", "write", f"{path}: journal writer failed: {exc!r}"))
-        except OSError:
-            pass
     finally:
         conn.close()
         lock.release()
@@ -254,7 +272,17 @@ class _ChildChain:
         self.prev = GENESIS
         self.committed = 0
 
-    def write(self, first: int, n: int, body: bytes, lengths_raw: bytes, causes_raw: bytes, flags: bytes, ts_raw: bytes, kinds_text: str) -> None:
+    def write(
+        self,
+        first: int,
+        n: int,
+        body: bytes,
+        lengths_raw: bytes,
+        causes_raw: bytes,
+        flags: bytes,
+        ts_raw: bytes,
+        kinds_text: str,
+    ) -> None:
         lengths = array("I")
         lengths.frombytes(lengths_raw)
         causes = array("q")

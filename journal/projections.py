@@ -101,7 +101,9 @@ class _Builder:
                     if bar.last:
                         eq_ts.append(bar.ts)
                         exposed = any(True for _ in portfolio.open_positions())
-                        eq_values.append((portfolio.equity(), portfolio.cash(), portfolio.gross_exposure(), 1.0 if exposed else 0.0))
+                        eq_values.append(
+                            (portfolio.equity(), portfolio.cash(), portfolio.gross_exposure(), 1.0 if exposed else 0.0)
+                        )
                 elif cls is OrderFilled:
                     fill: OrderFilled = event  # type: ignore[assignment]
                     portfolio.apply_fill(fill)
@@ -120,7 +122,12 @@ class _Builder:
                     _order_status(orders, seq, event)
                     if cls in (OrderRejected, RiskRejected):
                         rejections.append(
-                            {"seq": seq, "ts": event.ts, "source": "risk" if cls is RiskRejected else "venue", **_reason(event)}
+                            {
+                                "seq": seq,
+                                "ts": event.ts,
+                                "source": "risk" if cls is RiskRejected else "venue",
+                                **_reason(event),
+                            }
                         )
         equity = pd.DataFrame(eq_values, columns=["equity", "cash", "exposure", "in_market"], index=_ts(eq_ts))
         equity.index.name = "time"
@@ -136,9 +143,17 @@ class _Builder:
             equity,
             _orders_frame(orders),
             fills_df,
-            round_trips(fills, {k: (np.array(v[0], dtype=np.int64), np.array(v[1]), np.array(v[2])) for k, v in bars_by_symbol.items()}),
+            round_trips(
+                fills,
+                {
+                    k: (np.array(v[0], dtype=np.int64), np.array(v[1]), np.array(v[2]))
+                    for k, v in bars_by_symbol.items()
+                },
+            ),
             pd.DataFrame(positions),
-            pd.DataFrame(rejections, columns=["seq", "ts", "source", "strategy", "order_id", "instrument", "reason", "detail"]),
+            pd.DataFrame(
+                rejections, columns=["seq", "ts", "source", "strategy", "order_id", "instrument", "reason", "detail"]
+            ),
             pd.DataFrame(funding),
             portfolio.initial_cash,
             interval,
@@ -211,7 +226,7 @@ def _order_status(orders: dict[str, dict[str, Any]], seq: int, event: Event) -> 
     row = orders.get(event.order_id)  # type: ignore[attr-defined]
     if row is None:
         return
-    status = STATUS[type(event)]  # type: ignore[index]
+    status = STATUS[type(event)]
     if status == "triggered" and row["status"] == "partially_filled":
         return
     row["status"] = status
@@ -230,14 +245,45 @@ def _order_fill(orders: dict[str, dict[str, Any]], fill: OrderFilled) -> None:
 
 
 def _orders_frame(orders: dict[str, dict[str, Any]]) -> pd.DataFrame:
-    columns = ["order_id", "seq", "submitted", "strategy", "instrument", "side", "type", "quantity", "price",
-               "trigger_price", "tif", "parent_id", "status", "filled", "avg_price", "reason"]
+    columns = [
+        "order_id",
+        "seq",
+        "submitted",
+        "strategy",
+        "instrument",
+        "side",
+        "type",
+        "quantity",
+        "price",
+        "trigger_price",
+        "tif",
+        "parent_id",
+        "status",
+        "filled",
+        "avg_price",
+        "reason",
+    ]
     return pd.DataFrame(list(orders.values()), columns=columns)
 
 
 TRADE_COLUMNS = [
-    "strategy", "instrument", "side", "size", "entry_time", "exit_time", "entry_price", "exit_price",
-    "pnl", "gross_pnl", "fees", "return_pct", "bars", "duration", "mae", "mfe", "open",
+    "strategy",
+    "instrument",
+    "side",
+    "size",
+    "entry_time",
+    "exit_time",
+    "entry_price",
+    "exit_price",
+    "pnl",
+    "gross_pnl",
+    "fees",
+    "return_pct",
+    "bars",
+    "duration",
+    "mae",
+    "mfe",
+    "open",
 ]
 
 
@@ -283,10 +329,8 @@ def round_trips(fills: list[dict[str, Any]], bars: dict[str, BarArrays]) -> pd.D
             opened = _open_trip(fill, signed + qty)
             opened["fees"] = fill["fee"] - fee_share
             state[key] = opened
-    for trip in state.values():
-        trips.append(_close_trip(trip, None, bars))
-    frame = pd.DataFrame(trips, columns=TRADE_COLUMNS)
-    return frame
+    trips.extend(_close_trip(trip, None, bars) for trip in state.values())
+    return pd.DataFrame(trips, columns=TRADE_COLUMNS)
 
 
 def _open_trip(fill: dict[str, Any], signed: float) -> dict[str, Any]:

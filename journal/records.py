@@ -34,8 +34,8 @@ Block columns:
 from __future__ import annotations
 
 import struct
-from collections import Counter
 from array import array
+from collections import Counter
 from hashlib import blake2b
 from typing import Final
 

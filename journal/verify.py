@@ -11,13 +11,22 @@ recorded in ``meta`` (detects a truncated tail).
 from __future__ import annotations
 
 import sqlite3
+from array import array
 from dataclasses import dataclass
 from hashlib import blake2b
 from pathlib import Path
 
 from core.codec import DEFAULT_CODEC, EventDecodeError
-from core.events import TAGS
-from journal.records import BLOCK_COLUMNS, FORMAT_VERSION, GENESIS, HASH_SIZE, pack_header, parse_kind_counts, split_block
+from core.events import TAGS, Event
+from journal.records import (
+    BLOCK_COLUMNS,
+    FORMAT_VERSION,
+    GENESIS,
+    HASH_SIZE,
+    pack_header,
+    parse_kind_counts,
+    split_block,
+)
 
 
 @dataclass(frozen=True)
@@ -89,9 +98,13 @@ def _verify(conn: sqlite3.Connection, integrity_check: bool) -> VerifyReport:
     count = state.expected - 1
     head_seq = int(meta.get("head_seq", "0") or 0)
     if count < head_seq:
-        return VerifyReport(False, count, state.prev.hex(), count + 1, f"truncated: records end at {count}, head is {head_seq}", status)
+        return VerifyReport(
+            False, count, state.prev.hex(), count + 1, f"truncated: records end at {count}, head is {head_seq}", status
+        )
     if count > head_seq:
-        return VerifyReport(False, count, state.prev.hex(), head_seq + 1, f"records beyond the recorded head {head_seq}", status)
+        return VerifyReport(
+            False, count, state.prev.hex(), head_seq + 1, f"records beyond the recorded head {head_seq}", status
+        )
     if meta.get("head_hash", GENESIS.hex()) != state.prev.hex():
         return VerifyReport(False, count, state.prev.hex(), count, "head hash in meta disagrees with the chain", status)
     return VerifyReport(True, count, state.prev.hex(), None, "", status)
@@ -144,7 +157,7 @@ class _Chain:
         self.expected = first + n
 
     @staticmethod
-    def _decode(row: tuple[object, ...], first: int, body: memoryview, lengths: object) -> list:  # type: ignore[type-arg]
+    def _decode(row: tuple[object, ...], first: int, body: memoryview, lengths: array[int]) -> list[Event]:
         try:
             events = DEFAULT_CODEC.decode_array(row[5])  # type: ignore[arg-type]
             if len(events) == row[1]:
@@ -152,7 +165,7 @@ class _Chain:
         except EventDecodeError:
             pass
         offset = 0
-        for i, size in enumerate(lengths):  # type: ignore[attr-defined]
+        for i, size in enumerate(lengths):
             try:
                 DEFAULT_CODEC.decode(bytes(body[offset : offset + size]))
             except EventDecodeError as exc:

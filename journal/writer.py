@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-from hashlib import blake2b
 import os
 import sqlite3
+from hashlib import blake2b
 from pathlib import Path
 from typing import Any, Final
 
 import aiosqlite
 
 from core.codec import DEFAULT_CODEC
-from core.events import TAGS, Event, RunStarted, SCHEMA_VERSION
+from core.events import SCHEMA_VERSION, TAGS, Event, RunStarted
 from journal.errors import (
     JournalConfigError,
     JournalFormatError,
@@ -177,7 +177,9 @@ class JournalWriter:
         except BaseException:
             lock.release()
             raise
-        return cls(path, conn, lock, last_seq=report.events, last_hash=head, batch_size=batch_size, max_inflight=max_inflight)
+        return cls(
+            path, conn, lock, last_seq=report.events, last_hash=head, batch_size=batch_size, max_inflight=max_inflight
+        )
 
     # -- the hot path -------------------------------------------------------
 
@@ -384,4 +386,3 @@ async def _read_meta(conn: aiosqlite.Connection) -> dict[str, str]:
 async def _set_meta(conn: aiosqlite.Connection, values: dict[str, str]) -> None:
     await conn.executemany(UPSERT_META, list(values.items()))
     await conn.commit()
-

@@ -50,7 +50,10 @@ def run_tidemark(n: int, journal: Path) -> dict[str, object]:
     minute = 60_000_000_000
     timeline = frame.index.asi8 + minute
     series = InstrumentSeries(
-        "SYN", minute, *(frame[c].to_numpy(copy=True) for c in ("Open", "High", "Low", "Close", "Volume")), np.ones(n, dtype=bool)
+        "SYN",
+        minute,
+        *(frame[c].to_numpy(copy=True) for c in ("Open", "High", "Low", "Close", "Volume")),
+        np.ones(n, dtype=bool),
     )
     market = MarketSeries(timeline, {"SYN": series})
     config = build_config(None, strategy="ema_cross", initial_cash=1_000_000, commission_bps=4, symbols=["SYN"])
@@ -61,7 +64,7 @@ def run_tidemark(n: int, journal: Path) -> dict[str, object]:
     return {
         "bars_per_s": n / elapsed,
         "seconds": elapsed,
-        "fills": int(len(result.fills)),
+        "fills": len(result.fills),
         "final_equity": result.metrics["final_equity"],
         "events": result.events,
         "journal_mb": journal.stat().st_size / 1e6,
@@ -107,8 +110,14 @@ def run_backtesting_py(n: int) -> dict[str, object]:
     stats = Backtest(frame, EmaCross, cash=1_000_000, commission=0.0004, exclusive_orders=True).run()
     elapsed = time.perf_counter() - start
     trades = stats._trades
-    fills = 2 * len(trades) + (1 if stats["_trades"] is not None and stats["# Trades"] == len(trades) and not stats._equity_curve.empty and False else 0)
-    return {"bars_per_s": n / elapsed, "seconds": elapsed, "closed_trades": len(trades), "final_equity": float(stats["Equity Final [$]"]), "fills_closed": fills}
+    fills = 2 * len(trades) + (1 if stats["_trades"] is not None and stats["# Trades"] == len(trades) and False else 0)
+    return {
+        "bars_per_s": n / elapsed,
+        "seconds": elapsed,
+        "closed_trades": len(trades),
+        "final_equity": float(stats["Equity Final [$]"]),
+        "fills_closed": fills,
+    }
 
 
 def child(args: argparse.Namespace) -> None:
@@ -124,7 +133,9 @@ def child(args: argparse.Namespace) -> None:
 
 def spawn(engine: str, bars: int, journal: Path) -> dict[str, object]:
     cmd = [sys.executable, __file__, "--child", "--engine", engine, "--bars", str(bars), "--journal", str(journal)]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT, env={**os.environ, "PYTHONHASHSEED": "0"})
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, check=True, cwd=ROOT, env={**os.environ, "PYTHONHASHSEED": "0"}
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -145,12 +156,18 @@ def main() -> None:
         again = spawn("replay", args.bars, journal)
         peer = None if args.skip_peer else spawn("backtesting", args.bars, journal)
     print(f"bars: {args.bars:,} (1-minute, synthetic), EMA 12/26 cross, next-open fills, 4 bp commission")
-    print(f"tidemark (journal on)  {ours['bars_per_s']:>12,.0f} bars/s  {ours['seconds']:7.2f} s  peak {ours['peak_rss_mb']:7.0f} MB"
-          f"  events {ours['events']:,}  journal {ours['journal_mb']:.0f} MB  fills {ours['fills']:,}  final equity {ours['final_equity']:,.4f}")
-    print(f"tidemark replay --check {again['bars_per_s']:>11,.0f} bars/s  {again['seconds']:7.2f} s  peak {again['peak_rss_mb']:7.0f} MB  identical={again['ok']}")
+    print(
+        f"tidemark (journal on)  {ours['bars_per_s']:>12,.0f} bars/s  {ours['seconds']:7.2f} s  peak {ours['peak_rss_mb']:7.0f} MB"
+        f"  events {ours['events']:,}  journal {ours['journal_mb']:.0f} MB  fills {ours['fills']:,}  final equity {ours['final_equity']:,.4f}"
+    )
+    print(
+        f"tidemark replay --check {again['bars_per_s']:>11,.0f} bars/s  {again['seconds']:7.2f} s  peak {again['peak_rss_mb']:7.0f} MB  identical={again['ok']}"
+    )
     if peer is not None:
-        print(f"backtesting.py         {peer['bars_per_s']:>12,.0f} bars/s  {peer['seconds']:7.2f} s  peak {peer['peak_rss_mb']:7.0f} MB"
-              f"  closed trades {peer['closed_trades']:,}  final equity {peer['final_equity']:,.4f}")
+        print(
+            f"backtesting.py         {peer['bars_per_s']:>12,.0f} bars/s  {peer['seconds']:7.2f} s  peak {peer['peak_rss_mb']:7.0f} MB"
+            f"  closed trades {peer['closed_trades']:,}  final equity {peer['final_equity']:,.4f}"
+        )
         print(f"ratio tidemark / backtesting.py: {ours['bars_per_s'] / peer['bars_per_s']:.2f}x")
         same = abs(float(ours["final_equity"]) - float(peer["final_equity"])) <= 1e-9 * abs(float(peer["final_equity"]))
         print(f"final equity agrees to 1e-9: {same}")

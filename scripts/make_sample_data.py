@@ -27,7 +27,14 @@ def synth(symbol: str, seed: int, start_price: float, bars: int = 4000) -> pd.Da
     volume = rng.lognormal(3.0, 0.6, size=bars)
     times = pd.date_range("2024-01-01T00:00:00Z", periods=bars, freq="1h")
     frame = pd.DataFrame(
-        {"date": times.strftime("%Y-%m-%dT%H:%M:%SZ"), "open": open_, "high": high, "low": low, "close": close, "volume": volume}
+        {
+            "date": times.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "open": open_,
+            "high": high,
+            "low": low,
+            "close": close,
+            "volume": volume,
+        }
     )
     return frame.round({"open": 2, "high": 2, "low": 2, "close": 2, "volume": 4})
 

@@ -33,9 +33,25 @@ def run(tmp: Path, hashseed: str, name: str) -> dict[str, object]:
     config_path.write_text(json.dumps(config))
     env = {**os.environ, "PYTHONHASHSEED": hashseed}
     out = subprocess.run(
-        [sys.executable, "-m", "adapters.cli", "backtest", "--config", str(config_path), "--journal", str(tmp / f"{name}.journal"),
-         "--no-report", "--json", *[a for p in SAMPLES for a in ("--data", str(p))]],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=True,
+        [
+            sys.executable,
+            "-m",
+            "adapters.cli",
+            "backtest",
+            "--config",
+            str(config_path),
+            "--journal",
+            str(tmp / f"{name}.journal"),
+            "--no-report",
+            "--json",
+            *[a for p in SAMPLES for a in ("--data", str(p))],
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
     )
     return json.loads(out.stdout)
 

@@ -64,7 +64,12 @@ def test_ema_cross_matches_backtesting_py(name: str, min_trades: int, tmp_path: 
     csv = DATA / f"{name}.csv"
     peer_trades, peer_equity = peer_run(csv)
     result = run_backtest(
-        "ema_cross", data=[csv], tz="UTC", initial_cash=1_000_000, commission_bps=4, journal=tmp_path / f"{name}.journal"
+        "ema_cross",
+        data=[csv],
+        tz="UTC",
+        initial_cash=1_000_000,
+        commission_bps=4,
+        journal=tmp_path / f"{name}.journal",
     )
     ours = result.trades[~result.trades["open"]]
     assert len(peer_trades) >= min_trades

@@ -13,7 +13,11 @@ from core.events import Event
 def _value(tp: Any, name: str, k: int) -> Any:
     origin = typing.get_origin(tp)
     if tp is int:
-        return 1_700_000_000_000_000_000 + k if name in ("ts", "exec_ts", "expire_ts", "ts_recv", "next_funding_ts", "funding_ts", "expiry") else 7 + k
+        return (
+            1_700_000_000_000_000_000 + k
+            if name in ("ts", "exec_ts", "expire_ts", "ts_recv", "next_funding_ts", "funding_ts", "expiry")
+            else 7 + k
+        )
     if tp is float:
         return 100.25 + k
     if tp is str:

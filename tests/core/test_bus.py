@@ -55,10 +55,14 @@ def test_fifo_run_to_completion_and_fixed_subscriber_order() -> None:
     bus.add(Echo("second", seen))
     bus.feed(bar(1))
     assert seen == [
-        "first:bar1", "second:bar1",
-        "first:loga", "second:loga",
-        "first:logb", "second:logb",
-        "first:logc", "second:logc",
+        "first:bar1",
+        "second:bar1",
+        "first:loga",
+        "second:loga",
+        "first:logb",
+        "second:logb",
+        "first:logc",
+        "second:logc",
     ]
     assert sink.records == [(1, "Bar", True, 0), (2, "Log", False, 1), (3, "Log", False, 1), (4, "Log", False, 2)]
 

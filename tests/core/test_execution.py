@@ -57,7 +57,9 @@ def make(**config: Any) -> Venue:
     portfolio = Portfolio(100_000.0)
     portfolio.add_instrument(spot("X"))
     limits = config.pop("limits", RiskLimits())
-    venue = SimulatedVenue(portfolio, RiskEngine(limits, portfolio), ExecutionConfig(**config), seed=config.get("seed", 7) if False else 7)
+    venue = SimulatedVenue(
+        portfolio, RiskEngine(limits, portfolio), ExecutionConfig(**config), seed=config.get("seed", 7) if False else 7
+    )
     bus = Bus()
     bus.add(venue)
     v = Venue(bus, venue, portfolio)
@@ -298,7 +300,9 @@ def test_fill_probability_is_seeded() -> None:
     def run(seed: int) -> list[tuple[str, float, float, int]]:
         portfolio = Portfolio(1e9)
         portfolio.add_instrument(spot("X"))
-        venue = SimulatedVenue(portfolio, RiskEngine(RiskLimits(), portfolio), ExecutionConfig(fill_probability=0.5), seed=seed)
+        venue = SimulatedVenue(
+            portfolio, RiskEngine(RiskLimits(), portfolio), ExecutionConfig(fill_probability=0.5), seed=seed
+        )
         bus = Bus()
         bus.add(venue)
         got: list[OrderFilled] = []

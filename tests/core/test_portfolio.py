@@ -10,10 +10,14 @@ from core.events import InstrumentDefinition, OrderFilled
 from core.instruments import spot
 from core.portfolio import Portfolio
 
-FUT = InstrumentDefinition(0, "ES", kind="equity_future", quote="USD", settle="USD", multiplier=50.0, fee_per_contract=2.5)
+FUT = InstrumentDefinition(
+    0, "ES", kind="equity_future", quote="USD", settle="USD", multiplier=50.0, fee_per_contract=2.5
+)
 
 
-def fill(side: str, qty: float, price: float, fee: float = 0.0, instrument: str = "X", strategy: str = "s") -> OrderFilled:
+def fill(
+    side: str, qty: float, price: float, fee: float = 0.0, instrument: str = "X", strategy: str = "s"
+) -> OrderFilled:
     return OrderFilled(1, strategy, "o", "f", instrument, side, qty, price, 1, 0.0, "taker", fee)
 
 
@@ -101,7 +105,9 @@ def test_accounting_identity_and_quantity_conservation(stream: list[tuple]) -> N
         fees += fee
         pf.marks[instrument] = mark
         snap = pf.snapshot(0)
-        assert snap.equity == pytest.approx(1_000_000 + snap.realized + snap.unrealized - snap.fees + snap.funding, abs=1e-6)
+        assert snap.equity == pytest.approx(
+            1_000_000 + snap.realized + snap.unrealized - snap.fees + snap.funding, abs=1e-6
+        )
         assert snap.fees == pytest.approx(fees)
         for k, q in signed.items():
             assert pf.positions[k].quantity == pytest.approx(q, abs=1e-9)

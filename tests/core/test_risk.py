@@ -23,7 +23,11 @@ def setup(**limits: object) -> tuple[Portfolio, RiskEngine]:
 
 
 def hold(pf: Portfolio, qty: float, instrument: str = "X", strategy: str = "s", price: float = 100.0) -> None:
-    pf.apply_fill(OrderFilled(0, strategy, "f", "f", instrument, "buy" if qty > 0 else "sell", abs(qty), price, 0, 0.0, "taker", 0.0))
+    pf.apply_fill(
+        OrderFilled(
+            0, strategy, "f", "f", instrument, "buy" if qty > 0 else "sell", abs(qty), price, 0, 0.0, "taker", 0.0
+        )
+    )
 
 
 @pytest.mark.parametrize(

@@ -52,7 +52,10 @@ def write(tmp_path: Path, name: str, body: str) -> Path:
 
 
 def test_arrays_never_reveal_the_future(tmp_path: Path, sample_csv: Path) -> None:
-    path = write(tmp_path, "peek.py", """
+    path = write(
+        tmp_path,
+        "peek.py",
+        """
         import numpy as np
         def schema(): return {"id": "peek"}
         def on_init(ctx): ctx.state["lengths"] = []
@@ -65,12 +68,15 @@ def test_arrays_never_reveal_the_future(tmp_path: Path, sample_csv: Path) -> Non
         def on_finish(ctx):
             assert ctx.state["lengths"] == list(range(1, len(ctx.state["lengths"]) + 1))
             ctx.log.info("checked %d bars" % len(ctx.state["lengths"]))
-    """)
+    """,
+    )
     result = run_backtest(str(path), data=[sample_csv], journal=tmp_path / "j.journal")
     assert result.metrics["trades"] == 0
 
 
-def test_indicators_are_computed_once_per_run(tmp_path: Path, sample_csv: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_indicators_are_computed_once_per_run(
+    tmp_path: Path, sample_csv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     calls: list[int] = []
     original = indicators.FUNCTIONS["ema"]
 
@@ -84,7 +90,10 @@ def test_indicators_are_computed_once_per_run(tmp_path: Path, sample_csv: Path, 
 
 
 def test_class_based_strategy_and_attribution(tmp_path: Path, sample_csv: Path) -> None:
-    path = write(tmp_path, "cls.py", """
+    path = write(
+        tmp_path,
+        "cls.py",
+        """
         from core.strategy import Strategy
         class Flipper(Strategy):
             @classmethod
@@ -95,8 +104,15 @@ def test_class_based_strategy_and_attribution(tmp_path: Path, sample_csv: Path) 
                     ctx.target_percent(0.1 if (i // ctx.params["every"]) % 2 == 0 else 0.0)
             def on_trade(self, ctx, fill):
                 ctx.state["fills"] = ctx.state.get("fills", 0) + 1
-    """)
-    config = {"strategies": [{"strategy": str(path), "params": {"every": 200}}, {"strategy": "ema_cross", "params": {"size": 0.1}}], "initial_cash": 100000}
+    """,
+    )
+    config = {
+        "strategies": [
+            {"strategy": str(path), "params": {"every": 200}},
+            {"strategy": "ema_cross", "params": {"size": 0.1}},
+        ],
+        "initial_cash": 100000,
+    }
     result = run_backtest(data=[sample_csv], config=config, journal=tmp_path / "j.journal")
     assert set(result.fills["strategy"]) == {"flipper", "ema_cross"}
     by_strategy = result.trades.groupby("strategy").size().to_dict()
@@ -105,7 +121,10 @@ def test_class_based_strategy_and_attribution(tmp_path: Path, sample_csv: Path) 
 
 def test_multi_symbol_access_and_target_weights(tmp_path: Path) -> None:
     samples = sorted((Path(__file__).resolve().parents[2] / "adapters" / "sample_data").glob("*.csv"))
-    path = write(tmp_path, "rot.py", """
+    path = write(
+        tmp_path,
+        "rot.py",
+        """
         import numpy as np
         def schema(): return {"id": "rotation"}
         def on_bar(ctx, i):
@@ -114,7 +133,8 @@ def test_multi_symbol_access_and_target_weights(tmp_path: Path) -> None:
             scores = {s: ctx.data[s].close[-1] / ctx.data[s].close[-50] for s in ctx.symbols}
             best = max(sorted(scores), key=scores.get)
             ctx.target_weights({best: 0.5})
-    """)
+    """,
+    )
     result = run_backtest(str(path), data=samples, journal=tmp_path / "j.journal", initial_cash=100000)
     assert set(result.fills["instrument"]) == {"SYNTH_BTC", "SYNTH_ETH"}
     assert result.metrics["exposure_time"] > 0.5

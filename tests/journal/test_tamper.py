@@ -29,7 +29,10 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def blocks(conn: sqlite3.Connection) -> list[tuple[int, int, bytes]]:
-    return [(int(a), int(b), bytes(c)) for a, b, c in conn.execute("SELECT first_seq, n, lengths FROM blocks ORDER BY first_seq")]
+    return [
+        (int(a), int(b), bytes(c))
+        for a, b, c in conn.execute("SELECT first_seq, n, lengths FROM blocks ORDER BY first_seq")
+    ]
 
 
 def flip_payload(conn: sqlite3.Connection, rng: random.Random) -> int:

@@ -1,0 +1,188 @@
+"""The command line as a user drives it, in a child process."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "adapters" / "sample_data" / "SYNTH_BTC-1h.csv"
+
+
+def tidemark(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "adapters.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    cwd = tmp_path_factory.mktemp("cli")
+    done = tidemark("backtest", cwd=cwd)
+    assert done.returncode == 0, done.stderr
+    assert "final equity" in done.stdout and "journal:" in done.stdout
+    journals = list((cwd / "runs").glob("*.journal"))
+    assert len(journals) == 1 and journals[0].with_suffix(".html").exists()
+    return cwd, journals[0]
+
+
+def test_backtest_with_no_arguments_writes_journal_and_report(default_run: tuple[Path, Path]) -> None:
+    _cwd, journal = default_run
+    html = journal.with_suffix(".html").read_text()
+    assert "<svg" in html and "Monthly returns" in html and "Trades" in html
+
+
+def test_verify_replay_audit_report_show_export(default_run: tuple[Path, Path], tmp_path: Path) -> None:
+    cwd, journal = default_run
+    verify = tidemark("verify", str(journal), "--json", cwd=cwd)
+    assert verify.returncode == 0
+    v = json.loads(verify.stdout)
+    assert v["ok"] is True and v["first_bad_seq"] is None and len(v["head"]) == 64 and v["events"] > 4000
+    replay = tidemark("replay", str(journal), "--check", cwd=cwd)
+    assert replay.returncode == 0 and "identical" in replay.stdout
+    assert tidemark("audit", str(journal), cwd=cwd).returncode == 0
+    report = json.loads(tidemark("report", str(journal), "--json", cwd=cwd).stdout)
+    assert {"final_equity", "trades", "sharpe", "max_drawdown", "fees_paid"} <= set(report)
+    assert report["head"] == v["head"]
+    show = tidemark("journal", "show", str(journal), cwd=cwd)
+    assert "bar" in show.stdout and "run_id" in show.stdout
+    out = tidemark("journal", "export", str(journal), "--format", "jsonl", "--out", str(tmp_path), cwd=cwd)
+    assert out.returncode == 0 and (tmp_path / "events.jsonl").exists()
+
+
+def test_damaged_journal_fails_verify_and_replay(default_run: tuple[Path, Path], tmp_path: Path) -> None:
+    cwd, journal = default_run
+    copy = tmp_path / "damaged.journal"
+    copy.write_bytes(journal.read_bytes())
+    with sqlite3.connect(copy) as conn:
+        conn.execute(
+            "UPDATE blocks SET causes = zeroblob(length(causes)) WHERE first_seq = (SELECT MAX(first_seq) FROM blocks)"
+        )
+    done = tidemark("verify", str(copy), "--json", cwd=cwd)
+    assert done.returncode == 1 and json.loads(done.stdout)["first_bad_seq"] is not None
+    assert tidemark("replay", str(copy), "--check", cwd=cwd).returncode == 1
+
+
+def test_replay_reports_the_first_divergent_output(default_run: tuple[Path, Path], tmp_path: Path) -> None:
+    """A journal whose recorded strategy source was edited (and re-chained)
+    verifies, but its outputs no longer follow from its inputs."""
+    import asyncio
+
+    from core.events import RunStarted
+    from journal.reader import JournalReader
+    from journal.writer import JournalWriter
+
+    cwd, journal = default_run
+    forged = tmp_path / "forged.journal"
+
+    async def rewrite() -> None:
+        writer = await JournalWriter.create(forged)
+        with JournalReader(journal) as reader:
+            for record in reader.records():
+                event = record.event
+                if isinstance(event, RunStarted):
+                    import msgspec
+
+                    config = json.loads(event.config)
+                    config["strategies"][0]["params"] = {"fast": 5}
+                    event = msgspec.structs.replace(event, config=json.dumps(config))
+                writer.record(record.seq, event, record.is_input, record.cause)
+        await writer.close()
+
+    asyncio.run(rewrite())
+    assert tidemark("verify", str(forged), cwd=cwd).returncode == 0
+    done = tidemark("replay", str(forged), "--check", cwd=cwd)
+    assert done.returncode == 1
+    assert "DIVERGES at seq" in done.stdout and "journal:" in done.stdout and "replay:" in done.stdout
+
+
+def test_own_csv_and_own_strategy_file(tmp_path: Path) -> None:
+    strategy = tmp_path / "mine.py"
+    strategy.write_text(
+        "def schema():\n    return {'id': 'mine', 'inputs': {'n': {'type': 'int', 'default': 20, 'min': 2}}}\n"
+        "def on_bar(ctx, i):\n"
+        "    sma = ctx.ind.sma(ctx.close, ctx.params['n'])\n"
+        "    if i < ctx.params['n']:\n        return\n"
+        "    if ctx.close[i] > sma[i] and ctx.position.size == 0:\n        ctx.buy(ctx.size.percent_equity(0.5))\n"
+        "    elif ctx.close[i] < sma[i] and ctx.position.size > 0:\n        ctx.flatten()\n"
+    )
+    data = tmp_path / "prices.csv"
+    data.write_text(SAMPLE.read_text())
+    done = tidemark(
+        "backtest",
+        "--data",
+        str(data),
+        "--strategy",
+        str(strategy),
+        "--param",
+        "n=30",
+        "--journal",
+        str(tmp_path / "mine.journal"),
+        "--json",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads(done.stdout)
+    assert metrics["trades"] > 5 and metrics["journal"].endswith("mine.journal")
+    again = tidemark(
+        "backtest",
+        "--data",
+        str(data),
+        "--strategy",
+        str(strategy),
+        "--journal",
+        str(tmp_path / "mine.journal"),
+        cwd=tmp_path,
+    )
+    assert again.returncode == 2 and "already exists" in again.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--data", "nope.csv"], "nope.csv: no such file"),
+        (["--strategy", "nope"], "unknown strategy 'nope'"),
+        (["--param", "fast=abc"], "parameter 'fast' must be int"),
+        (["--param", "speed=3"], "unknown parameter(s) speed"),
+        (["--config", "missing.json"], "cannot read config"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    done = tidemark("backtest", "--no-report", *args, cwd=tmp_path)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tidemark: error:") and message in lines[0]
+    assert not list(tmp_path.glob("runs/*.journal"))
+
+
+def test_bad_data_row_exits_2_and_writes_no_journal(tmp_path: Path) -> None:
+    rows = SAMPLE.read_text().splitlines()
+    cells = rows[10].split(",")
+    cells[2] = "1"  # high below open/close
+    rows[10] = ",".join(cells)
+    data = tmp_path / "broken.csv"
+    data.write_text("\n".join(rows) + "\n")
+    done = tidemark("backtest", "--data", str(data), "--journal", str(tmp_path / "b.journal"), cwd=tmp_path)
+    assert done.returncode == 2
+    assert "broken.csv: row 10: field 'high'" in done.stderr
+    assert not (tmp_path / "b.journal").exists()
+
+
+def test_unknown_config_key_is_an_error(tmp_path: Path) -> None:
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps({"initial_cash": 1000, "comission_bps": 4}))
+    done = tidemark("backtest", "--config", str(config), cwd=tmp_path)
+    assert done.returncode == 2 and "comission_bps" in done.stderr
+
+
+def test_strategies_lists_builtins(tmp_path: Path) -> None:
+    done = tidemark("strategies", "--json", cwd=tmp_path)
+    ids = [s["id"] for s in json.loads(done.stdout)]
+    assert ids == ["ema_cross", "sma_cross"]
