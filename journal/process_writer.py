@@ -295,13 +295,18 @@ class _ChildChain:
         hashes = []
         offsets = [0]
         offset = 0
-        for i in range(n):
-            size = lengths[i]
-            payload = view[offset : offset + size]
-            prev = _hash(prev, first + i, causes[i], flags[i], payload)
-            hashes.append(prev)
-            offset += size
-            offsets.append(offset)
+        pack = pack_header
+        digest = blake2b
+        append_hash = hashes.append
+        append_offset = offsets.append
+        for i, size in enumerate(lengths):
+            end = offset + size
+            prev = digest(
+                prev + pack(first + i, causes[i], flags[i]) + view[offset:end], digest_size=HASH_SIZE
+            ).digest()
+            append_hash(prev)
+            append_offset(end)
+            offset = end
         meta: dict[str, str] = {}
         if first == 1 and kinds and kinds[0] == "start":
             header = DEFAULT_CODEC.decode(bytes(view[: lengths[0]]))
@@ -344,7 +349,3 @@ class _ChildChain:
             conn.execute("PRAGMA journal_mode=DELETE").fetchall()
         except sqlite3.OperationalError:
             pass
-
-
-def _hash(prev: bytes, seq: int, cause: int, flag: int, payload: memoryview) -> bytes:
-    return blake2b(prev + pack_header(seq, cause, flag) + payload, digest_size=HASH_SIZE).digest()
