@@ -37,7 +37,7 @@ from core.strategy import load_source
 from journal.process_writer import ProcessJournalWriter
 from journal.projections import Projections
 from journal.reader import JournalReader
-from journal.replay import ReplayReport, replay_check
+from journal.replay import DecodedBlock, ReplayReport, replay_check
 from journal.writer import STATUS_FAILED
 
 PACKAGE_VERSION = "0.1.0"
@@ -311,14 +311,13 @@ def run_backtest(
 # -- replay ------------------------------------------------------------------------------------------
 
 
-def engine_from_journal(reader: JournalReader, sink: EventSink) -> Engine:
+def engine_from_journal(reader: JournalReader, blocks: list[DecodedBlock], sink: EventSink) -> Engine:
     """Rebuild a run's actor graph from its header and its journaled bars."""
-    header = reader.event(1)
+    header = blocks[0].events[0] if blocks else None
     if not isinstance(header, RunStarted):
         raise ValueError(f"{reader.path}: seq 1 is not a run header")
     config = cfg.parse(json.loads(header.config))
-    bars = [event for _, event in reader.events(kinds=["bar"]) if isinstance(event, Bar)]
-    market = MarketSeries.from_bars(bars)
+    market = MarketSeries.from_bars(event for block in blocks for event in block.events if type(event) is Bar)
     return Engine(config, slots_for(config), market, sink=sink)
 
 

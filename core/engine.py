@@ -100,6 +100,7 @@ class Engine:
         if not self.started:
             self.started = True
             self.bus.start()
+            self.feed = self.bus.feed  # type: ignore[method-assign,assignment]  # started: inputs go straight to the bus
 
     def finish(self, status: str = "finished") -> None:
         """End of inputs: strategies' on_finish, cancel working orders, final

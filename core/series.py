@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from operator import attrgetter
 
 import numpy as np
 
@@ -61,33 +62,27 @@ class MarketSeries:
     @classmethod
     def from_bars(cls, bars: Iterable[Bar]) -> MarketSeries:
         """Rebuild the arrays from Bar events (as a journal holds them)."""
-        columns: dict[str, tuple[list[int], list[float], list[float], list[float], list[float], list[float]]] = {}
-        intervals: dict[str, int] = {}
+        by_symbol: dict[str, list[Bar]] = {}
         for bar in bars:
-            col = columns.get(bar.instrument)
-            if col is None:
-                col = columns[bar.instrument] = ([], [], [], [], [], [])
-                intervals[bar.instrument] = bar.interval
-            col[0].append(bar.ts)
-            col[1].append(bar.open)
-            col[2].append(bar.high)
-            col[3].append(bar.low)
-            col[4].append(bar.close)
-            col[5].append(bar.volume)
-        stamps = {s: np.array(c[0], dtype=np.int64) for s, c in columns.items()}
+            group = by_symbol.get(bar.instrument)
+            if group is None:
+                group = by_symbol[bar.instrument] = []
+            group.append(bar)
+        stamps = {s: np.fromiter((b.ts for b in g), np.int64, len(g)) for s, g in by_symbol.items()}
         timeline = next(iter(stamps.values())) if len(stamps) == 1 else np.unique(np.concatenate(list(stamps.values())))
         instruments = {}
-        for symbol, col in columns.items():
+        for symbol, group in by_symbol.items():
+            n = len(group)
             index = np.searchsorted(timeline, stamps[symbol])
             present = np.zeros(len(timeline), dtype=bool)
             present[index] = True
             arrays = []
-            for values in col[1:]:
+            for name in FIELDS:
                 out = np.full(len(timeline), np.nan)
-                out[index] = values
+                out[index] = np.fromiter(map(attrgetter(name), group), float, n)
                 arrays.append(out)
             o, h, lo, c, v = arrays
-            instruments[symbol] = InstrumentSeries(symbol, intervals[symbol], o, h, lo, c, v, present)
+            instruments[symbol] = InstrumentSeries(symbol, group[0].interval, o, h, lo, c, v, present)
         return cls(timeline, instruments)
 
     def bars(self) -> Iterator[Bar]:

@@ -292,7 +292,7 @@ class _ChildChain:
         kinds = kinds_text.split("\x00")
         view = memoryview(body)
         prev = self.prev
-        hashes = []
+        hashes: list[bytes] = []
         offsets = [0]
         offset = 0
         pack = pack_header

@@ -10,7 +10,7 @@ replay with a :class:`Divergence` that carries both events.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -44,38 +44,71 @@ class ReplayReport:
 _Expected = tuple[int, bool, int, Event, memoryview]
 
 
+class DecodedBlock:
+    """One stored block, decoded once and shared by every replay pass."""
+
+    __slots__ = ("body", "causes", "events", "first", "flags", "lengths", "offsets")
+
+    def __init__(self, row: tuple[object, ...]) -> None:
+        first, _, body, lengths, causes, flags, _ = split_block(row)
+        self.first = first
+        self.body = body
+        self.lengths = lengths
+        self.causes = causes
+        self.flags = flags
+        self.events: list[Event] = DEFAULT_CODEC.decode_array(row[5])  # type: ignore[arg-type]
+        offsets = [0]
+        total = 0
+        for size in lengths:
+            total += size
+            offsets.append(total)
+        self.offsets = offsets
+
+
+def decode_blocks(reader: JournalReader) -> list[DecodedBlock]:
+    """Every block of a journal, decoded (one pass over the file)."""
+    return [DecodedBlock(row) for row in reader._blocks(1, None, None, None)]
+
+
 class ReplayComparer:
     """The replay graph's sink: compares each sequenced event with the journal."""
 
-    def __init__(self, reader: JournalReader) -> None:
-        self._records = self._iterate(reader)
-        self._next: _Expected | None = next(self._records, None)
+    def __init__(self, blocks: list[DecodedBlock]) -> None:
+        self._blocks = blocks
+        self._block_index = 0
+        self._i = 0
+        self._block: DecodedBlock | None = blocks[0] if blocks else None
         self._encode = DEFAULT_CODEC.encode
         self.inputs = 0
         self.outputs = 0
 
-    @staticmethod
-    def _iterate(reader: JournalReader) -> Iterator[_Expected]:
-        decode = DEFAULT_CODEC.decode_array
-        for row in reader._blocks(1, None, None, None):
-            first, n, body, lengths, causes, flags, _ = split_block(row)
-            events = decode(row[5])
-            offset = 0
-            for i in range(n):
-                size = lengths[i]
-                yield first + i, bool(flags[i]), causes[i], events[i], body[offset : offset + size]
-                offset += size
+    def peek(self) -> tuple[int, bool, Event] | None:
+        """``(seq, is_input, event)`` of the next recorded event, or None."""
+        block = self._block
+        if block is None:
+            return None
+        i = self._i
+        return block.first + i, bool(block.flags[i]), block.events[i]
 
-    def peek(self) -> _Expected | None:
-        return self._next
+    def _advance(self) -> None:
+        block = self._block
+        assert block is not None
+        self._i += 1
+        if self._i >= len(block.events):
+            self._block_index += 1
+            self._i = 0
+            self._block = self._blocks[self._block_index] if self._block_index < len(self._blocks) else None
 
     def record(self, seq: int, event: Event, is_input: bool, cause: int) -> None:
-        expected = self._next
-        if expected is None:
+        block = self._block
+        if block is None:
             raise Divergence(seq, "replay produced an event beyond the end of the journal", None, event)
-        exp_seq, exp_input, exp_cause, exp_event, exp_payload = expected
+        i = self._i
+        exp_seq = block.first + i
+        exp_event = block.events[i]
         if exp_seq != seq:
             raise Divergence(seq, f"sequence mismatch (journal has seq {exp_seq})", exp_event, event)
+        exp_input = block.flags[i]
         if is_input:
             if not exp_input:
                 raise Divergence(seq, "replay fed an input where the journal has an output", exp_event, event)
@@ -83,12 +116,12 @@ class ReplayComparer:
         else:
             if exp_input:
                 raise Divergence(seq, "replay produced an output where the journal has an input", exp_event, event)
-            if exp_payload != self._encode(event):
+            if block.body[block.offsets[i] : block.offsets[i + 1]] != self._encode(event):
                 raise Divergence(seq, "output differs from the journal", exp_event, event)
-            if exp_cause != cause:
-                raise Divergence(seq, f"output caused by seq {cause}, journal says {exp_cause}", exp_event, event)
+            if block.causes[i] != cause:
+                raise Divergence(seq, f"output caused by seq {cause}, journal says {block.causes[i]}", exp_event, event)
             self.outputs += 1
-        self._next = next(self._records, None)
+        self._advance()
 
 
 class ReplayGraph(Protocol):
@@ -101,18 +134,22 @@ class ReplayGraph(Protocol):
     def finish(self, status: str = "finished") -> None: ...
 
 
-def replay_check(reader: JournalReader, build: Callable[[JournalReader, EventSink], ReplayGraph]) -> ReplayReport:
-    """Feed ``reader``'s inputs to ``build(reader, comparer)``'s graph and compare."""
-    comparer = ReplayComparer(reader)
-    graph = build(reader, comparer)
+def replay_check(
+    reader: JournalReader, build: Callable[[JournalReader, list[DecodedBlock], EventSink], ReplayGraph]
+) -> ReplayReport:
+    """Feed the journal's inputs to ``build(reader, blocks, comparer)``'s graph and compare."""
+    blocks = decode_blocks(reader)
+    comparer = ReplayComparer(blocks)
+    graph = build(reader, blocks, comparer)
     try:
-        while (expected := comparer.peek()) is not None:
-            if expected[1]:
-                graph.feed(expected[3])
+        while (block := comparer._block) is not None:
+            i = comparer._i
+            if block.flags[i]:
+                graph.feed(block.events[i])
             elif not graph.finished:
                 graph.finish()
             else:
-                raise Divergence(expected[0], "recorded output was not regenerated", expected[3], None)
+                raise Divergence(block.first + i, "recorded output was not regenerated", block.events[i], None)
         if not graph.finished:
             graph.finish()
     except BusFault as fault:
