@@ -12,9 +12,10 @@ Python API::
 from __future__ import annotations
 
 import asyncio
+import heapq
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,13 +23,13 @@ from typing import Any
 import msgspec
 import pandas as pd
 
-from adapters.data import DataError, LoadedBars, align, describe, load_bars
+from adapters.data import DataError, LoadedBars, align, describe, fingerprint, load_bars, load_funding, load_marks
 from adapters.strategy_loader import resolve_strategy
 from core import config as cfg
 from core.bus import EventSink
 from core.config import RunConfig, StrategyConfig
 from core.engine import Engine, StrategySlot
-from core.events import Bar, InstrumentDefinition, RunStarted
+from core.events import Bar, Event, FundingRate, InstrumentDefinition, MarkPrice, RunStarted
 from core.ids import canonical_json, content_id, sha256_hex
 from core.metrics import compute as compute_metrics
 from core.params import resolve
@@ -75,6 +76,7 @@ class Result:
         fees = float(proj.fills["fee"].sum()) if len(proj.fills) else 0.0
         metrics = compute_metrics(proj.equity, proj.trades, proj.initial_cash, fees)
         metrics["rejections"] = len(proj.rejections)
+        metrics["funding"] = float(proj.funding["amount"].sum()) if len(proj.funding) else 0.0
         return cls(
             Path(path),
             proj.header.run_id,
@@ -183,12 +185,15 @@ def _time_ns(value: int | str | None, name: str) -> int | None:
     return int(stamp.value)
 
 
-def instruments_for(config: RunConfig, market: MarketSeries, ts: int) -> list[InstrumentDefinition]:
+def instruments_for(
+    config: RunConfig, market: MarketSeries, ts: int, perpetuals: Iterable[str] = ()
+) -> list[InstrumentDefinition]:
+    perps = set(perpetuals)
     return [
         InstrumentDefinition(
             ts,
             symbol,
-            kind="spot",
+            kind="perpetual" if symbol in perps else "spot",
             base=symbol,
             quote=config.currency,
             settle=config.currency,
@@ -242,7 +247,9 @@ async def run_async(
     )
     slots = slots_for(config)
     first_open = int(market.timeline[0]) - next(iter(market.instruments.values())).interval
-    header = make_header(config, fingerprints or {}, first_open, parent=parent)
+    extras, config, extra_prints = load_extras(config, market, first_open)
+    fingerprints = {**(fingerprints or {}), **extra_prints}
+    header = make_header(config, fingerprints, first_open, parent=parent)
     path = (
         Path(journal)
         if journal is not None
@@ -251,7 +258,10 @@ async def run_async(
     writer = await ProcessJournalWriter.create(path, durability="normal", overwrite=overwrite or journal is None)
     try:
         engine = Engine(config, slots, market, sink=writer)
-        await drive(engine, writer, header, instruments_for(config, market, first_open), market, progress)
+        perps = sorted({e.instrument for e in extras if isinstance(e, FundingRate)})
+        await drive(
+            engine, writer, header, instruments_for(config, market, first_open, perps), market, progress, extras
+        )
     except BaseException:
         await writer.close(STATUS_FAILED)
         raise
@@ -266,16 +276,19 @@ async def drive(
     instruments: list[InstrumentDefinition],
     market: MarketSeries,
     progress: Progress | None,
+    extras: list[Event] | None = None,
 ) -> None:
-    """Feed the header, instruments and bars; pump the journal as we go."""
+    """Feed the header, instruments, bars and other market inputs in time
+    order (at equal times: bars, then marks, then funding); pump the journal."""
     engine.feed(header)
     for inst in instruments:
         engine.feed(inst)
-    total = market.bar_count
+    total = market.bar_count + len(extras or ())
     feed = engine.bus.feed
     engine.start()
-    for count, bar in enumerate(market.bars(), 1):
-        feed(bar)
+    inputs: Iterator[Event] = market.bars() if not extras else heapq.merge(market.bars(), extras, key=_feed_order)
+    for count, event in enumerate(inputs, 1):
+        feed(event)
         if count % PUMP_EVERY == 0:
             await writer.pump()
             if progress is not None:
@@ -283,6 +296,43 @@ async def drive(
     engine.finish()
     if progress is not None:
         progress(total, total)
+
+
+_FEED_RANK = {Bar: 0, MarkPrice: 1, FundingRate: 2}
+
+
+def _feed_order(event: Event) -> tuple[int, int]:
+    return event.ts, _FEED_RANK[type(event)]
+
+
+def load_extras(
+    config: RunConfig, market: MarketSeries, first_open: int
+) -> tuple[list[Event], RunConfig, dict[str, Any]]:
+    """Funding rates and mark prices for the run's symbols, within its window."""
+    funding = config.funding
+    if not funding.enabled or not (funding.data or funding.marks):
+        return [], config, {}
+    last = int(market.timeline[-1])
+    symbols = set(market.symbols)
+    events: list[Event] = []
+    prints: dict[str, Any] = {}
+    for path_text in funding.data:
+        rates = load_funding(path_text)
+        events.extend(e for e in rates if first_open <= e.ts <= last and e.instrument in symbols)
+        prints[f"funding:{Path(path_text).name}"] = fingerprint(path_text)
+    for path_text in funding.marks:
+        marks = load_marks(path_text)
+        events.extend(e for e in marks if first_open <= e.ts <= last and e.instrument in symbols)
+        prints[f"marks:{Path(path_text).name}"] = fingerprint(path_text)
+    if not any(isinstance(e, FundingRate) for e in events):
+        raise DataError(
+            f"no funding rates for {sorted(symbols)} in the run's window (file names must match the symbols)"
+        )
+    events.sort(key=_feed_order)
+    names = msgspec.structs.replace(
+        funding, data=[Path(p).name for p in funding.data], marks=[Path(p).name for p in funding.marks]
+    )
+    return events, msgspec.structs.replace(config, funding=names), prints
 
 
 def run_backtest(

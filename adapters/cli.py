@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--seed", type=int, help="seed for any randomness (fill probability)")
     bt.add_argument("--tz", help="timezone of data times that carry none (e.g. UTC)")
     bt.add_argument("--repair", choices=["none", "drop", "ffill"], help="repair policy for bad data rows")
+    bt.add_argument("--funding", action="append", help="funding-rate history file (freqtrade layout); enables funding")
+    bt.add_argument("--mark", action="append", help="mark-price candles used to value funding")
+    bt.add_argument("--funding-fallback", choices=["error", "skip", "rate"], help="what a missing funding rate does")
     bt.add_argument("--report", help="HTML report path (default: next to the journal)")
     bt.add_argument("--no-report", action="store_true", help="do not write the HTML report")
     bt.add_argument("--force", action="store_true", help="overwrite an existing --journal")
@@ -178,6 +181,19 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     if args.config is None and not args.data and args.cash is None:
         overrides["initial_cash"] = 100_000.0
     config = build_config(args.config, **overrides)
+    if args.funding or args.mark or args.funding_fallback:
+        funding = config.funding
+        config = build_config(
+            config,
+            funding={
+                **msgspec.to_builtins(funding),
+                "enabled": True,
+                "data": [*funding.data, *(args.funding or [])],
+                "marks": [*funding.marks, *(args.mark or [])],
+                "fallback": args.funding_fallback or funding.fallback,
+                "interval": funding.interval or "8h",
+            },
+        )
     params = _params(args.param)
     if params:
         if config.strategies:
@@ -248,6 +264,7 @@ def summary_table(result: Any) -> str:
         ("expectancy", _num(m["expectancy"])),
         ("exposure time", _pct(m["exposure_time"])),
         ("fees paid", f"{m['fees_paid']:,.2f}"),
+        ("funding", f"{m.get('funding', 0.0):,.2f}"),
         ("rejections", str(m.get("rejections", 0))),
     ]
     width = max(len(k) for k, _ in rows)

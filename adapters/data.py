@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.events import FundingRate, MarkPrice
 from core.series import InstrumentSeries, MarketSeries
 
 TIME_COLUMNS = ("date", "datetime", "time", "timestamp", "open_time")
@@ -293,3 +294,39 @@ def describe(loaded: list[LoadedBars]) -> dict[str, Any]:
         }
         for b in loaded
     }
+
+
+def load_funding(path: str | Path, symbol: str | None = None) -> list[FundingRate]:
+    """Funding-rate history (freqtrade layout: rate in ``open``, time = funding time)."""
+    path = Path(path)
+    frame = read_frame(path)
+    columns = {str(c).strip().lower(): c for c in frame.columns}
+    time_key = next((c for c in TIME_COLUMNS if c in columns), None)
+    rate_key = "rate" if "rate" in columns else "fundingrate" if "fundingrate" in columns else "open"
+    if time_key is None or rate_key not in columns:
+        raise DataError(f"{path}: expected a time column and a rate column ('rate' or freqtrade's 'open')")
+    times = _parse_times(path, frame[columns[time_key]], time_key, None)
+    rates = pd.to_numeric(frame[columns[rate_key]], errors="coerce").to_numpy(dtype=float)
+    _check_series(path, times, rates, rate_key, positive=False)
+    name = symbol or symbol_from_path(path)
+    return [FundingRate(int(t), name, float(r)) for t, r in zip(times.tolist(), rates.tolist(), strict=True)]
+
+
+def load_marks(path: str | Path, symbol: str | None = None) -> list[MarkPrice]:
+    """Mark-price candles; one MarkPrice per candle at its close time (close price)."""
+    bars = load_bars(path, symbol=symbol)
+    return [
+        MarkPrice(int(t) + bars.interval, bars.symbol, float(c))
+        for t, c in zip(bars.times.tolist(), bars.close.tolist(), strict=True)
+    ]
+
+
+def _check_series(path: Path, times: np.ndarray, values: np.ndarray, name: str, *, positive: bool) -> None:
+    bad = np.isnan(values) | ((values <= 0) if positive else False)
+    if bad.any():
+        raise DataError(f"{path}: row {int(np.flatnonzero(bad)[0]) + 1}: field {name!r}: missing or not a number")
+    step = np.diff(times)
+    if (step <= 0).any():
+        raise DataError(
+            f"{path}: row {int(np.flatnonzero(step <= 0)[0]) + 2}: field 'time': timestamps not sorted and unique"
+        )

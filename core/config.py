@@ -41,9 +41,27 @@ class SlippageConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class FundingConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Perpetual funding. ``data``/``marks``: funding-rate and mark-price files
+    (freqtrade layout: the rate is in ``open``), matched to symbols by file
+    name. ``interval`` (e.g. ``8h``) turns on detection of missing rates;
+    ``fallback`` says what a missing rate does: ``error``, ``skip`` or
+    ``rate`` (charge ``rate``)."""
+
     enabled: bool = False
     rate: float | None = None
     fallback: str = "error"
+    interval: str = ""
+    data: list[str] = []
+    marks: list[str] = []
+
+    def fallback_policy(self) -> str:
+        if self.fallback == "rate":
+            if self.rate is None:
+                raise ConfigError("run config: funding.fallback 'rate' needs funding.rate")
+            return f"rate:{self.rate!r}"
+        if self.fallback not in ("error", "skip"):
+            raise ConfigError(f"run config: funding.fallback must be error, skip or rate, not {self.fallback!r}")
+        return self.fallback
 
 
 class SizingConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -119,6 +137,9 @@ def parse(obj: Any) -> RunConfig:
         raise ConfigError(f"run config: repair must be one of {list(REPAIRS)}, not {config.repair!r}")
     if config.initial_cash <= 0:
         raise ConfigError("run config: initial_cash must be > 0")
+    config.funding.fallback_policy()
+    if config.funding.interval:
+        duration_ns(config.funding.interval)
     return config
 
 

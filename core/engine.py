@@ -15,6 +15,7 @@ from core.bus import Actor, Bus, EventSink, Handler
 from core.config import RunConfig, duration_ns, execution_config, risk_limits
 from core.events import Bar, Event, InstrumentDefinition, RunFinished, RunStarted
 from core.execution import SimulatedVenue
+from core.funding import FundingActor
 from core.portfolio import Portfolio
 from core.risk import RiskEngine
 from core.series import MarketSeries
@@ -81,6 +82,10 @@ class Engine:
         self.account = AccountActor(self.portfolio, self.risk, duration_ns(config.snapshot_every))
         self.bus.add(self.venue)
         self.bus.add(self.account)
+        funding = config.funding
+        if funding.enabled:
+            interval = duration_ns(funding.interval) if funding.interval else 0
+            self.bus.add(FundingActor(self.portfolio, interval=interval, fallback=funding.fallback_policy()))
         self.runners = [
             StrategyRunner(slot.strategy, slot.strategy_id, slot.symbols, slot.params, market, self.portfolio)
             for slot in slots

@@ -155,7 +155,11 @@ def replay_check(
     except BusFault as fault:
         if isinstance(fault.error, Divergence):
             return _report(comparer, fault.error)
-        raise
+        if comparer._block is None:
+            return _report(comparer, None)  # the recorded run failed here too, after the same events
+        block = comparer._block
+        seq = block.first + comparer._i
+        return _report(comparer, Divergence(seq, f"replay failed: {fault.error!r}", block.events[comparer._i], None))
     except Divergence as divergence:
         return _report(comparer, divergence)
     return _report(comparer, None)

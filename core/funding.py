@@ -1,0 +1,113 @@
+"""Perpetual funding: charge open positions at each funding time.
+
+At a ``FundingRate`` event for instrument I at time T, every open position in
+I pays (negative amount) or receives::
+
+    linear:  amount = -quantity * contract_size * multiplier * mark * rate   [settle currency]
+    inverse: amount = -quantity * contract_size / mark * rate                [coin]
+
+so longs pay when the rate is positive. ``mark`` is the last ``MarkPrice`` at
+or before T (the close of the mark candle ending at T); without one, the
+last bar close is used and the event says ``source="close"``.
+
+Convention at equal timestamps: bars, then marks, then funding, so funding at
+T charges the position held at the close of the bar ending at T.
+
+Missing rates: when ``interval`` is set and a bar passes a funding time with
+no rate for it, a ``FundingUnavailable`` event records the gap and the
+configured fallback is applied explicitly: ``rate:<x>`` charges rate x,
+``skip`` charges nothing (visibly), ``error`` stops the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from core.bus import Actor, Handler
+from core.events import Bar, Event, FundingApplied, FundingRate, FundingUnavailable, MarkPrice
+from core.instruments import settle_currency
+from core.portfolio import Portfolio
+
+
+class FundingError(RuntimeError):
+    """A funding rate was missing and the fallback policy is ``error``."""
+
+
+class FundingActor(Actor):
+    name = "funding"
+
+    def __init__(self, portfolio: Portfolio, *, interval: int = 0, fallback: str = "error") -> None:
+        if fallback not in ("error", "skip") and not fallback.startswith("rate:"):
+            raise ValueError(f"funding fallback must be error, skip or rate:<x>, not {fallback!r}")
+        self.portfolio = portfolio
+        self.interval = interval
+        self.fallback = fallback
+        self.marks: dict[str, float] = {}
+        self._next_due: dict[str, int] = {}
+
+    def subscriptions(self) -> Iterable[tuple[type[Event], Handler, bool]]:
+        subs: list[tuple[type[Event], Handler, bool]] = [
+            (MarkPrice, self.on_mark, False),
+            (FundingRate, self.on_rate, False),
+        ]
+        if self.interval:
+            subs.append((Bar, self.on_bar, False))
+        return subs
+
+    def on_mark(self, event: MarkPrice) -> None:
+        self.marks[event.instrument] = event.price
+
+    def on_rate(self, event: FundingRate) -> None:
+        self._charge(event.instrument, event.rate, "feed")
+        if self.interval:
+            self._next_due[event.instrument] = event.ts + self.interval
+
+    def on_bar(self, bar: Bar) -> None:
+        due = self._next_due.get(bar.instrument)
+        if due is None or bar.ts <= due:
+            return
+        # A funding time passed with no rate for it (bars at T come before funding at T).
+        while due < bar.ts:
+            self._missing(bar.instrument, due)
+            due += self.interval
+        self._next_due[bar.instrument] = due
+
+    def _missing(self, instrument: str, funding_ts: int) -> None:
+        self.bus.publish(FundingUnavailable(self.bus.now(), instrument, funding_ts, self.fallback))
+        if self.fallback == "error":
+            raise FundingError(f"no funding rate for {instrument} at {funding_ts} and the fallback is 'error'")
+        if self.fallback.startswith("rate:"):
+            self._charge(instrument, float(self.fallback[5:]), "fallback")
+
+    def _charge(self, instrument: str, rate: float, source: str) -> None:
+        pf = self.portfolio
+        inst = pf.instruments.get(instrument)
+        if inst is None:
+            return
+        mark = self.marks.get(instrument)
+        mark_source = source
+        if mark is None:
+            mark = pf.marks.get(instrument)
+            mark_source = f"{source}+close"
+        if mark is None or mark <= 0:
+            return
+        for pos in list(pf.positions.values()):
+            if pos.instrument != instrument or pos.quantity == 0.0:
+                continue
+            if inst.inverse:
+                amount = -pos.quantity * inst.contract_size / mark * rate
+            else:
+                amount = -pos.quantity * inst.contract_size * inst.multiplier * mark * rate
+            event = FundingApplied(
+                self.bus.now(),
+                pos.strategy,
+                instrument,
+                pos.quantity,
+                rate,
+                mark,
+                amount,
+                settle_currency(inst),
+                mark_source,
+            )
+            pf.apply_funding(event)
+            self.bus.publish(event)
