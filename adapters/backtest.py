@@ -188,20 +188,28 @@ def _time_ns(value: int | str | None, name: str) -> int | None:
 def instruments_for(
     config: RunConfig, market: MarketSeries, ts: int, perpetuals: Iterable[str] = ()
 ) -> list[InstrumentDefinition]:
+    """One definition per symbol: spot by default, ``perpetual`` where funding
+    data exists, overridden field by field by ``config.instruments``."""
     perps = set(perpetuals)
-    return [
-        InstrumentDefinition(
-            ts,
-            symbol,
-            kind="perpetual" if symbol in perps else "spot",
-            base=symbol,
-            quote=config.currency,
-            settle=config.currency,
-            contract_size=config.contract_size,
-            multiplier=config.multiplier,
-        )
-        for symbol in market.symbols
-    ]
+    out = []
+    for symbol in market.symbols:
+        spec = config.instruments.get(symbol)
+        fields: dict[str, Any] = {
+            "kind": "perpetual" if symbol in perps else "spot",
+            "base": symbol,
+            "quote": config.currency,
+            "settle": config.currency,
+            "contract_size": config.contract_size,
+            "multiplier": config.multiplier,
+        }
+        if spec is not None:
+            given = {k: v for k, v in msgspec.structs.asdict(spec).items() if v not in (None, "")}
+            given["expiry"] = _time_ns(spec.expiry, f"instruments.{symbol}.expiry") or 0
+            fields.update(given)
+            if spec.inverse and not spec.settle:
+                fields["settle"] = fields["base"]
+        out.append(InstrumentDefinition(ts, symbol, **fields))
+    return out
 
 
 def make_header(

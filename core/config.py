@@ -69,6 +69,28 @@ class SizingConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     value: float = 1.0
 
 
+class InstrumentConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Per-symbol instrument metadata (fees are fractions of notional;
+    margins are fractions; ``expiry`` as epoch ms or ISO time)."""
+
+    kind: str = "spot"
+    inverse: bool = False
+    base: str = ""
+    quote: str = ""
+    settle: str = ""
+    contract_size: float = 1.0
+    multiplier: float = 1.0
+    tick_size: float = 0.0
+    lot_size: float = 0.0
+    min_notional: float = 0.0
+    maker_fee: float = 0.0
+    taker_fee: float = 0.0
+    fee_per_contract: float = 0.0
+    initial_margin: float = 0.0
+    maintenance_margin: float = 0.0
+    expiry: int | str | None = None
+
+
 class RiskConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     max_positions: int | None = None
     max_gross_exposure: float | None = None
@@ -113,6 +135,8 @@ class RunConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     snapshot_every: str = "1d"
     multiplier: float = 1.0
     contract_size: float = 1.0
+    instruments: dict[str, InstrumentConfig] = {}
+    liquidation_fee_bps: float = 50.0
 
     def all_symbols(self) -> list[str]:
         out = list(self.symbols)

@@ -16,6 +16,7 @@ from core.config import RunConfig, duration_ns, execution_config, risk_limits
 from core.events import Bar, Event, InstrumentDefinition, RunFinished, RunStarted
 from core.execution import SimulatedVenue
 from core.funding import FundingActor
+from core.margin import MarginActor
 from core.portfolio import Portfolio
 from core.risk import RiskEngine
 from core.series import MarketSeries
@@ -42,7 +43,10 @@ class AccountActor(Actor):
         self.portfolio.add_instrument(event)
 
     def on_bar(self, bar: Bar) -> None:
-        self.portfolio.marks[bar.instrument] = bar.close
+        portfolio = self.portfolio
+        portfolio.marks[bar.instrument] = bar.close
+        if portfolio.rate_sources:
+            portfolio.update_rate(bar.instrument, bar.close)
         if bar.last:
             if self._watch:
                 self.risk.observe(bar.ts)
@@ -82,6 +86,8 @@ class Engine:
         self.account = AccountActor(self.portfolio, self.risk, duration_ns(config.snapshot_every))
         self.bus.add(self.venue)
         self.bus.add(self.account)
+        if any(i.maintenance_margin > 0 for i in config.instruments.values()):
+            self.bus.add(MarginActor(self.portfolio, fee_bps=config.liquidation_fee_bps))
         funding = config.funding
         if funding.enabled:
             interval = duration_ns(funding.interval) if funding.interval else 0

@@ -44,6 +44,7 @@ from core.events import (
     Bar,
     CancelOrder,
     Event,
+    InstrumentDefinition,
     ModifyOrder,
     OrderAccepted,
     OrderCanceled,
@@ -154,14 +155,57 @@ class SimulatedVenue(Actor):
         self._fills = 0
         self._n_orders = 0
         self._rng = np.random.Generator(np.random.PCG64(seed)) if config.fill_probability is not None else None
+        self._expiries: dict[str, int] = {}
+        self._settled: set[str] = set()
 
     def subscriptions(self) -> Iterable[tuple[type[Event], Handler, bool]]:
         return (
+            (InstrumentDefinition, self.on_instrument, False),
             (SubmitOrder, self.on_submit, False),
             (CancelOrder, self.on_cancel, False),
             (ModifyOrder, self.on_modify, False),
             (Bar, self.on_bar, False),
         )
+
+    def on_instrument(self, inst: InstrumentDefinition) -> None:
+        if inst.expiry:
+            self._expiries[inst.instrument] = inst.expiry
+
+    def _expire_instrument(self, instrument: str, bar: Bar) -> None:
+        """At the first bar ending at or after expiry: cancel its orders and
+        settle open positions at the settlement price (the close of the last
+        bar ending at or before expiry; this bar's close if it ends exactly
+        there, else its open)."""
+        if instrument in self._settled:
+            return
+        self._settled.add(instrument)
+        expiry = self._expiries[instrument]
+        previous = self.bars.get(instrument)
+        price = bar.close if bar.ts == expiry else (previous.close if previous is not None else bar.open)
+        for order in list(self.working.get(instrument, [])):
+            if order.active:
+                self._cancel(order, "instrument_expired")
+        for pos in [p for p in self.portfolio.positions.values() if p.instrument == instrument and p.quantity != 0.0]:
+            self._fills += 1
+            fill = OrderFilled(
+                self.bus.now(),
+                pos.strategy,
+                f"settle-{instrument}",
+                f"settle-{instrument}.{self._fills}",
+                instrument,
+                SELL if pos.quantity > 0 else BUY,
+                abs(pos.quantity),
+                price,
+                expiry,
+                0.0,
+                "settlement",
+                0.0,
+                self.portfolio.instruments[instrument].settle,
+                "settlement",
+            )
+            self.bus.publish(fill)
+            self.bus.publish(self.portfolio.apply_fill(fill))
+        self.bars[instrument] = bar
 
     # -- commands -----------------------------------------------------------------
 
@@ -173,6 +217,8 @@ class SimulatedVenue(Actor):
             reason = "unknown_instrument"
         if reason is None and cmd.order_id in self.orders:
             reason = "duplicate_order_id"
+        if reason is None and cmd.instrument in self._settled:
+            reason = "instrument_expired"
         last = self.bars.get(cmd.instrument)
         crosses = last is not None and ((cmd.price >= last.close) if cmd.side == BUY else (cmd.price <= last.close))
         if reason is None and cmd.post_only and crosses:
@@ -257,6 +303,9 @@ class SimulatedVenue(Actor):
 
     def on_bar(self, bar: Bar) -> None:
         instrument = bar.instrument
+        if instrument in self._expiries and bar.ts >= self._expiries[instrument]:
+            self._expire_instrument(instrument, bar)
+            return
         self.bars[instrument] = bar
         if self._track_atr:
             self._update_atr(bar)

@@ -6,8 +6,12 @@ currency; equity is in the account currency.
 
 Identity (checked by property tests, per currency and in total)::
 
-    balance  = initial + realized - fees + funding
-    equity   = balance + unrealized
+    balance[c] = initial[c] + realized[c] - fees[c] + funding[c]
+    equity     = sum(balance[c] * rate[c]) + unrealized      (account currency)
+
+Settlement currencies other than the account's (the coin of an inverse
+contract) are converted at the last price of an instrument that quotes that
+coin in the account currency (its bar close; ``rate_sources``).
 """
 
 from __future__ import annotations
@@ -62,6 +66,8 @@ class Portfolio:
     rates: dict[str, float] = field(default_factory=dict)
     ledgers: dict[str, Ledger] = field(default_factory=dict)
     total: Ledger = field(default_factory=Ledger)
+    by_currency: dict[str, Ledger] = field(default_factory=dict)
+    rate_sources: dict[str, str] = field(default_factory=dict)
     peak_equity: float = 0.0
 
     def __post_init__(self) -> None:
@@ -72,7 +78,17 @@ class Portfolio:
 
     def add_instrument(self, inst: InstrumentDefinition) -> None:
         self.instruments[inst.instrument] = inst
-        self.balances.setdefault(settle_currency(inst), 0.0)
+        currency = settle_currency(inst)
+        self.balances.setdefault(currency, 0.0)
+        self.by_currency.setdefault(currency, Ledger())
+        if currency != self.account_currency and inst.quote == self.account_currency and currency == inst.base:
+            self.rate_sources[inst.instrument] = currency  # e.g. BTCUSD (inverse) prices BTC in USD
+
+    def update_rate(self, instrument: str, price: float) -> None:
+        """Revalue a settlement currency from an instrument that prices it."""
+        currency = self.rate_sources.get(instrument)
+        if currency is not None:
+            self.rates[currency] = price
 
     def mark(self, bar: Bar) -> None:
         self.marks[bar.instrument] = bar.close
@@ -93,7 +109,7 @@ class Portfolio:
         currency = settle_currency(inst)
         self.balances[currency] = self.balances.get(currency, 0.0) + realized - fill.fee
         ledger = self._ledger(fill.strategy)
-        for book in (ledger, self.total):
+        for book in (ledger, self.total, self._currency_ledger(currency)):
             book.realized += realized
             book.fees += fill.fee
             book.fills += 1
@@ -108,6 +124,7 @@ class Portfolio:
         self.balances[currency] = self.balances.get(currency, 0.0) + event.amount
         self._ledger(event.strategy).funding += event.amount
         self.total.funding += event.amount
+        self._currency_ledger(currency).funding += event.amount
 
     @staticmethod
     def _trade(inst: InstrumentDefinition, pos: Position, signed: float, price: float, ts: int) -> float:
@@ -139,6 +156,16 @@ class Portfolio:
         pos.quantity = new
         pos.realized += realized
         return realized
+
+    def _currency_ledger(self, currency: str) -> Ledger:
+        ledger = self.by_currency.get(currency)
+        if ledger is None:
+            ledger = self.by_currency[currency] = Ledger()
+        return ledger
+
+    def converted(self, field_name: str) -> float:
+        """A ledger total (realized, fees, funding) in the account currency at current rates."""
+        return sum(getattr(ledger, field_name) * self.rate(cur) for cur, ledger in self.by_currency.items())
 
     def _ledger(self, strategy: str) -> Ledger:
         ledger = self.ledgers.get(strategy)
@@ -218,10 +245,10 @@ class Portfolio:
             ts,
             cash=self.cash(),
             equity=equity,
-            realized=self.total.realized,
+            realized=self.converted("realized"),
             unrealized=self.unrealized(),
-            fees=self.total.fees,
-            funding=self.total.funding,
+            fees=self.converted("fees"),
+            funding=self.converted("funding"),
             gross_exposure=gross,
             leverage=gross / equity if equity > 0 else 0.0,
         )

@@ -113,3 +113,64 @@ def test_accounting_identity_and_quantity_conservation(stream: list[tuple]) -> N
             assert pf.positions[k].quantity == pytest.approx(q, abs=1e-9)
         reference = sum(flows[k] + signed[k] * pf.marks[k[1]] * (50.0 if k[1] == "ES" else 1.0) for k in flows)
         assert snap.realized + snap.unrealized == pytest.approx(reference, abs=1e-6)
+
+
+INVERSE = InstrumentDefinition(
+    0, "BTCUSD", kind="perpetual", base="BTC", quote="USD", settle="BTC", inverse=True, contract_size=100.0
+)
+PERP = InstrumentDefinition(0, "ETHPERP", kind="perpetual", quote="USD", settle="USD")
+
+steps = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("fill"),
+            st.sampled_from(["BTCUSD", "ETHPERP", "X"]),
+            st.sampled_from(["buy", "sell"]),
+            st.integers(1, 40).map(float),
+            st.integers(20_000, 80_000).map(float),
+            st.sampled_from(["taker", "liquidation"]),
+            st.integers(0, 100).map(lambda f: f / 1e6),
+        ),
+        st.tuples(
+            st.just("funding"), st.sampled_from(["BTCUSD", "ETHPERP"]), st.integers(-30, 30).map(lambda r: r / 1e5)
+        ),
+        st.tuples(st.just("mark"), st.sampled_from(["BTCUSD", "ETHPERP", "X"]), st.integers(20_000, 80_000).map(float)),
+    ),
+    min_size=1,
+    max_size=50,
+)
+
+
+@given(steps)
+@settings(max_examples=300, deadline=None)
+def test_identity_holds_with_funding_liquidations_and_coin_cash(stream: list[tuple]) -> None:
+    from core.events import FundingApplied
+
+    pf = book(spot("X"), INVERSE, PERP, cash=1_000_000.0)
+    for step in stream:
+        if step[0] == "fill":
+            _, instrument, side, qty, price, liquidity, fee = step
+            pf.apply_fill(OrderFilled(1, "s", "o", "f", instrument, side, qty, price, 1, 0.0, liquidity, fee))
+            pf.marks.setdefault(instrument, price)
+        elif step[0] == "funding":
+            _, instrument, rate = step
+            for pos in list(pf.positions.values()):
+                if pos.instrument == instrument and pos.quantity:
+                    mark = pf.marks.get(instrument, 50_000.0)
+                    inst = pf.instruments[instrument]
+                    amount = -pos.quantity * (inst.contract_size / mark if inst.inverse else mark) * rate
+                    pf.apply_funding(FundingApplied(1, "s", instrument, pos.quantity, rate, mark, amount, inst.settle))
+        else:
+            _, instrument, price = step
+            pf.marks[instrument] = price
+            pf.update_rate(instrument, price)
+        pf.rates.setdefault("BTC", 50_000.0)
+        snap = pf.snapshot(0)
+        assert snap.equity == pytest.approx(
+            1_000_000 + snap.realized + snap.unrealized - snap.fees + snap.funding, rel=1e-12, abs=1e-6
+        )
+        for currency, ledger in pf.by_currency.items():
+            initial = 1_000_000 if currency == "USD" else 0.0
+            assert pf.balances[currency] == pytest.approx(
+                initial + ledger.realized - ledger.fees + ledger.funding, abs=1e-9
+            )
