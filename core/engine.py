@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from core.algos import AlgoActor
 from core.bus import Actor, Bus, EventSink, Handler
 from core.config import RunConfig, duration_ns, execution_config, risk_limits
 from core.events import Bar, Event, InstrumentDefinition, RunFinished, RunStarted
@@ -92,6 +93,8 @@ class Engine:
         if funding.enabled:
             interval = duration_ns(funding.interval) if funding.interval else 0
             self.bus.add(FundingActor(self.portfolio, interval=interval, fallback=funding.fallback_policy()))
+        self.algos = AlgoActor()
+        self.bus.add(self.algos)
         self.runners = [
             StrategyRunner(slot.strategy, slot.strategy_id, slot.symbols, slot.params, market, self.portfolio)
             for slot in slots

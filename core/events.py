@@ -193,6 +193,41 @@ class SubmitOrder(Event, frozen=True, tag="submit"):
     tag: str = ""
 
 
+class SubmitAlgo(Event, frozen=True, tag="algo"):
+    """A parent order worked by an execution algorithm over time.
+
+    ``algo``: ``twap`` (``slots`` slots of ``slot_interval`` ns from
+    ``start_ts``, sized by ``weights`` (one per slot; empty = equal)) or
+    ``pov`` (``participation`` of each bar's volume until done).
+    ``participation`` also caps each TWAP child (0 = no cap). Children are
+    market orders with ``parent_id`` = ``algo_id``."""
+
+    strategy: str
+    algo_id: str
+    instrument: str
+    side: str
+    quantity: float
+    algo: str = "twap"
+    start_ts: int = 0
+    slots: int = 1
+    slot_interval: int = 0
+    weights: tuple[float, ...] = ()
+    participation: float = 0.0
+    tag: str = ""
+
+
+class AlgoFinished(Event, frozen=True, tag="algod"):
+    """A parent order is done: ``filled`` of ``quantity`` at ``avg_price``."""
+
+    strategy: str
+    algo_id: str
+    instrument: str
+    quantity: float
+    filled: float
+    avg_price: float
+    children: int
+
+
 class CancelOrder(Event, frozen=True, tag="cancel"):
     strategy: str
     order_id: str
@@ -426,6 +461,8 @@ AnyEvent = (
     | MarkPrice
     | InstrumentDefinition
     | SubmitOrder
+    | SubmitAlgo
+    | AlgoFinished
     | CancelOrder
     | ModifyOrder
     | OrderAccepted

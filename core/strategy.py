@@ -41,6 +41,7 @@ from core.events import (
     OrderRejected,
     OrderTriggered,
     RiskRejected,
+    SubmitAlgo,
     SubmitOrder,
 )
 from core.ids import IdSequence, content_id
@@ -590,6 +591,99 @@ class Context:
         inst = self._portfolio.instruments[symbol]
         quantity = self._portfolio.equity() * pct / (price * point_value(inst))
         return self.target_quantity(quantity, symbol, **kw)
+
+    # -- execution algorithms ---------------------------------------------------------------
+
+    def algo(
+        self,
+        side: str,
+        size: float,
+        *,
+        algo: str = "twap",
+        symbol: str | None = None,
+        slots: int = 1,
+        interval: int = 0,
+        start: int | None = None,
+        weights: Iterable[float] = (),
+        participation: float = 0.0,
+        tag: str = "",
+    ) -> str:
+        """Hand ``size`` to an execution algorithm (see :mod:`core.algos`); returns its id."""
+        algo_id = self._ids.next() + ".algo"
+        bus = self._bus
+        bus.publish(
+            SubmitAlgo(
+                bus.now(),
+                self.strategy_id,
+                algo_id,
+                symbol or self.symbol,
+                side,
+                float(size),
+                algo=algo,
+                start_ts=int(start if start is not None else bus.now()),
+                slots=int(slots),
+                slot_interval=int(interval),
+                weights=tuple(float(w) for w in weights),
+                participation=float(participation),
+                tag=tag,
+            )
+        )
+        return algo_id
+
+    def twap(self, side: str, size: float, *, slots: int, interval: int, **kw: Any) -> str:
+        """TWAP over ``slots`` slots of ``interval`` ns (optionally ``weights``, ``participation``)."""
+        return self.algo(side, size, algo="twap", slots=slots, interval=interval, **kw)
+
+    def pov(self, side: str, size: float, *, participation: float, **kw: Any) -> str:
+        """Percent of volume: ``participation`` of each bar's volume until done."""
+        return self.algo(side, size, algo="pov", participation=participation, **kw)
+
+    def coin_exposure(self, symbol: str) -> float:
+        """Signed base-currency exposure of this strategy's position in ``symbol``
+        (inverse: contracts * size / price; linear: quantity * size * multiplier)."""
+        inst = self._portfolio.instruments[symbol]
+        size = self.position_of(symbol).size
+        if inst.inverse:
+            price = self.last_price(symbol)
+            return size * inst.contract_size / price if price > 0 else 0.0
+        return size * inst.contract_size * inst.multiplier
+
+    def contracts_for(self, symbol: str, coin: float) -> float:
+        """Contracts of ``symbol`` worth ``coin`` units of its base at the last price."""
+        inst = self._portfolio.instruments[symbol]
+        if inst.inverse:
+            contracts = coin * self.last_price(symbol) / inst.contract_size
+        else:
+            contracts = coin / (inst.contract_size * inst.multiplier)
+        if inst.lot_size > 0:
+            contracts = round(contracts / inst.lot_size) * inst.lot_size
+        return contracts
+
+    def roll(self, old: str, new: str, *, slots: int, interval: int, **kw: Any) -> tuple[str, str] | None:
+        """Move this strategy's position from ``old`` to ``new`` through a
+        paired schedule (close one, open the other, same slots), sizing the new
+        leg to keep the same coin exposure at the current prices."""
+        held = self.position_of(old).size
+        if held == 0.0:
+            return None
+        target = self.contracts_for(new, self.coin_exposure(old))
+        close_side = SELL if held > 0 else BUY
+        open_side = BUY if target > 0 else SELL
+        first = self.twap(close_side, abs(held), symbol=old, slots=slots, interval=interval, tag="roll-close", **kw)
+        second = self.twap(open_side, abs(target), symbol=new, slots=slots, interval=interval, tag="roll-open", **kw)
+        return first, second
+
+    def rehedge(self, coin_target: float, hedge: str, *, threshold: float = 0.01) -> str | None:
+        """Trade ``hedge`` so its coin exposure is ``coin_target`` (signed), when it
+        is off by more than ``threshold`` (fraction of the target)."""
+        current = self.coin_exposure(hedge)
+        if abs(current - coin_target) <= threshold * abs(coin_target):
+            return None
+        wanted = self.contracts_for(hedge, coin_target)
+        delta = wanted - self.position_of(hedge).size
+        if delta == 0.0:
+            return None
+        return self.order(BUY if delta > 0 else SELL, abs(delta), symbol=hedge, tag="rehedge")
 
     def target_weights(self, weights: dict[str, float], **kw: Any) -> list[str]:
         """Rebalance to ``{symbol: weight}``; symbols not named go flat.
