@@ -52,6 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _is_input_error(exc: Exception) -> bool:
     from adapters.data import DataError
+    from adapters.fetch import FetchError
     from core.config import ConfigError
     from core.params import ParamError
     from core.strategy import StrategyError
@@ -61,6 +62,7 @@ def _is_input_error(exc: Exception) -> bool:
         exc,
         (
             UsageError,
+            FetchError,
             DataError,
             ConfigError,
             ParamError,
@@ -137,6 +139,20 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--format", choices=["parquet", "csv", "jsonl"], required=True)
     ex.add_argument("--out", required=True, help="output directory")
     ex.set_defaults(func=cmd_journal_export)
+
+    fe = sub.add_parser("fetch", help="download candles, funding and marks through ccxt into a Parquet cache")
+    fe.add_argument("--exchange", required=True, help="ccxt exchange id, e.g. binance or binanceusdm")
+    fe.add_argument("--symbol", required=True, help="ccxt symbol, e.g. BTC/USDT or BTC/USDT:USDT")
+    fe.add_argument("--timeframe", default="1h")
+    fe.add_argument("--since", required=True, help="first candle (ISO time or epoch ms)")
+    fe.add_argument("--until", help="last candle (default: now)")
+    fe.add_argument("--funding", action="store_true", help="also funding-rate history")
+    fe.add_argument("--mark", action="store_true", help="also mark-price candles")
+    fe.add_argument("--cache", default="data", help="cache folder (default data/)")
+    fe.add_argument("--ccxt-option", action="append", default=[], metavar="KEY=VALUE", help="ccxt option, dotted keys")
+    fe.add_argument("--ccxt-options", help="JSON file of ccxt options")
+    fe.add_argument("--json", action="store_true")
+    fe.set_defaults(func=cmd_fetch)
 
     st = sub.add_parser("strategies", help="list built-in strategies and their parameters")
     st.add_argument("--json", action="store_true")
@@ -426,6 +442,52 @@ def cmd_journal_export(args: argparse.Namespace) -> int:
 
     for path in export(_existing(args.journal), args.out, args.format):
         print(path)
+    return EXIT_OK
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from adapters.backtest import _time_ns
+    from adapters.fetch import fetch, merge_options, set_option
+
+    options: dict[str, Any] = {}
+    if args.ccxt_options:
+        try:
+            options = json.loads(Path(args.ccxt_options).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise UsageError(f"{args.ccxt_options}: cannot read ccxt options: {exc}") from None
+    for pair in args.ccxt_option:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise UsageError(f"--ccxt-option {pair!r}: expected KEY=VALUE")
+        extra: dict[str, Any] = {}
+        set_option(extra, key, value)
+        options = merge_options(options, extra)
+    since = _time_ns(args.since, "since")
+    until = _time_ns(args.until, "until") if args.until else None
+    assert since is not None
+    reports = asyncio.run(
+        fetch(
+            args.exchange,
+            args.symbol,
+            timeframe=args.timeframe,
+            since=since // 1_000_000,
+            until=until // 1_000_000 if until is not None else None,
+            cache=Path(args.cache),
+            funding=args.funding,
+            mark=args.mark,
+            options=options,
+        )
+    )
+    if args.json:
+        print(json.dumps([{**r.__dict__, "path": str(r.path)} for r in reports], sort_keys=True))
+        return EXIT_OK
+    for r in reports:
+        print(
+            f"{r.kind:<7} {r.path}  rows {r.rows:,} (+{r.added:,})  requests {r.requests} retries {r.retries}"
+            f"  duplicates {r.duplicates} gaps {r.gaps}  {r.first} .. {r.last}"
+        )
+        for note in r.notes:
+            print(f"        note: {note}")
     return EXIT_OK
 
 

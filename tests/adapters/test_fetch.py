@@ -1,0 +1,159 @@
+"""tidemark fetch: the real ccxt client against the local stand-in exchange."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.standin.binance import BinanceStandIn
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def standin(shared_data: Path) -> Iterator[BinanceStandIn]:
+    server = BinanceStandIn(shared_data)
+    server.start()
+    yield server
+    server.stop()
+
+
+def fetch(standin: BinanceStandIn, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    options = tmp_path / "ccxt.json"
+    options.write_text(json.dumps(standin.ccxt_options()))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [
+        sys.executable,
+        "-m",
+        "adapters.cli",
+        "fetch",
+        "--exchange",
+        "binance",
+        "--ccxt-options",
+        str(options),
+        "--cache",
+        str(tmp_path / "cache"),
+        "--json",
+        *args,
+    ]
+    return subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_fetch_pages_resumes_and_matches_the_source(standin: BinanceStandIn, tmp_path: Path, shared_data: Path) -> None:
+    first = fetch(
+        standin, tmp_path, "--symbol", "BTC/USDT", "--timeframe", "1h", "--since", "2025-01-01", "--until", "2025-03-01"
+    )
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout)[0]
+    assert report["rows"] == 59 * 24 + 1 and report["gaps"] == 0 and report["duplicates"] == 0
+    assert report["requests"] >= 2  # paged: 1,000 candles a page
+    cached = pd.read_parquet(report["path"])
+    source = pd.read_feather(shared_data / "ohlcv" / "binance_spot" / "BTC_USDT-1h.feather")
+    source = source[(source["date"] >= "2025-01-01") & (source["date"] <= "2025-03-01")].reset_index(drop=True)
+    pd.testing.assert_frame_equal(
+        cached[["open", "high", "low", "close", "volume"]], source[["open", "high", "low", "close", "volume"]]
+    )
+    assert (cached["date"].astype("int64").to_numpy() == source["date"].astype("int64").to_numpy()).all()
+    standin.requests.clear()
+    second = fetch(
+        standin, tmp_path, "--symbol", "BTC/USDT", "--timeframe", "1h", "--since", "2025-01-01", "--until", "2025-03-15"
+    )
+    again = json.loads(second.stdout)[0]
+    assert again["added"] == 14 * 24 and again["rows"] == 73 * 24 + 1
+    starts = [int(r.split("startTime=")[1].split("&")[0]) for r in standin.requests if "klines" in r]
+    last_cached = int(pd.Timestamp("2025-03-01T00:00:00Z").value // 1_000_000)
+    assert starts and min(starts) == last_cached + 1  # resumed right after the cache, nothing re-downloaded
+
+
+def test_fetch_retries_rate_limits_and_gets_funding_and_marks(
+    standin: BinanceStandIn, tmp_path: Path, shared_data: Path
+) -> None:
+    standin.fail_next = 2
+    done = fetch(
+        standin,
+        tmp_path,
+        "--symbol",
+        "BTC/USDT:USDT",
+        "--timeframe",
+        "1h",
+        "--since",
+        "2025-01-01",
+        "--until",
+        "2025-01-31",
+        "--funding",
+        "--mark",
+    )
+    assert done.returncode == 0, done.stderr
+    reports = {r["kind"]: r for r in json.loads(done.stdout)}
+    assert reports["ohlcv"]["rows"] == 30 * 24 + 1
+    assert reports["funding"]["rows"] == 30 * 3 + 1
+    assert reports["mark"]["rows"] == 30 * 24 + 1
+    funding = pd.read_parquet(reports["funding"]["path"])
+    source = pd.read_feather(shared_data / "funding" / "binance_usdm" / "BTC_USDT_USDT-1h-funding_rate.feather")
+    source = source[(source["date"] >= "2025-01-01") & (source["date"] <= "2025-01-31")]
+    assert funding["open"].tolist() == pytest.approx(source["open"].tolist())
+
+
+def test_fetched_cache_runs_a_funded_backtest(standin: BinanceStandIn, tmp_path: Path) -> None:
+    done = fetch(
+        standin,
+        tmp_path,
+        "--symbol",
+        "BTC/USDT:USDT",
+        "--timeframe",
+        "1h",
+        "--since",
+        "2025-01-01",
+        "--until",
+        "2025-02-28",
+        "--funding",
+        "--mark",
+    )
+    paths = {r["kind"]: r["path"] for r in json.loads(done.stdout)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "adapters.cli",
+            "backtest",
+            "--data",
+            paths["ohlcv"],
+            "--funding",
+            paths["funding"],
+            "--mark",
+            paths["mark"],
+            "--strategy",
+            "sma_cross",
+            "--param",
+            "size=0.1",
+            "--param",
+            "long_only=false",
+            "--journal",
+            str(tmp_path / "f.journal"),
+            "--no-report",
+            "--funding-fallback",
+            "skip",
+            "--json",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    metrics = json.loads(run.stdout)
+    assert metrics["funding"] != 0.0 and metrics["trades"] > 3
+
+
+def test_unknown_market_is_one_line_exit_2(standin: BinanceStandIn, tmp_path: Path) -> None:
+    done = fetch(standin, tmp_path, "--symbol", "NOPE/USDT", "--since", "2025-01-01", "--until", "2025-01-02")
+    assert done.returncode == 2 and "has no market 'NOPE/USDT'" in done.stderr
