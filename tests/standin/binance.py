@@ -31,9 +31,8 @@ STEP_MS = {"5m": 300_000, "1h": 3_600_000, "1d": 86_400_000}
 class BinanceStandIn:
     def __init__(self, shared_data: Path) -> None:
         self.data = shared_data
-        recorded = json.load(
-            gzip.open(shared_data / "exchange-responses" / "gocryptotrader" / "binance_http_mock.json.gz")
-        )
+        with gzip.open(shared_data / "exchange-responses" / "gocryptotrader" / "binance_http_mock.json.gz") as handle:
+            recorded = json.load(handle)
         self.routes = recorded["routes"]
         self.requests: list[str] = []
         self.fail_next = 0
