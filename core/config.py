@@ -137,6 +137,7 @@ class RunConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     contract_size: float = 1.0
     instruments: dict[str, InstrumentConfig] = {}
     liquidation_fee_bps: float = 50.0
+    margin_mode: str = "isolated"
 
     def all_symbols(self) -> list[str]:
         out = list(self.symbols)

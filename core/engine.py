@@ -88,7 +88,7 @@ class Engine:
         self.bus.add(self.venue)
         self.bus.add(self.account)
         if any(i.maintenance_margin > 0 for i in config.instruments.values()):
-            self.bus.add(MarginActor(self.portfolio, fee_bps=config.liquidation_fee_bps))
+            self.bus.add(MarginActor(self.portfolio, fee_bps=config.liquidation_fee_bps, mode=config.margin_mode))
         funding = config.funding
         if funding.enabled:
             interval = duration_ns(funding.interval) if funding.interval else 0

@@ -12,6 +12,11 @@ liquidation price (at the open if the bar opens beyond it) with a
 liquidation fee of ``fee_bps`` of notional, once: a ``MarginCall``, a
 ``Liquidation`` and the closing ``OrderFilled`` (liquidity ``liquidation``)
 are published. Instruments with no maintenance margin are never liquidated.
+
+Cross margin (``mode="cross"``): the whole account backs every position. At
+the close of each time step, if account equity is below the sum of the
+maintenance margins of all margined positions (``|notional| * mm`` at the
+closes), every margined position is liquidated at its close, with the fee.
 """
 
 from __future__ import annotations
@@ -35,7 +40,10 @@ def liquidation_price(inst: InstrumentDefinition, quantity: float, entry: float)
 class MarginActor(Actor):
     name = "margin"
 
-    def __init__(self, portfolio: Portfolio, *, fee_bps: float = 50.0) -> None:
+    def __init__(self, portfolio: Portfolio, *, fee_bps: float = 50.0, mode: str = "isolated") -> None:
+        if mode not in ("isolated", "cross"):
+            raise ValueError(f"margin mode must be isolated or cross, not {mode!r}")
+        self.mode = mode
         self.portfolio = portfolio
         self.fee_rate = fee_bps / 10_000.0
         self._margined: set[str] = set()
@@ -49,6 +57,10 @@ class MarginActor(Actor):
             self._margined.add(inst.instrument)
 
     def on_bar(self, bar: Bar) -> None:
+        if self.mode == "cross":
+            if bar.last:
+                self._check_account(bar)
+            return
         if bar.instrument not in self._margined:
             return
         pf = self.portfolio
@@ -59,6 +71,27 @@ class MarginActor(Actor):
                 self._liquidate(inst, pos, min(price, bar.open), bar)
             elif pos.quantity < 0 and bar.high >= price:
                 self._liquidate(inst, pos, max(price, bar.open), bar)
+
+    def maintenance(self) -> float:
+        """Sum of maintenance margins of margined positions at the marks (account currency)."""
+        pf = self.portfolio
+        total = 0.0
+        for pos in pf.open_positions():
+            if pos.instrument in self._margined:
+                inst = pf.instruments[pos.instrument]
+                mark = pf.marks.get(pos.instrument, pos.avg_price)
+                rate = 1.0 if inst.inverse else pf.rate(settle_currency(inst))
+                total += notional(inst, pos.quantity, mark) * inst.maintenance_margin * rate
+        return total
+
+    def _check_account(self, bar: Bar) -> None:
+        pf = self.portfolio
+        required = self.maintenance()
+        if required <= 0.0 or pf.equity() >= required:
+            return
+        for pos in [p for p in pf.positions.values() if p.quantity != 0.0 and p.instrument in self._margined]:
+            inst = pf.instruments[pos.instrument]
+            self._liquidate(inst, pos, pf.marks[pos.instrument], bar)
 
     def _liquidate(self, inst: InstrumentDefinition, pos: Position, price: float, bar: Bar) -> None:
         bus = self.bus

@@ -168,3 +168,35 @@ def test_a_leveraged_position_is_liquidated_exactly_once_at_the_documented_price
     assert closing[0].fee == pytest.approx(10 * liq * 0.005)
     assert pf.positions[("s", "ETH-PERP")].quantity == 0.0
     assert pf.balance() == pytest.approx(100_000 + 10 * (liq - 100) - 10 * liq * 0.005)
+
+
+def test_cross_margin_liquidates_the_book_when_equity_falls_below_total_maintenance() -> None:
+    a = InstrumentDefinition(
+        0, "A", kind="perpetual", quote="USD", settle="USD", initial_margin=0.1, maintenance_margin=0.05
+    )
+    b = InstrumentDefinition(
+        0, "B", kind="perpetual", quote="USD", settle="USD", initial_margin=0.1, maintenance_margin=0.05
+    )
+    pf = Portfolio(10_000.0)
+    bus = Bus()
+    bus.add(SimulatedVenue(pf, RiskEngine(RiskLimits(), pf), ExecutionConfig()))
+    bus.add(AccountActor(pf, RiskEngine(RiskLimits(), pf), 86_400 * 10**9))
+    margin = bus.add(MarginActor(pf, fee_bps=50.0, mode="cross"))
+    seen: list[Event] = []
+    bus.subscribe(Liquidation, seen.append)
+    for inst in (a, b):
+        bus.feed(inst)
+    bus.feed(Bar(H, "A", 100, 100, 100, 100, 1, H, last=False))
+    bus.feed(Bar(H, "B", 100, 100, 100, 100, 1, H))
+    bus.publish(SubmitOrder(bus.now(), "s", "a1", "A", "buy", 500))  # 50,000 notional each: 10x the account
+    bus.publish(SubmitOrder(bus.now(), "s", "b1", "B", "buy", 500))
+    bus.feed(Bar(2 * H, "A", 100, 100, 99, 99.5, 1, H, last=False))
+    bus.feed(Bar(2 * H, "B", 100, 100, 99, 99.5, 1, H))
+    # equity 10,000 - 2 * 250 = 9,500 >= maintenance 2 * 500 * 99.5 * 0.05 = 4,975
+    assert seen == []
+    bus.feed(Bar(3 * H, "A", 99.5, 99.5, 91, 91, 1, H, last=False))  # cross: judged on the account at the close
+    bus.feed(Bar(3 * H, "B", 99.5, 99.5, 98, 98, 1, H))
+    # equity 10,000 - 4,500 - 1,000 = 4,500 < maintenance (45,500 + 49,000) * 0.05 = 4,725
+    assert sorted((e.instrument, e.price) for e in seen) == [("A", 91.0), ("B", 98.0)]
+    assert margin.maintenance() == 0.0
+    assert pf.balance() == pytest.approx(10_000 - 4_500 - 1_000 - (500 * 91 + 500 * 98) * 0.005)
