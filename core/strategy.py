@@ -340,7 +340,12 @@ class PortfolioView:
 
     @property
     def realized(self) -> float:
-        return self._pf.total.realized
+        return self._pf.converted("realized")
+
+    @property
+    def closed_equity(self) -> float:
+        """Equity without open PnL: initial + realized - fees + funding."""
+        return self._pf.balance()
 
     @property
     def strategy_exposure(self) -> float:
@@ -637,6 +642,10 @@ class Context:
     def pov(self, side: str, size: float, *, participation: float, **kw: Any) -> str:
         """Percent of volume: ``participation`` of each bar's volume until done."""
         return self.algo(side, size, algo="pov", participation=participation, **kw)
+
+    def point_value(self, symbol: str | None = None) -> float:
+        """Money per 1.0 price move per contract (contract size x multiplier)."""
+        return point_value(self._portfolio.instruments[symbol or self.symbol])
 
     def coin_exposure(self, symbol: str) -> float:
         """Signed base-currency exposure of this strategy's position in ``symbol``

@@ -32,6 +32,7 @@ from core.events import (
     SubmitOrder,
 )
 from core.ids import canonical_json
+from core.instruments import point_value
 from core.portfolio import Portfolio
 from journal.reader import JournalReader
 
@@ -106,8 +107,8 @@ class _Builder:
                         )
                 elif cls is OrderFilled:
                     fill: OrderFilled = event  # type: ignore[assignment]
-                    portfolio.apply_fill(fill)
-                    fills.append(_fill_row(seq, fill))
+                    change = portfolio.apply_fill(fill)
+                    fills.append(_fill_row(seq, fill, change.realized))
                     _order_fill(orders, fill)
                 elif cls is InstrumentDefinition:
                     portfolio.add_instrument(event)  # type: ignore[arg-type]
@@ -145,6 +146,7 @@ class _Builder:
             fills_df,
             round_trips(
                 fills,
+                {k: point_value(v) for k, v in portfolio.instruments.items()},
                 {
                     k: (np.array(v[0], dtype=np.int64), np.array(v[1]), np.array(v[2]))
                     for k, v in bars_by_symbol.items()
@@ -170,7 +172,7 @@ def _reason(event: Any) -> dict[str, Any]:
     }
 
 
-def _fill_row(seq: int, fill: OrderFilled) -> dict[str, Any]:
+def _fill_row(seq: int, fill: OrderFilled, realized: float) -> dict[str, Any]:
     return {
         "seq": seq,
         "ts": fill.ts,
@@ -188,6 +190,7 @@ def _fill_row(seq: int, fill: OrderFilled) -> dict[str, Any]:
         "slippage_model": fill.slippage_model,
         "fee_model": fill.fee_model,
         "leaves": fill.leaves,
+        "realized": realized,
     }
 
 
@@ -291,11 +294,15 @@ BarArrays = tuple[np.ndarray, np.ndarray, np.ndarray]
 """Per instrument: bar close times (ns), highs, lows."""
 
 
-def round_trips(fills: list[dict[str, Any]], bars: dict[str, BarArrays]) -> pd.DataFrame:
+def round_trips(
+    fills: list[dict[str, Any]], point_values: dict[str, float], bars: dict[str, BarArrays]
+) -> pd.DataFrame:
     """Round-trip trades per (strategy, instrument): from flat to flat (a
-    flip closes one trip and opens the next). ``pnl`` is net of the fees of
-    the trip's fills; ``mae``/``mfe`` are the worst/best unrealized PnL
-    (money) seen on bar extremes while the trip was open."""
+    flip closes one trip and opens the next). ``gross_pnl`` is the realized
+    PnL the accounting booked on the trip's closing fills (so point values and
+    inverse contracts are right); ``pnl`` is net of the trip's fees;
+    ``mae``/``mfe`` are the worst/best unrealized PnL (money, linear
+    approximation for inverse) seen on bar extremes while the trip was open."""
     trips: list[dict[str, Any]] = []
     state: dict[tuple[str, str], dict[str, Any]] = {}
     for fill in fills:
@@ -314,22 +321,21 @@ def round_trips(fills: list[dict[str, Any]], bars: dict[str, BarArrays]) -> pd.D
             trip["fees"] += fill["fee"]
             continue
         closed = min(abs(signed), abs(qty))
-        direction = 1.0 if qty > 0 else -1.0
         fee_share = fill["fee"] * closed / abs(signed)
-        trip["gross"] += direction * closed * (fill["price"] - trip["entry_price"])
+        trip["gross"] += fill["realized"]
         trip["exit_value"] += closed * fill["price"]
         trip["exit_qty"] += closed
         trip["fees"] += fee_share
         if abs(signed) < abs(qty) - 1e-12 * abs(qty):
             trip["qty"] = qty + signed
             continue
-        trips.append(_close_trip(trip, fill["exec_time"], bars))
+        trips.append(_close_trip(trip, fill["exec_time"], bars, point_values))
         del state[key]
         if abs(signed) > abs(qty) + 1e-12 * abs(qty):
             opened = _open_trip(fill, signed + qty)
             opened["fees"] = fill["fee"] - fee_share
             state[key] = opened
-    trips.extend(_close_trip(trip, None, bars) for trip in state.values())
+    trips.extend(_close_trip(trip, None, bars, point_values) for trip in state.values())
     return pd.DataFrame(trips, columns=TRADE_COLUMNS)
 
 
@@ -349,13 +355,15 @@ def _open_trip(fill: dict[str, Any], signed: float) -> dict[str, Any]:
     }
 
 
-def _close_trip(trip: dict[str, Any], exit_time: Any, bars: dict[str, BarArrays]) -> dict[str, Any]:
+def _close_trip(
+    trip: dict[str, Any], exit_time: Any, bars: dict[str, BarArrays], point_values: dict[str, float]
+) -> dict[str, Any]:
     exit_price = trip["exit_value"] / trip["exit_qty"] if trip["exit_qty"] else np.nan
     start = trip["entry_time"].value
     end = exit_time.value if exit_time is not None else None
     series = bars.get(trip["instrument"])
     direction = 1.0 if trip["side"] == "long" else -1.0
-    size = trip["size"]
+    size = trip["size"] * point_values.get(trip["instrument"], 1.0)
     held = 0
     mfe = mae = 0.0
     if series is not None:
@@ -375,7 +383,7 @@ def _close_trip(trip: dict[str, Any], exit_time: Any, bars: dict[str, BarArrays]
         "strategy": trip["strategy"],
         "instrument": trip["instrument"],
         "side": trip["side"],
-        "size": size,
+        "size": trip["size"],
         "entry_time": trip["entry_time"],
         "exit_time": exit_time,
         "entry_price": trip["entry_price"],
