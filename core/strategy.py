@@ -643,6 +643,10 @@ class Context:
         """Percent of volume: ``participation`` of each bar's volume until done."""
         return self.algo(side, size, algo="pov", participation=participation, **kw)
 
+    def instrument(self, symbol: str | None = None) -> Any:
+        """The InstrumentDefinition of ``symbol`` (kind, expiry, contract size, ...)."""
+        return self._portfolio.instruments[symbol or self.symbol]
+
     def point_value(self, symbol: str | None = None) -> float:
         """Money per 1.0 price move per contract (contract size x multiplier)."""
         return point_value(self._portfolio.instruments[symbol or self.symbol])

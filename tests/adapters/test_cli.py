@@ -185,4 +185,4 @@ def test_unknown_config_key_is_an_error(tmp_path: Path) -> None:
 def test_strategies_lists_builtins(tmp_path: Path) -> None:
     done = tidemark("strategies", "--json", cwd=tmp_path)
     ids = [s["id"] for s in json.loads(done.stdout)]
-    assert ids == ["ema_cross", "futures_trend", "sma_cross"]
+    assert ids == ["cash_carry", "ema_cross", "futures_trend", "sma_cross"]
