@@ -155,7 +155,9 @@ def strategy_configs(config: RunConfig, symbols: list[str]) -> list[StrategyConf
 def load_market(
     config: RunConfig, data: Sequence[str | os.PathLike[str]] | None, *, tz: str | None = None
 ) -> tuple[list[LoadedBars], MarketSeries]:
-    paths = [Path(p) for p in (data or config.data)] or sorted(SAMPLE_DIR.glob("*.csv"))[:1]
+    paths = [resolve_data(Path(p), config.timeframe) for p in (data or config.data)] or sorted(
+        SAMPLE_DIR.glob("*.csv")
+    )[:1]
     symbols = config.all_symbols()
     if len(paths) == 1 and len(symbols) > 1:
         raise DataError(f"{len(symbols)} symbols but one data file; give one --data file per symbol")
@@ -169,6 +171,24 @@ def load_market(
             load_bars(path, symbol=symbol, tz=tz, repair=config.repair, interval=interval, start=start, end=end)
         )
     return loaded, align(loaded)
+
+
+CACHE_DIR = Path("data")
+
+
+def resolve_data(path: Path, timeframe: str | None) -> Path:
+    """A data file, or a symbol fetched into the cache (``data/<exchange>/``):
+    ``--data BTC/USDT`` finds ``data/*/BTC_USDT-<timeframe>.parquet``."""
+    if path.exists() or path.suffix in (".csv", ".parquet", ".feather", ".pq", ".arrow", ".gz"):
+        return path
+    safe = str(path).replace("/", "_").replace(":", "_")
+    pattern = f"{safe}-{timeframe}.parquet" if timeframe else f"{safe}-*.parquet"
+    found = sorted(p for p in CACHE_DIR.glob(f"*/{pattern}") if not p.stem.endswith(("-funding", "-mark")))
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise DataError(f"{path}: no such file, and no cached {pattern} under {CACHE_DIR}/ (run tidemark fetch)")
+    raise DataError(f"{path}: several cached files match ({', '.join(map(str, found))}); give --timeframe or a path")
 
 
 def _time_ns(value: int | str | None, name: str) -> int | None:

@@ -365,7 +365,9 @@ class FundingUnavailable(Event, frozen=True, tag="fundu"):
 
 class AccountSnapshot(Event, frozen=True, tag="acct"):
     """Account state in the account currency. Identity, checked in tests:
-    ``equity == initial + realized + unrealized - fees + funding``."""
+    ``equity == initial + realized + unrealized - fees + funding``.
+    ``currencies``/``rates``: each other settlement currency and the rate used
+    to convert it (the last close of an instrument quoting it)."""
 
     cash: float
     equity: float
@@ -376,6 +378,8 @@ class AccountSnapshot(Event, frozen=True, tag="acct"):
     gross_exposure: float
     leverage: float
     margin: float = 0.0
+    currencies: tuple[str, ...] = ()
+    rates: tuple[float, ...] = ()
 
 
 class RiskRejected(Event, frozen=True, tag="risk"):

@@ -251,4 +251,6 @@ class Portfolio:
             funding=self.converted("funding"),
             gross_exposure=gross,
             leverage=gross / equity if equity > 0 else 0.0,
+            currencies=tuple(sorted(self.rates)),
+            rates=tuple(self.rates[c] for c in sorted(self.rates)),
         )

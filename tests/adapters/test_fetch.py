@@ -157,3 +157,28 @@ def test_fetched_cache_runs_a_funded_backtest(standin: BinanceStandIn, tmp_path:
 def test_unknown_market_is_one_line_exit_2(standin: BinanceStandIn, tmp_path: Path) -> None:
     done = fetch(standin, tmp_path, "--symbol", "NOPE/USDT", "--since", "2025-01-01", "--until", "2025-01-02")
     assert done.returncode == 2 and "has no market 'NOPE/USDT'" in done.stderr
+
+
+def test_backtest_takes_data_by_symbol_from_the_cache(standin: BinanceStandIn, tmp_path: Path) -> None:
+    fetch(
+        standin, tmp_path, "--symbol", "BTC/USDT", "--timeframe", "1h", "--since", "2025-01-01", "--until", "2025-02-01"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [
+        sys.executable,
+        "-m",
+        "adapters.cli",
+        "backtest",
+        "--data",
+        "BTC/USDT",
+        "--journal",
+        "s.journal",
+        "--no-report",
+        "--json",
+    ]
+    run = subprocess.run(cmd, cwd=tmp_path, env={**env}, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2 and "no cached" in run.stderr  # the cache is not under ./data here
+    (tmp_path / "data").symlink_to(tmp_path / "cache")
+    run = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["bars"] == 31 * 24 + 1

@@ -25,7 +25,8 @@ def _value(tp: Any, name: str, k: int) -> Any:
     if tp is bool:
         return k % 2 == 0
     if origin is tuple:
-        return (1.5 + k, 2.5 + k)
+        item = typing.get_args(tp)[0]
+        return (f"{name}-{k}",) if item is str else (1.5 + k, 2.5 + k)
     raise TypeError(f"no sample for {tp!r}")
 
 

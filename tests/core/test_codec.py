@@ -30,7 +30,7 @@ def _strategy_for(tp: typing.Any) -> st.SearchStrategy[typing.Any]:
     if tp is bool:
         return st.booleans()
     if typing.get_origin(tp) is tuple:
-        return st.lists(finite, max_size=5).map(tuple)
+        return st.lists(_strategy_for(typing.get_args(tp)[0]), max_size=5).map(tuple)
     raise TypeError(tp)
 
 
