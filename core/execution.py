@@ -261,23 +261,23 @@ class SimulatedVenue(Actor):
                     child.wait = 0
                 self._match_bar(last, ready)
 
-    def on_cancel(self, cmd: CancelOrder) -> None:
+    def _working(self, cmd: CancelOrder | ModifyOrder, reason: str) -> Order | None:
+        """The working order a command names, or None after rejecting it."""
         order = self.orders.get(cmd.order_id)
-        if order is None or not order.active:
-            instrument = order.cmd.instrument if order is not None else ""
-            self.bus.publish(
-                OrderRejected(self.bus.now(), cmd.strategy, cmd.order_id, instrument, "cancel_not_working")
-            )
-            return
-        self._cancel(order, "user")
+        if order is not None and order.active:
+            return order
+        instrument = order.cmd.instrument if order is not None else ""
+        self.bus.publish(OrderRejected(self.bus.now(), cmd.strategy, cmd.order_id, instrument, reason))
+        return None
+
+    def on_cancel(self, cmd: CancelOrder) -> None:
+        order = self._working(cmd, "cancel_not_working")
+        if order is not None:
+            self._cancel(order, "user")
 
     def on_modify(self, cmd: ModifyOrder) -> None:
-        order = self.orders.get(cmd.order_id)
-        if order is None or not order.active:
-            instrument = order.cmd.instrument if order is not None else ""
-            self.bus.publish(
-                OrderRejected(self.bus.now(), cmd.strategy, cmd.order_id, instrument, "modify_not_working")
-            )
+        order = self._working(cmd, "modify_not_working")
+        if order is None:
             return
         changes: dict[str, Any] = {}
         if cmd.price:

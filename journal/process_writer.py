@@ -37,8 +37,7 @@ from journal.records import (
     HASH_SIZE,
     INSERT_BLOCK,
     UPSERT_META,
-    kind_counts,
-    msgpack_array_header,
+    build_block,
     pack_header,
 )
 from journal.writer import DURABILITY, STATUS_FINISHED, STATUS_RUNNING, _WriterLock, header_meta
@@ -312,23 +311,21 @@ class _ChildChain:
             header = DEFAULT_CODEC.decode(bytes(view[: lengths[0]]))
             if isinstance(header, RunStarted):
                 meta.update(header_meta(header))
-        rows = []
-        for start in range(0, n, BLOCK):
-            stop = min(n, start + BLOCK)
-            rows.append(
-                (
-                    first + start,
-                    stop - start,
-                    stamps[start],
-                    stamps[stop - 1],
-                    kind_counts(kinds[start:stop]),
-                    msgpack_array_header(stop - start) + body[offsets[start] : offsets[stop]],
-                    lengths[start:stop].tobytes(),
-                    causes[start:stop].tobytes(),
-                    flags[start:stop],
-                    b"".join(hashes[start:stop]),
-                )
+        payloads = [body[offsets[k] : offsets[k + 1]] for k in range(n)]
+        stamp_list = stamps.tolist()
+        cause_list = causes.tolist()
+        rows = [
+            build_block(
+                first + start,
+                stamp_list[start : start + BLOCK],
+                kinds[start : start + BLOCK],
+                payloads[start : start + BLOCK],
+                cause_list[start : start + BLOCK],
+                bytearray(flags[start : start + BLOCK]),
+                hashes[start : start + BLOCK],
             )
+            for start in range(0, n, BLOCK)
+        ]
         meta["head_seq"] = str(first + n - 1)
         meta["head_hash"] = prev.hex()
         conn = self.conn
