@@ -65,6 +65,10 @@ class FundingConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class SizingConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """What ``ctx.size.default()`` returns: ``fixed`` units or
+    ``percent_equity`` (value = fraction of equity); ``risk`` needs a stop
+    distance, so strategies call ``ctx.size.risk`` for it."""
+
     type: str = "fixed"
     value: float = 1.0
 
@@ -163,6 +167,8 @@ def parse(obj: Any) -> RunConfig:
     if config.initial_cash <= 0:
         raise ConfigError("run config: initial_cash must be > 0")
     config.funding.fallback_policy()
+    if config.sizing.type not in ("fixed", "percent_equity", "risk"):
+        raise ConfigError(f"run config: sizing.type must be fixed, percent_equity or risk, not {config.sizing.type!r}")
     if config.funding.interval:
         duration_ns(config.funding.interval)
     return config

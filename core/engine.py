@@ -100,6 +100,7 @@ class Engine:
             for slot in slots
         ]
         for runner in self.runners:
+            runner.sizing = (config.sizing.type, config.sizing.value)
             self.bus.add(runner)
         self.started = False
         self.finished = False

@@ -224,6 +224,17 @@ class Portfolio:
                 )
         return total
 
+    def margin(self) -> float:
+        """Initial margin posted for margined positions (account currency)."""
+        total = 0.0
+        for pos in self.open_positions():
+            inst = self.instruments[pos.instrument]
+            if inst.initial_margin:
+                price = self.marks.get(pos.instrument, pos.avg_price)
+                rate = 1.0 if inst.inverse else self.rate(settle_currency(inst))
+                total += notional(inst, pos.quantity, price) * inst.initial_margin * rate
+        return total
+
     def net_quantity(self, instrument: str) -> float:
         return sum(p.quantity for p in self.positions.values() if p.instrument == instrument)
 
@@ -251,6 +262,7 @@ class Portfolio:
             funding=self.converted("funding"),
             gross_exposure=gross,
             leverage=gross / equity if equity > 0 else 0.0,
+            margin=self.margin(),
             currencies=tuple(sorted(self.rates)),
             rates=tuple(self.rates[c] for c in sorted(self.rates)),
         )

@@ -327,7 +327,8 @@ class PortfolioView:
 
     @property
     def margin(self) -> float:
-        return 0.0
+        """Initial margin posted for margined positions."""
+        return self._pf.margin()
 
     @property
     def exposure(self) -> float:
@@ -368,6 +369,16 @@ class Sizer:
         price = ctx.last_price(symbol)
         inst = ctx._portfolio.instruments[symbol]
         return ctx._portfolio.equity() * pct / (price * point_value(inst)) if price > 0 else 0.0
+
+    def default(self, symbol: str | None = None) -> float:
+        """Size from the run config's ``sizing``: ``fixed`` units, or
+        ``percent_equity`` (value = fraction of equity)."""
+        kind, value = self._ctx.sizing
+        if kind == "fixed":
+            return float(value)
+        if kind == "percent_equity":
+            return self.percent_equity(value, symbol)
+        raise ValueError(f"sizing type {kind!r} needs a stop distance: use ctx.size.risk(risk_pct, stop_distance)")
 
     def risk(self, risk_pct: float, stop_distance: float, symbol: str | None = None) -> float:
         """Quantity that loses ``risk_pct`` of equity if price moves ``stop_distance``."""
@@ -413,6 +424,7 @@ class Context:
         bus: Any,
     ) -> None:
         self.strategy_id = strategy_id
+        self.sizing: tuple[str, float] = ("fixed", 1.0)
         self.symbols = symbols
         self.symbol = symbols[0]
         self.params = params
@@ -749,6 +761,7 @@ class StrategyRunner(Actor):
         self._last_ts: int | None = None
         self._mine = set(symbols)
         self._seen = False
+        self.sizing: tuple[str, float] = ("fixed", 1.0)
 
     def subscriptions(self) -> Iterable[tuple[type[Event], Handler, bool]]:
         subs: list[tuple[type[Event], Handler, bool]] = [(Bar, self.on_bar_event, True)]
@@ -761,6 +774,7 @@ class StrategyRunner(Actor):
     def on_start(self) -> None:
         self._on_bar = self.strategy.on_bar
         self.ctx = Context(self.name, self.symbols, self.params, self.market, self.portfolio, self.bus)
+        self.ctx.sizing = self.sizing
         if self.strategy.on_init is not None:
             self.strategy.on_init(self.ctx)
 

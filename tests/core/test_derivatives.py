@@ -158,6 +158,7 @@ def test_a_leveraged_position_is_liquidated_exactly_once_at_the_documented_price
     bus.publish(SubmitOrder(bus.now(), "s", "o1", "ETH-PERP", "buy", 10))
     bus.feed(Bar(2 * H, "ETH-PERP", 100, 101, 96, 97, 1, H))  # fills at 100; low 96 > liq 94.74
     assert of(seen, Liquidation) == []
+    assert pf.margin() == pytest.approx(10 * 97 * 0.1)  # initial margin on the marked notional
     bus.feed(Bar(3 * H, "ETH-PERP", 97, 98, 93, 95, 1, H))  # trades through 94.74
     bus.feed(Bar(4 * H, "ETH-PERP", 95, 95, 80, 85, 1, H))
     liq = 100 * 0.9 / 0.95

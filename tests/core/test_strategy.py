@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from adapters.backtest import run_backtest
@@ -151,3 +152,21 @@ def test_multi_symbol_access_and_target_weights(tmp_path: Path) -> None:
 def test_broken_strategies_are_reported(source: str, message: str) -> None:
     with pytest.raises((StrategyError, ParamError), match=message):
         load_source(source, "broken.py")
+
+
+def test_run_config_sizing_drives_size_default(tmp_path: Path, sample_csv: Path) -> None:
+    path = write(
+        tmp_path,
+        "sized.py",
+        """
+        def schema(): return {"id": "sized"}
+        def on_bar(ctx, i):
+            if i == 10:
+                ctx.buy(ctx.size.default())
+    """,
+    )
+    config = {"initial_cash": 100_000, "sizing": {"type": "percent_equity", "value": 0.25}}
+    result = run_backtest(str(path), data=[sample_csv], config=config, journal=tmp_path / "j.journal")
+    order = result.orders.iloc[0]
+    close_at_signal = float(pd.read_csv(sample_csv)["close"].iloc[10])
+    assert order["quantity"] == pytest.approx(100_000 * 0.25 / close_at_signal)
