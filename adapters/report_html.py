@@ -53,7 +53,7 @@ def _line_chart(
         f"<polyline fill='none' stroke='{color}' stroke-width='1.3' points='{points}'/>{markers}"
         f"<text x='{PAD}' y='14' font-size='11'>{fmt.format(hi)}</text>"
         f"<text x='{PAD}' y='{H - 4}' font-size='11'>{fmt.format(lo)}</text>"
-        f"<text x='{W - PAD - 70}' y='{H - 4}' font-size='11'>{first} .. {last}</text></svg>"
+        f"<text x='{W - PAD}' y='{H - 4}' font-size='11' text-anchor='end'>{first} .. {last}</text></svg>"
     )
 
 
