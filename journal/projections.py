@@ -85,13 +85,26 @@ class _Builder:
         funding: list[dict[str, Any]] = []
         bars_by_symbol: dict[str, tuple[list[int], list[float], list[float]]] = {}
         interval = 0
-        exposed = False
+        pending: int | None = None
+
+        def close_step(ts: int) -> None:
+            eq_ts.append(ts)
+            exposed = any(True for _ in portfolio.open_positions())
+            eq_values.append(
+                (portfolio.equity(), portfolio.cash(), portfolio.gross_exposure(), 1.0 if exposed else 0.0)
+            )
+
         for seqs, events in self.reader.batches():
             for seq, event in zip(seqs, events, strict=True):
+                if pending is not None and event.ts > pending:
+                    close_step(pending)
+                    pending = None
                 cls = type(event)
                 if cls is Bar:
                     bar: Bar = event  # type: ignore[assignment]
                     portfolio.marks[bar.instrument] = bar.close
+                    if portfolio.rate_sources:
+                        portfolio.update_rate(bar.instrument, bar.close)
                     columns = bars_by_symbol.get(bar.instrument)
                     if columns is None:
                         columns = bars_by_symbol[bar.instrument] = ([], [], [])
@@ -100,11 +113,7 @@ class _Builder:
                     columns[2].append(bar.low)
                     interval = bar.interval
                     if bar.last:
-                        eq_ts.append(bar.ts)
-                        exposed = any(True for _ in portfolio.open_positions())
-                        eq_values.append(
-                            (portfolio.equity(), portfolio.cash(), portfolio.gross_exposure(), 1.0 if exposed else 0.0)
-                        )
+                        pending = bar.ts  # the step closes once everything at this time is applied
                 elif cls is OrderFilled:
                     fill: OrderFilled = event  # type: ignore[assignment]
                     change = portfolio.apply_fill(fill)
@@ -130,6 +139,8 @@ class _Builder:
                                 **_reason(event),
                             }
                         )
+        if pending is not None:
+            close_step(pending)
         equity = pd.DataFrame(eq_values, columns=["equity", "cash", "exposure", "in_market"], index=_ts(eq_ts))
         equity.index.name = "time"
         if len(equity):

@@ -77,6 +77,8 @@ def test_funding_total_equals_independent_computation(shared_data: Path, tmp_pat
         assert (e.amount < 0) == (e.rate * e.quantity > 0) or e.rate == 0
     snap = [e for e in events if isinstance(e, AccountSnapshot)][-1]
     assert snap.funding == pytest.approx(expected, rel=1e-9)
+    assert result.metrics["final_equity"] == pytest.approx(snap.equity, rel=1e-12)
+    assert result.metrics["funding"] == pytest.approx(expected, rel=1e-9)
     assert snap.equity == pytest.approx(
         1_000_000 + snap.realized + snap.unrealized - snap.fees + snap.funding, abs=1e-6
     )

@@ -95,4 +95,9 @@ def test_cash_and_carry_runs_rolls_and_keeps_the_hedge(tmp_path: Path) -> None:
     assert abs(hedge_coin + spot_qty) <= 0.02 * spot_qty + 100.0 / q2_close  # within the re-hedge band + 1 contract
     snap = [e for e in events if isinstance(e, AccountSnapshot)][-1]
     assert snap.equity == pytest.approx(1_000_000 + snap.realized + snap.unrealized - snap.fees + snap.funding)
+    # the report's equity (rebuilt from the journal) is the engine's own final equity
+    assert result.metrics["final_equity"] == pytest.approx(snap.equity, rel=1e-12)
+    assert snap.currencies == ("BTC",) and snap.rates[0] > 0
+    # hedged: the carry neither gains nor loses much while spot moves about 8%
+    assert abs(snap.equity / 1_000_000 - 1) < 0.02
     assert replay(result.journal).ok
