@@ -10,8 +10,10 @@ Identity (checked by property tests, per currency and in total)::
     equity     = sum(balance[c] * rate[c]) + unrealized      (account currency)
 
 Settlement currencies other than the account's (the coin of an inverse
-contract) are converted at the last price of an instrument that quotes that
-coin in the account currency (its bar close; ``rate_sources``).
+contract) are converted at the last close of the instrument that prices that
+coin in the account currency: the spot pair when the run has one, else a
+perpetual, else a dated future (``rate_sources``). Snapshots record the
+rates used.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from dataclasses import dataclass, field
 
 from core.events import BUY, AccountSnapshot, Bar, FundingApplied, InstrumentDefinition, OrderFilled, PositionChanged
 from core.instruments import notional, pnl, settle_currency
+
+RATE_PRIORITY = {"spot": 0, "perpetual": 1, "future": 2}
 
 
 @dataclass(slots=True)
@@ -81,8 +85,20 @@ class Portfolio:
         currency = settle_currency(inst)
         self.balances.setdefault(currency, 0.0)
         self.by_currency.setdefault(currency, Ledger())
-        if currency != self.account_currency and inst.quote == self.account_currency and currency == inst.base:
-            self.rate_sources[inst.instrument] = currency  # e.g. BTCUSD (inverse) prices BTC in USD
+        self._choose_rate_sources()
+
+    def _choose_rate_sources(self) -> None:
+        """Per foreign currency C, the instrument that prices C in the account
+        currency: a spot C/account pair first, else a perpetual, else a dated
+        future (ties: first defined)."""
+        foreign = {c for c in self.balances if c != self.account_currency}
+        best: dict[str, tuple[int, str]] = {}
+        for name, inst in self.instruments.items():
+            if inst.base in foreign and inst.quote == self.account_currency:
+                rank = RATE_PRIORITY.get(inst.kind, len(RATE_PRIORITY))
+                if inst.base not in best or rank < best[inst.base][0]:
+                    best[inst.base] = (rank, name)
+        self.rate_sources = {name: currency for currency, (_, name) in best.items()}
 
     def update_rate(self, instrument: str, price: float) -> None:
         """Revalue a settlement currency from an instrument that prices it."""

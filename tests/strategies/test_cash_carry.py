@@ -97,7 +97,8 @@ def test_cash_and_carry_runs_rolls_and_keeps_the_hedge(tmp_path: Path) -> None:
     assert snap.equity == pytest.approx(1_000_000 + snap.realized + snap.unrealized - snap.fees + snap.funding)
     # the report's equity (rebuilt from the journal) is the engine's own final equity
     assert result.metrics["final_equity"] == pytest.approx(snap.equity, rel=1e-12)
-    assert snap.currencies == ("BTC",) and snap.rates[0] > 0
+    spot_close = pd.read_csv(tmp_path / "BTC_SPOT.csv")["close"].iloc[-1]
+    assert snap.currencies == ("BTC",) and snap.rates == (pytest.approx(spot_close),)  # coin valued at spot
     # hedged: the carry neither gains nor loses much while spot moves about 8%
     assert abs(snap.equity / 1_000_000 - 1) < 0.02
     assert replay(result.journal).ok
