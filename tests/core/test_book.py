@@ -76,7 +76,10 @@ def test_book_matches_an_independent_reconstruction_and_the_exchange(shared_data
             assert (book.best_bid(), book.best_ask()) == (float(item["b"]), float(item["a"]))
             checked_tickers += 1
     assert applied > 1_000 and not book.stale
-    assert checked_tickers > 50 or market.endswith("spot")
+    if market.endswith("usdm"):
+        assert checked_tickers > 50  # best bid/ask equal the exchange's own at every coinciding id
+    else:
+        assert checked_tickers == 0  # spot's 100 ms depth ids never coincide with bookTicker ids in this capture
 
 
 def test_gap_makes_the_book_stale_and_a_snapshot_resyncs() -> None:
