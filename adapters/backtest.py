@@ -162,8 +162,8 @@ def load_market(
     if len(paths) == 1 and len(symbols) > 1:
         raise DataError(f"{len(symbols)} symbols but one data file; give one --data file per symbol")
     interval = cfg.duration_ns(config.timeframe) if config.timeframe else None
-    start = _time_ns(config.start, "start")
-    end = _time_ns(config.end, "end")
+    start = parse_time_ns(config.start, "start")
+    end = parse_time_ns(config.end, "end")
     loaded = []
     for k, path in enumerate(paths):
         symbol = symbols[k] if k < len(symbols) else None
@@ -191,7 +191,7 @@ def resolve_data(path: Path, timeframe: str | None) -> Path:
     raise DataError(f"{path}: several cached files match ({', '.join(map(str, found))}); give --timeframe or a path")
 
 
-def _time_ns(value: int | str | None, name: str) -> int | None:
+def parse_time_ns(value: int | str | None, name: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, int):
@@ -224,7 +224,7 @@ def instruments_for(
         }
         if spec is not None:
             given = {k: v for k, v in msgspec.structs.asdict(spec).items() if v not in (None, "")}
-            given["expiry"] = _time_ns(spec.expiry, f"instruments.{symbol}.expiry") or 0
+            given["expiry"] = parse_time_ns(spec.expiry, f"instruments.{symbol}.expiry") or 0
             fields.update(given)
             if spec.inverse and not spec.settle:
                 fields["settle"] = fields["base"]

@@ -446,7 +446,7 @@ def cmd_journal_export(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    from adapters.backtest import _time_ns
+    from adapters.backtest import parse_time_ns
     from adapters.fetch import fetch, merge_options, set_option
 
     options: dict[str, Any] = {}
@@ -462,8 +462,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         extra: dict[str, Any] = {}
         set_option(extra, key, value)
         options = merge_options(options, extra)
-    since = _time_ns(args.since, "since")
-    until = _time_ns(args.until, "until") if args.until else None
+    since = parse_time_ns(args.since, "since")
+    until = parse_time_ns(args.until, "until") if args.until else None
     assert since is not None
     reports = asyncio.run(
         fetch(

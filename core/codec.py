@@ -58,27 +58,6 @@ class Codec:
             raise EventDecodeError(str(exc)) from exc
         return self._upcast(event) if self._upcasters else event
 
-    def decode_many(self, payloads: list[bytes]) -> list[Event]:
-        """Decode a batch in one call (the fast path for readers).
-
-        Raises :class:`EventDecodeError` naming the index of the first bad
-        payload.
-        """
-        n = len(payloads)
-        buffer = b"\xdd" + n.to_bytes(4, "big") + b"".join(payloads)
-        try:
-            events: list[Event] = self._list_decoder.decode(buffer)
-        except _BAD_BYTES:
-            for index, payload in enumerate(payloads):
-                try:
-                    self.decode(payload)
-                except EventDecodeError as exc:
-                    raise EventDecodeError(f"payload {index}: {exc}") from exc
-            raise EventDecodeError("batch does not decode") from None
-        if self._upcasters:
-            events = [self._upcast(e) for e in events]
-        return events
-
     def decode_array(self, buffer: bytes | memoryview) -> list[Event]:
         """Decode a msgpack array of payloads (a journal block) in one call."""
         try:

@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-import numpy as np
 
 from core.bus import Actor, Handler
 from core.events import (
@@ -56,6 +55,7 @@ from core.events import (
     SubmitOrder,
 )
 from core.fees import FeeModel
+from core.ids import rng
 from core.orders import (
     CANCELED,
     EXPIRED,
@@ -154,7 +154,7 @@ class SimulatedVenue(Actor):
         self._track_atr = config.slippage.model == "atr"
         self._fills = 0
         self._n_orders = 0
-        self._rng = np.random.Generator(np.random.PCG64(seed)) if config.fill_probability is not None else None
+        self._rng = rng(seed) if config.fill_probability is not None else None
         self._expiries: dict[str, int] = {}
         self._settled: set[str] = set()
 

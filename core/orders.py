@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final
 
-from core.events import BUY, SubmitOrder
+from core.events import SubmitOrder
 
 MARKET: Final = "market"
 LIMIT: Final = "limit"
@@ -48,10 +48,6 @@ class Order:
     @property
     def id(self) -> str:
         return self.cmd.order_id
-
-    @property
-    def is_buy(self) -> bool:
-        return self.cmd.side == BUY
 
     @property
     def leaves(self) -> float:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from core.events import BUY, AccountSnapshot, Bar, FundingApplied, InstrumentDefinition, OrderFilled, PositionChanged
+from core.events import BUY, AccountSnapshot, FundingApplied, InstrumentDefinition, OrderFilled, PositionChanged
 from core.instruments import notional, pnl, settle_currency
 
 RATE_PRIORITY = {"spot": 0, "perpetual": 1, "future": 2}
@@ -105,9 +105,6 @@ class Portfolio:
         currency = self.rate_sources.get(instrument)
         if currency is not None:
             self.rates[currency] = price
-
-    def mark(self, bar: Bar) -> None:
-        self.marks[bar.instrument] = bar.close
 
     def position(self, strategy: str, instrument: str) -> Position:
         key = (strategy, instrument)

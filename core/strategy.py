@@ -159,20 +159,21 @@ class IndicatorCache:
         self._ctx = ctx
         self._registered = ctx._registered
 
-    def _one(self, name: str, x: Any, *args: Any) -> np.ndarray:
-        """Single-series indicators: the per-bar hot path."""
-        ctx = self._ctx
-        entry = ctx._registered.get(id(x))
+    def _series(self, name: str, x: Any, n: int) -> np.ndarray:
+        """One series, one window: the per-bar hot path (no varargs: it shows in
+        instruction counts)."""
+        registered = self._registered
+        entry = registered.get(id(x))
         if entry is None:
-            return np.asarray(indicators.FUNCTIONS[name](x, *args))
-        source = entry[1]
-        key = (name, *args)
-        hit = source.results.get(key)
+            return np.asarray(indicators.FUNCTIONS[name](x, n))
+        results = entry[1].results
+        key = (name, n)
+        hit = results.get(key)
         if hit is None:
-            result = _frozen(indicators.FUNCTIONS[name](source.full, *args))
-            hit = source.results[key] = (result, _Source(result))
+            result = _frozen(indicators.FUNCTIONS[name](entry[1].full, n))
+            hit = results[key] = (result, _Source(result))
         view = hit[0][: len(x)]
-        ctx._registered[id(view)] = (view, hit[1])
+        registered[id(view)] = (view, hit[1])
         return view
 
     def _compute(self, name: str, arrays: tuple[Any, ...], args: tuple[Any, ...]) -> np.ndarray:
@@ -192,47 +193,31 @@ class IndicatorCache:
         return view
 
     def sma(self, x: Any, n: int) -> np.ndarray:
-        return self._fast("sma", x, n)
-
-    def _fast(self, name: str, x: Any, n: int) -> np.ndarray:
-        """``_one`` for the commonest shape (one series, one int), unrolled."""
-        registered = self._registered
-        entry = registered.get(id(x))
-        if entry is None:
-            return np.asarray(indicators.FUNCTIONS[name](x, n))
-        results = entry[1].results
-        key = (name, n)
-        hit = results.get(key)
-        if hit is None:
-            result = _frozen(indicators.FUNCTIONS[name](entry[1].full, n))
-            hit = results[key] = (result, _Source(result))
-        view = hit[0][: len(x)]
-        registered[id(view)] = (view, hit[1])
-        return view
+        return self._series("sma", x, n)
 
     def ema(self, x: Any, n: int) -> np.ndarray:
-        return self._fast("ema", x, n)
+        return self._series("ema", x, n)
 
     def rsi(self, x: Any, n: int = 14) -> np.ndarray:
-        return self._one("rsi", x, n)
+        return self._series("rsi", x, n)
 
     def atr(self, high: Any, low: Any, close: Any, n: int = 14) -> np.ndarray:
         return self._compute("atr", (high, low, close), (n,))
 
     def stdev(self, x: Any, n: int) -> np.ndarray:
-        return self._one("stdev", x, n)
+        return self._series("stdev", x, n)
 
     def ewm_vol(self, x: Any, span: int) -> np.ndarray:
-        return self._one("ewm_vol", x, span)
+        return self._series("ewm_vol", x, span)
 
     def correlation(self, a: Any, b: Any, n: int) -> np.ndarray:
         return self._compute("correlation", (a, b), (n,))
 
     def highest(self, x: Any, n: int) -> np.ndarray:
-        return self._one("highest", x, n)
+        return self._series("highest", x, n)
 
     def lowest(self, x: Any, n: int) -> np.ndarray:
-        return self._one("lowest", x, n)
+        return self._series("lowest", x, n)
 
     def crossover(self, a: Any, b: Any) -> np.ndarray:
         return self._compute("crossover", (a, b), ())
@@ -241,7 +226,7 @@ class IndicatorCache:
         return self._compute("crossunder", (a, b), ())
 
     def returns(self, x: Any) -> np.ndarray:
-        return self._one("returns", x)
+        return self._compute("returns", (x,), ())
 
 
 def _frozen(values: Any) -> np.ndarray:

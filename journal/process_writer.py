@@ -40,7 +40,7 @@ from journal.records import (
     build_block,
     pack_header,
 )
-from journal.writer import DURABILITY, STATUS_FINISHED, STATUS_RUNNING, _WriterLock, header_meta
+from journal.writer import DURABILITY, STATUS_FINISHED, STATUS_RUNNING, _WriterLock, check_new_journal, header_meta
 
 BLOCK = 4096
 
@@ -75,11 +75,7 @@ class ProcessJournalWriter:
         overwrite: bool = False,
         batch_size: int = 32_768,
     ) -> ProcessJournalWriter:
-        path = Path(path)
-        if durability not in DURABILITY:
-            raise JournalConfigError(f"durability must be one of {sorted(DURABILITY)}, not {durability!r}")
-        if path.exists() and path.stat().st_size > 0 and not overwrite:
-            raise FileExistsError(f"{path}: journal already exists (use a new path or overwrite)")
+        path = check_new_journal(path, durability, overwrite)
         path.parent.mkdir(parents=True, exist_ok=True)
         method = (
             "fork" if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods() else "spawn"

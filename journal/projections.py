@@ -31,7 +31,6 @@ from core.events import (
     RunStarted,
     SubmitOrder,
 )
-from core.ids import canonical_json
 from core.instruments import point_value
 from core.portfolio import Portfolio
 from journal.reader import JournalReader
@@ -409,7 +408,3 @@ def _close_trip(
         "mfe": max(mfe, 0.0),
         "open": exit_time is None,
     }
-
-
-def config_json(projections: Projections) -> str:
-    return canonical_json(projections.config)

@@ -36,7 +36,6 @@ from __future__ import annotations
 import struct
 from array import array
 from collections import Counter
-from hashlib import blake2b
 from typing import Final
 
 FORMAT_VERSION: Final = 2
@@ -73,11 +72,6 @@ UPSERT_META: Final = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(ke
 BLOCK_COLUMNS: Final = "first_seq, n, first_ts, last_ts, kinds, payloads, lengths, causes, inputs, hashes"
 
 BlockRow = tuple[int, int, int, int, str, bytes, bytes, bytes, bytes, bytes]
-
-
-def chain_hash(prev: bytes, seq: int, cause: int, is_input: int, payload: bytes) -> bytes:
-    """The hash of one record given the previous record's hash."""
-    return blake2b(prev + pack_header(seq, cause, is_input) + payload, digest_size=HASH_SIZE).digest()
 
 
 def msgpack_array_header(n: int) -> bytes:

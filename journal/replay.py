@@ -82,14 +82,6 @@ class ReplayComparer:
         self.inputs = 0
         self.outputs = 0
 
-    def peek(self) -> tuple[int, bool, Event] | None:
-        """``(seq, is_input, event)`` of the next recorded event, or None."""
-        block = self._block
-        if block is None:
-            return None
-        i = self._i
-        return block.first + i, bool(block.flags[i]), block.events[i]
-
     def _advance(self) -> None:
         block = self._block
         assert block is not None

@@ -43,6 +43,16 @@ STATUS_RECOVERED: Final = "crashed-recovered"
 STATUS_QUARANTINED: Final = "quarantined"
 
 
+def check_new_journal(path: str | os.PathLike[str], durability: str, overwrite: bool) -> Path:
+    """Refuse an unknown durability, or an existing journal unless ``overwrite``."""
+    path = Path(path)
+    if durability not in DURABILITY:
+        raise JournalConfigError(f"durability must be one of {sorted(DURABILITY)}, not {durability!r}")
+    if path.exists() and path.stat().st_size > 0 and not overwrite:
+        raise FileExistsError(f"{path}: journal already exists (use a new path or overwrite)")
+    return path
+
+
 class _WriterLock:
     """Exclusive advisory lock on the journal file (released by the OS on death)."""
 
@@ -110,12 +120,8 @@ class JournalWriter:
     ) -> JournalWriter:
         """Create a new journal at ``path``. ``durability``: ``full`` (paper,
         fsync at every commit) or ``normal`` (backtests)."""
-        path = Path(path)
-        if durability not in DURABILITY:
-            raise JournalConfigError(f"durability must be one of {sorted(DURABILITY)}, not {durability!r}")
+        path = check_new_journal(path, durability, overwrite)
         if path.exists() and path.stat().st_size > 0:
-            if not overwrite:
-                raise FileExistsError(f"{path}: journal already exists (use a new path or overwrite)")
             lock = _WriterLock(path)
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
@@ -229,10 +235,6 @@ class JournalWriter:
         while self._inflight:
             await self._inflight.pop(0)
         return self._committed_seq
-
-    async def set_meta(self, values: dict[str, str]) -> None:
-        await self.flush()
-        await _set_meta(self._conn, values)
 
     async def close(self, status: str = STATUS_FINISHED) -> None:
         """Flush, seal with ``status`` and release the writer lock."""
