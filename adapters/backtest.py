@@ -395,7 +395,12 @@ def engine_from_journal(reader: JournalReader, blocks: list[DecodedBlock], sink:
     if not isinstance(header, RunStarted):
         raise ValueError(f"{reader.path}: seq 1 is not a run header")
     config = cfg.parse(json.loads(header.config))
-    market = MarketSeries.from_bars(event for block in blocks for event in block.events if type(event) is Bar)
+    if config.paper is not None:
+        # Book sessions build their bars from the journaled trades, as they did live.
+        paper = config.paper
+        market = MarketSeries.live_series(config.all_symbols(), cfg.duration_ns(paper.bar_interval), paper.max_bars)
+    else:
+        market = MarketSeries.from_bars(event for block in blocks for event in block.events if type(event) is Bar)
     return Engine(config, slots_for(config), market, sink=sink)
 
 

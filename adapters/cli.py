@@ -38,8 +38,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("tidemark: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
+        from adapters.paper import PaperError
         from core.bus import BusFault
 
+        if isinstance(exc, PaperError) and not args.verbose:
+            print(f"tidemark: error: {exc}", file=sys.stderr)
+            return EXIT_CHECK_FAILED
         if isinstance(exc, BusFault) and not args.verbose:
             print(f"tidemark: error: {exc} (the journal is sealed 'failed'; -v for the traceback)", file=sys.stderr)
             return EXIT_CHECK_FAILED
@@ -53,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _is_input_error(exc: Exception) -> bool:
     from adapters.data import DataError
     from adapters.fetch import FetchError
+    from adapters.markets import MarketError
     from core.config import ConfigError
     from core.params import ParamError
     from core.strategy import StrategyError
@@ -63,6 +68,7 @@ def _is_input_error(exc: Exception) -> bool:
         (
             UsageError,
             FetchError,
+            MarketError,
             DataError,
             ConfigError,
             ParamError,
@@ -104,7 +110,41 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--no-report", action="store_true", help="do not write the HTML report")
     bt.add_argument("--force", action="store_true", help="overwrite an existing --journal")
     bt.add_argument("--json", action="store_true", help="print the metrics as JSON instead of a table")
+    bt.add_argument(
+        "--from-journal",
+        metavar="JOURNAL",
+        help="rerun over exactly the market data of this journal (a paper session or a backtest): a child run",
+    )
     bt.set_defaults(func=cmd_backtest)
+
+    pp = sub.add_parser("paper", help="paper-trade a strategy on a live exchange feed (fills walk the real book)")
+    pp.add_argument("--exchange", required=True, help="ccxt exchange id, e.g. binanceusdm (USD-M perpetuals)")
+    pp.add_argument("--symbol", action="append", required=True, help="ccxt symbol, e.g. BTC/USDT:USDT; repeatable")
+    pp.add_argument("--strategy", default="ema_cross", help="built-in name or path to a .py strategy")
+    pp.add_argument("--param", action="append", default=[], metavar="K=V", help="strategy parameter; repeatable")
+    pp.add_argument("--duration", help="stop after this long, e.g. 30m (default: until Ctrl-C)")
+    pp.add_argument("--journal", help="journal path (default runs/paper-<strategy>-<run id>.journal)")
+    pp.add_argument("--force", action="store_true", help="overwrite an existing --journal")
+    pp.add_argument("--config", help="run config JSON (risk, sizing, fees, paper settings)")
+    pp.add_argument("--cash", type=float, help="initial cash in the settlement currency")
+    pp.add_argument("--bar", help="bar length built from trades for on_bar (default 1m)")
+    pp.add_argument("--latency-ms", type=float, help="decision-to-matching latency in ms (default 0)")
+    pp.add_argument("--book-depth", type=int, default=50, help="book levels kept per side (default 50)")
+    pp.add_argument("--max-book-age", type=float, default=10.0, help="seconds of book silence before it is stale")
+    pp.add_argument("--funding-poll", type=float, default=5.0, help="seconds between mark/funding polls")
+    pp.add_argument("--funding-fallback", choices=["error", "skip", "rate"], help="what a missing funding rate does")
+    pp.add_argument("--rest", action="store_true", help="poll REST instead of websockets")
+    pp.add_argument("--watch", action="store_true", help="reload the strategy file when it changes")
+    pp.add_argument("--ccxt-option", action="append", default=[], metavar="KEY=VALUE", help="ccxt option, dotted keys")
+    pp.add_argument("--ccxt-options", help="JSON file of ccxt options")
+    pp.add_argument("--no-status", action="store_true", help="no live status line")
+    pp.set_defaults(func=cmd_paper)
+
+    df = sub.add_parser("diff", help="first divergent decision between two runs, and PnL differences by cause")
+    df.add_argument("run_a")
+    df.add_argument("run_b")
+    df.add_argument("--json", action="store_true")
+    df.set_defaults(func=cmd_diff)
 
     rp = sub.add_parser("report", help="summary of any journal")
     rp.add_argument("journal")
@@ -180,6 +220,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from adapters.report_html import write_report
 
     log = logs.get("backtest")
+    if args.from_journal:
+        return _rerun(args)
     overrides: dict[str, Any] = {
         "strategy": args.strategy,
         "fill_model": args.fill,
@@ -445,9 +487,36 @@ def cmd_journal_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_fetch(args: argparse.Namespace) -> int:
-    from adapters.backtest import parse_time_ns
-    from adapters.fetch import fetch, merge_options, set_option
+def _rerun(args: argparse.Namespace) -> int:
+    from adapters.backtest import Result
+    from adapters.rerun import rerun_async
+
+    parent = _existing(args.from_journal)
+    strategy = args.strategy
+    if strategy is not None and Path(strategy).is_file():
+        strategy = str(Path(strategy))
+    path = asyncio.run(
+        rerun_async(
+            parent,
+            strategy=strategy,
+            params=_params(args.param),
+            timeframe=args.timeframe,
+            journal=args.journal,
+            overwrite=args.force,
+        )
+    )
+    result = Result.from_journal(path)
+    if args.json:
+        print(json.dumps(_jsonable({**result.metrics, "journal": str(path), "run_id": result.run_id}), sort_keys=True))
+    else:
+        print(summary_table(result))
+        print(f"parent:  {result.header.parent_run_id} ({parent})")
+        print(f"journal: {path}")
+    return EXIT_OK
+
+
+def _ccxt_options(args: argparse.Namespace) -> dict[str, Any]:
+    from adapters.fetch import set_option
 
     options: dict[str, Any] = {}
     if args.ccxt_options:
@@ -457,11 +526,77 @@ def cmd_fetch(args: argparse.Namespace) -> int:
             raise UsageError(f"{args.ccxt_options}: cannot read ccxt options: {exc}") from None
     for pair in args.ccxt_option:
         key, sep, value = pair.partition("=")
-        if not sep:
+        if not sep or not key:
             raise UsageError(f"--ccxt-option {pair!r}: expected KEY=VALUE")
-        extra: dict[str, Any] = {}
-        set_option(extra, key, value)
-        options = merge_options(options, extra)
+        set_option(options, key, value)
+    return options
+
+
+def cmd_paper(args: argparse.Namespace) -> int:
+    from adapters.backtest import Result
+    from adapters.live_feed import FeedSettings
+    from adapters.paper import PaperOptions, run_paper
+    from core.config import duration_ns
+
+    duration = duration_ns(args.duration) / 1e9 if args.duration else None
+    options = PaperOptions(
+        exchange=args.exchange,
+        symbols=list(args.symbol),
+        strategy=args.strategy,
+        params=_params(args.param),
+        duration=duration,
+        journal=args.journal,
+        overwrite=args.force,
+        ccxt_options=_ccxt_options(args),
+        config=args.config,
+        initial_cash=args.cash,
+        bar_interval=args.bar,
+        latency_ms=args.latency_ms,
+        funding_fallback=args.funding_fallback,
+        watch=args.watch,
+        status=None if args.no_status else sys.stderr,
+        settings=FeedSettings(
+            depth=args.book_depth,
+            max_book_age=args.max_book_age,
+            funding_poll=args.funding_poll,
+            websocket=not args.rest,
+        ),
+    )
+    path = asyncio.run(run_paper(options))
+    result = Result.from_journal(path)
+    print(summary_table(result))
+    print(f"journal: {path}")
+    return EXIT_OK
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from adapters.rerun import describe_diff, diff_runs
+
+    a, b = _existing(args.run_a), _existing(args.run_b)
+    diff = diff_runs(a, b)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "same_inputs": diff.same_inputs,
+                    "first_input_difference": diff.first_input_difference,
+                    "decisions": list(diff.decisions),
+                    "first_divergence": diff.first_divergence,
+                    "pnl": {k: {"a": x, "b": y, "diff": y - x} for k, (x, y) in diff.pnl.items()},
+                },
+                sort_keys=True,
+            )
+        )
+    else:
+        print(describe_diff(diff, str(a), str(b)))
+    return EXIT_OK
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from adapters.backtest import parse_time_ns
+    from adapters.fetch import fetch
+
+    options = _ccxt_options(args)
     since = parse_time_ns(args.since, "since")
     until = parse_time_ns(args.until, "until") if args.until else None
     assert since is not None

@@ -15,10 +15,25 @@ import structlog
 SECRET_WORDS = ("secret", "apikey", "api_key", "password", "token", "private")
 
 
+_SECRET_VALUES: list[str] = []
+
+
+def register_secret(value: str) -> None:
+    """Mask this exact value wherever it appears in a log line (e.g. inside
+    an exchange error message that echoes a URL or header)."""
+    if value and value not in _SECRET_VALUES:
+        _SECRET_VALUES.append(value)
+
+
 def mask_secrets(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     for key in list(event):
         if any(word in key.lower().replace("-", "_") for word in SECRET_WORDS):
             event[key] = "***"
+        elif _SECRET_VALUES and isinstance(event[key], str):
+            text = event[key]
+            for secret in _SECRET_VALUES:
+                text = text.replace(secret, "***")
+            event[key] = text
     return event
 
 

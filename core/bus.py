@@ -109,6 +109,11 @@ class Bus:
         return self._seq
 
     @property
+    def current(self) -> int:
+        """Sequence number of the event being delivered (a fill's source)."""
+        return self._cause
+
+    @property
     def actors(self) -> list[Actor]:
         return list(self._actors)
 
@@ -143,7 +148,7 @@ class Bus:
                 f"(backwards by {self.clock._now - event.ts} ns); inputs must be in time order"
             )
         timers = self.clock._timers
-        if timers and timers[0][0] <= event.ts:
+        while timers and timers[0][0] <= event.ts:  # a timer's handler may set another one that is due
             for fire_at, name in self.clock.pop_due(event.ts):
                 self._emit(Timer(fire_at, name), False)
         return self._emit(event, True)

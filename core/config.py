@@ -107,6 +107,27 @@ class RiskConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     strategy_risk: dict[str, float] = {}
 
 
+class PaperConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """A session on order books: live paper trading, and its replays and
+    reruns. ``bar_interval``: bars built from trades for ``on_bar``;
+    ``latency_ms``: decision-to-matching delay; ``book_depth``: levels kept
+    per side; ``max_book_age``: silence after which a book is stale;
+    ``funding_grace``: how long after a funding time its rate may arrive;
+    ``max_bars``: bar capacity of the session's series. ``ccxt_options``
+    are recorded with secrets masked."""
+
+    exchange: str = ""
+    bar_interval: str = "1m"
+    latency_ms: float = 0.0
+    book_depth: int = 50
+    max_book_age: str = "10s"
+    funding_grace: str = "2m"
+    max_bars: int = 100_000
+    websocket: bool = True
+    session_start: int = 0
+    ccxt_options: dict[str, Any] = {}
+
+
 class RunConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     symbol: str | None = None
     symbols: list[str] = []
@@ -142,6 +163,7 @@ class RunConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     instruments: dict[str, InstrumentConfig] = {}
     liquidation_fee_bps: float = 50.0
     margin_mode: str = "isolated"
+    paper: PaperConfig | None = None
 
     def all_symbols(self) -> list[str]:
         out = list(self.symbols)

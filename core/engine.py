@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.algos import AlgoActor
+from core.bars import BarAggregator
+from core.book_venue import BookVenue
 from core.bus import Actor, Bus, EventSink, Handler
 from core.config import RunConfig, duration_ns, execution_config, risk_limits
 from core.events import Bar, Event, InstrumentDefinition, RunFinished, RunStarted
@@ -83,7 +85,22 @@ class Engine:
         self.bus = Bus(sink)
         self.portfolio = Portfolio(config.initial_cash, config.currency)
         self.risk = RiskEngine(risk_limits(config), self.portfolio)
-        self.venue = SimulatedVenue(self.portfolio, self.risk, execution_config(config), seed=config.seed)
+        paper = config.paper
+        self.venue: SimulatedVenue
+        if paper is not None:
+            # A book session: bars are built from trades into a growing series.
+            if not market.live:
+                raise ValueError("a book session needs a live series (MarketSeries.live_series)")
+            self.bus.add(BarAggregator(market, duration_ns(paper.bar_interval)))
+            self.venue = BookVenue(
+                self.portfolio,
+                self.risk,
+                execution_config(config),
+                latency_ns=round(paper.latency_ms * 1_000_000),
+                seed=config.seed,
+            )
+        else:
+            self.venue = SimulatedVenue(self.portfolio, self.risk, execution_config(config), seed=config.seed)
         self.account = AccountActor(self.portfolio, self.risk, duration_ns(config.snapshot_every))
         self.bus.add(self.venue)
         self.bus.add(self.account)
@@ -92,7 +109,10 @@ class Engine:
         funding = config.funding
         if funding.enabled:
             interval = duration_ns(funding.interval) if funding.interval else 0
-            self.bus.add(FundingActor(self.portfolio, interval=interval, fallback=funding.fallback_policy()))
+            grace = duration_ns(paper.funding_grace) if paper is not None else 0
+            self.bus.add(
+                FundingActor(self.portfolio, interval=interval, fallback=funding.fallback_policy(), grace=grace)
+            )
         self.algos = AlgoActor()
         self.bus.add(self.algos)
         self.runners = [

@@ -122,10 +122,14 @@ class FundingRate(Event, frozen=True, tag="fund"):
 
 
 class MarkPrice(Event, frozen=True, tag="mark"):
+    """Mark (and index) price. ``next_funding_ts``: the next funding time the
+    exchange announced with it (0 = unknown); funding due-time checks use it."""
+
     instrument: str
     price: float
     index_price: float = 0.0
     ts_recv: int = 0
+    next_funding_ts: int = 0
 
 
 class InstrumentDefinition(Event, frozen=True, tag="instr"):
@@ -440,6 +444,15 @@ class FeedGap(Event, frozen=True, tag="gap"):
     ts_recv: int = 0
 
 
+class StrategyReloaded(Event, frozen=True, tag="reload"):
+    """A live session swapped in new strategy code (``--watch``). An input:
+    the source travels in the journal, so replay swaps at the same point."""
+
+    strategy: str
+    source: str
+    origin: str = ""
+
+
 class RunFinished(Event, frozen=True, tag="finish"):
     status: str
     events: int
@@ -485,6 +498,7 @@ AnyEvent = (
     | RunStarted
     | Timer
     | FeedGap
+    | StrategyReloaded
     | RunFinished
     | Log
 )

@@ -404,9 +404,45 @@ class SimulatedVenue(Actor):
         quantity: float | None = None,
         at_open: bool = False,
     ) -> float:
+        slip, model = 0.0, "none"
+        if not maker:
+            inst = self.portfolio.instruments[order.cmd.instrument]
+            price, slip, model = self.config.slippage.apply(
+                inst, order.cmd.side, price, atr=self._atr_value(order.cmd.instrument)
+            )
+        return self._execute(
+            order,
+            order.leaves if quantity is None else quantity,
+            price,
+            exec_ts,
+            maker=maker,
+            slippage=slip,
+            slippage_model=model,
+            latency=self.config.latency_bars,
+            at_open_ts=bar.ts if at_open else -1,
+        )
+
+    def _execute(
+        self,
+        order: Order,
+        quantity: float,
+        price: float,
+        exec_ts: int,
+        *,
+        maker: bool,
+        slippage: float = 0.0,
+        slippage_model: str = "none",
+        source_seq: int = 0,
+        levels: int = 0,
+        latency: int = 0,
+        at_open_ts: int = -1,
+        fee_label: bool = False,
+    ) -> float:
+        """Book one execution of ``quantity`` at ``price``: reduce-only
+        clipping, fees, order state, the fill and position events, bracket
+        children and one-cancels-other. Returns the quantity filled."""
         cmd = order.cmd
         order.fresh = False
-        quantity = order.leaves if quantity is None else quantity
         if cmd.reduce_only:
             pos = self.portfolio.positions.get((cmd.strategy, cmd.instrument))
             held = pos.quantity if pos is not None else 0.0
@@ -416,10 +452,10 @@ class SimulatedVenue(Actor):
                 return 0.0
             quantity = min(quantity, reducible)
         inst = self.portfolio.instruments[cmd.instrument]
-        slip, model = 0.0, "none"
-        if not maker:
-            price, slip, model = self.config.slippage.apply(inst, cmd.side, price, atr=self._atr_value(cmd.instrument))
-        fee, fee_model = self.config.fees.fee(inst, quantity, price, maker)
+        fees = self.config.fees
+        fee, fee_model = fees.fee(inst, quantity, price, maker)
+        if fee_label:
+            fee_model = f"{fee_model}@{fees.rate(inst, maker)!r}"
         order.filled += quantity
         leaves = order.leaves
         if leaves <= 1e-12 * max(1.0, order.quantity):
@@ -428,13 +464,12 @@ class SimulatedVenue(Actor):
             self._remove_working(order)
         else:
             order.state = PARTIALLY_FILLED
-        if at_open:
-            order.filled_at_open_ts = bar.ts
+        if at_open_ts >= 0:
+            order.filled_at_open_ts = at_open_ts
         self._fills += 1
         bus = self.bus
-        ts = bus.now()
         fill = OrderFilled(
-            ts,
+            bus.now(),
             cmd.strategy,
             cmd.order_id,
             f"{cmd.order_id}.{self._fills}",
@@ -448,11 +483,11 @@ class SimulatedVenue(Actor):
             fee,
             inst.settle or inst.quote,
             fee_model,
-            slip,
-            model,
-            0,
-            0,
-            self.config.latency_bars,
+            slippage,
+            slippage_model,
+            source_seq,
+            levels,
+            latency,
         )
         bus.publish(fill)
         bus.publish(self.portfolio.apply_fill(fill))

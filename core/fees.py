@@ -20,6 +20,13 @@ class FeeModel:
     per_contract: float | None = None
     fixed: float = 0.0
 
+    def rate(self, inst: InstrumentDefinition, maker: bool) -> float:
+        """The fraction of notional charged (run bps, else exchange metadata)."""
+        bps = self.maker_bps if maker else self.taker_bps
+        if bps is None:
+            return inst.maker_fee if maker else inst.taker_fee
+        return bps / 10_000.0
+
     def fee(self, inst: InstrumentDefinition, quantity: float, price: float, maker: bool) -> tuple[float, str]:
         """``(fee, model name)`` for one fill."""
         bps = self.maker_bps if maker else self.taker_bps

@@ -13,10 +13,14 @@ last bar close is used and the event says ``source="close"``.
 Convention at equal timestamps: bars, then marks, then funding, so funding at
 T charges the position held at the close of the bar ending at T.
 
-Missing rates: when ``interval`` is set and a bar passes a funding time with
-no rate for it, a ``FundingUnavailable`` event records the gap and the
-configured fallback is applied explicitly: ``rate:<x>`` charges rate x,
-``skip`` charges nothing (visibly), ``error`` stops the run.
+Missing rates: a funding time is *due* once known, from ``interval`` after
+the last rate, a rate's ``next_funding_ts``, or a mark's ``next_funding_ts``
+(live feeds announce it). When a bar or mark arrives more than ``grace`` ns
+after a due time with no rate for it, a ``FundingUnavailable`` event records
+the gap and the configured fallback is applied explicitly: ``rate:<x>``
+charges rate x, ``skip`` charges nothing (visibly), ``error`` stops the run.
+Backtests use ``grace=0``; live sessions give the settled rate time to be
+published and fetched.
 """
 
 from __future__ import annotations
@@ -36,12 +40,13 @@ class FundingError(RuntimeError):
 class FundingActor(Actor):
     name = "funding"
 
-    def __init__(self, portfolio: Portfolio, *, interval: int = 0, fallback: str = "error") -> None:
+    def __init__(self, portfolio: Portfolio, *, interval: int = 0, fallback: str = "error", grace: int = 0) -> None:
         if fallback not in ("error", "skip") and not fallback.startswith("rate:"):
             raise ValueError(f"funding fallback must be error, skip or rate:<x>, not {fallback!r}")
         self.portfolio = portfolio
         self.interval = interval
         self.fallback = fallback
+        self.grace = grace
         self.marks: dict[str, float] = {}
         self._next_due: dict[str, int] = {}
 
@@ -55,22 +60,36 @@ class FundingActor(Actor):
         return subs
 
     def on_mark(self, event: MarkPrice) -> None:
-        self.marks[event.instrument] = event.price
+        instrument = event.instrument
+        self.marks[instrument] = event.price
+        if event.next_funding_ts and instrument not in self._next_due:
+            self._next_due[instrument] = event.next_funding_ts
+        self._check_due(instrument, event.ts)
 
     def on_rate(self, event: FundingRate) -> None:
         self._charge(event.instrument, event.rate, "feed")
-        if self.interval:
-            self._next_due[event.instrument] = event.ts + self.interval
+        due = event.next_funding_ts or (event.ts + self.interval if self.interval else 0)
+        if due:
+            self._next_due[event.instrument] = due
+        else:
+            self._next_due.pop(event.instrument, None)
 
     def on_bar(self, bar: Bar) -> None:
-        due = self._next_due.get(bar.instrument)
-        if due is None or bar.ts <= due:
+        self._check_due(bar.instrument, bar.ts)
+
+    def _check_due(self, instrument: str, ts: int) -> None:
+        """Funding times that passed (beyond the grace) with no rate for them
+        (at equal times, bars and marks come before funding)."""
+        due = self._next_due.get(instrument)
+        if due is None or ts <= due + self.grace:
             return
-        # A funding time passed with no rate for it (bars at T come before funding at T).
-        while due < bar.ts:
-            self._missing(bar.instrument, due)
+        while due + self.grace < ts:
+            self._missing(instrument, due)
+            if not self.interval:
+                del self._next_due[instrument]
+                return
             due += self.interval
-        self._next_due[bar.instrument] = due
+        self._next_due[instrument] = due
 
     def _missing(self, instrument: str, funding_ts: int) -> None:
         self.bus.publish(FundingUnavailable(self.bus.now(), instrument, funding_ts, self.fallback))

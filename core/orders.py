@@ -31,7 +31,8 @@ TERMINAL: Final = frozenset({FILLED, CANCELED, EXPIRED, REJECTED})
 @dataclass(slots=True, eq=False)
 class Order:
     """A working order. ``wait``: bars still to skip (latency);
-    ``fresh``: not yet matched against any bar (IOC/FOK decide then)."""
+    ``fresh``: not yet matched against any bar (IOC/FOK decide then);
+    ``sent_ts``: bus time the order was sent (book venue latency)."""
 
     cmd: SubmitOrder
     seq: int
@@ -43,6 +44,7 @@ class Order:
     triggered: bool = False
     filled_at_open_ts: int = -1
     oco: str = ""
+    sent_ts: int = 0
     children: list[str] = field(default_factory=list)
 
     @property

@@ -36,7 +36,16 @@ class InstrumentSeries:
 
 
 class MarketSeries:
-    """The bar data of a run, aligned on one timeline."""
+    """The bar data of a run, aligned on one timeline.
+
+    A *live* series (:meth:`live`) starts empty with room for ``capacity``
+    time steps and grows by :meth:`append` as bars are built; rows past
+    ``length`` are NaN. Strategies only ever see prefixes, so causal
+    indicators give the same values on a live series as on the finished one.
+    """
+
+    live = False
+    length = 0
 
     def __init__(self, timeline: np.ndarray, instruments: dict[str, InstrumentSeries]) -> None:
         self.timeline = np.ascontiguousarray(timeline, dtype=np.int64)
@@ -48,12 +57,46 @@ class MarketSeries:
             for name in (*FIELDS, "present"):
                 series.field(name).flags.writeable = False  # strategies see views; nobody may edit the data
 
+    @classmethod
+    def live_series(cls, symbols: list[str], interval: int, capacity: int) -> MarketSeries:
+        """An empty, growable series for ``symbols`` (``capacity`` steps)."""
+        if capacity <= 0:
+            raise ValueError("a live series needs capacity > 0")
+        self = cls.__new__(cls)
+        self.timeline = np.zeros(capacity, dtype=np.int64)
+        self.instruments = {}
+        for symbol in symbols:
+            o, h, lo, c, v = (np.full(capacity, np.nan) for _ in FIELDS)
+            self.instruments[symbol] = InstrumentSeries(symbol, interval, o, h, lo, c, v, np.zeros(capacity, bool))
+        self.live = True
+        self.length = 0
+        return self
+
+    def append(self, ts: int, bars: list[Bar]) -> int:
+        """Add one time step (live series only); returns its index."""
+        i = self.length
+        if i >= len(self.timeline):
+            raise OverflowError(f"live series is full ({i} steps); raise the session's max bars")
+        if i and ts <= self.timeline[i - 1]:
+            raise ValueError(f"bar time {ts} is not after the previous step {self.timeline[i - 1]}")
+        self.timeline[i] = ts
+        for bar in bars:
+            series = self.instruments[bar.instrument]
+            series.open[i] = bar.open
+            series.high[i] = bar.high
+            series.low[i] = bar.low
+            series.close[i] = bar.close
+            series.volume[i] = bar.volume
+            series.present[i] = True
+        self.length = i + 1
+        return i
+
     @property
     def symbols(self) -> list[str]:
         return list(self.instruments)
 
     def __len__(self) -> int:
-        return len(self.timeline)
+        return self.length if self.live else len(self.timeline)
 
     @property
     def bar_count(self) -> int:

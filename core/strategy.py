@@ -41,6 +41,7 @@ from core.events import (
     OrderRejected,
     OrderTriggered,
     RiskRejected,
+    StrategyReloaded,
     SubmitAlgo,
     SubmitOrder,
 )
@@ -441,6 +442,12 @@ class Context:
         self._views.clear()
         self._registered.clear()
 
+    def _refresh(self) -> None:
+        """A live series grew: indicator results over it are out of date."""
+        for data in self.data.values():
+            for source in data._sources.values():
+                source.results.clear()
+
     def _primary_view(self, name: str) -> np.ndarray:
         if name == "close":
             return self.close
@@ -741,7 +748,8 @@ class StrategyRunner(Actor):
         self.market = market
         self.portfolio = portfolio
         self.ctx: Context | None = None
-        self._timeline = market.timeline.tolist()
+        self._live = market.live
+        self._timeline = market.timeline if self._live else market.timeline.tolist()
         self._step = -1
         self._last_ts: int | None = None
         self._mine = set(symbols)
@@ -749,7 +757,10 @@ class StrategyRunner(Actor):
         self.sizing: tuple[str, float] = ("fixed", 1.0)
 
     def subscriptions(self) -> Iterable[tuple[type[Event], Handler, bool]]:
-        subs: list[tuple[type[Event], Handler, bool]] = [(Bar, self.on_bar_event, True)]
+        subs: list[tuple[type[Event], Handler, bool]] = [
+            (Bar, self.on_bar_event, True),
+            (StrategyReloaded, self.on_reload, False),
+        ]
         if self.strategy.on_trade is not None or self.strategy.on_order is not None:
             subs.append((OrderFilled, self.on_fill, False))
         if self.strategy.on_order is not None:
@@ -775,8 +786,21 @@ class StrategyRunner(Actor):
             self._seen = True
         if bar.last and self._seen:
             ctx = self.ctx
+            if self._live:
+                ctx._refresh()  # type: ignore[union-attr]
             ctx._advance(self._step + 1)  # type: ignore[union-attr]
             self._on_bar(ctx, self._step)
+
+    def on_reload(self, event: StrategyReloaded) -> None:
+        """Swap in new code (hot reload); state in ``ctx`` is kept. The
+        adapter only journals sources that loaded, so this cannot fail on
+        replay unless the source itself changed."""
+        if event.strategy != self.name:
+            return
+        loaded = load_source(event.source, event.origin)
+        resolve(loaded.schema, self.params)
+        self.strategy = loaded
+        self._on_bar = loaded.on_bar
 
     def on_fill(self, fill: OrderFilled) -> None:
         if fill.strategy != self.name:

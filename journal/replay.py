@@ -16,7 +16,7 @@ from typing import Protocol
 
 from core.bus import BusFault, EventSink
 from core.codec import DEFAULT_CODEC
-from core.events import Event
+from core.events import Event, RunFinished
 from journal.reader import JournalReader
 from journal.records import split_block
 
@@ -133,17 +133,26 @@ def replay_check(
     blocks = decode_blocks(reader)
     comparer = ReplayComparer(blocks)
     graph = build(reader, blocks, comparer)
+    last = blocks[-1].events[-1] if blocks and blocks[-1].events else None
+    # A run ends with RunFinished(status); a crashed one has none and is
+    # checked up to its last record, without ending it.
+    status = last.status if isinstance(last, RunFinished) else None
     try:
-        while (block := comparer._block) is not None:
+        # Feed every input in order; the comparer checks each regenerated
+        # output where it stands (outputs before an input, such as timers the
+        # input makes due, come out of feeding that input).
+        for block in blocks:
+            flags = block.flags
+            events = block.events
+            for i in range(len(events)):
+                if flags[i]:
+                    graph.feed(events[i])
+        if not graph.finished and status is not None:
+            graph.finish(status)
+        left = comparer._block
+        if left is not None:
             i = comparer._i
-            if block.flags[i]:
-                graph.feed(block.events[i])
-            elif not graph.finished:
-                graph.finish()
-            else:
-                raise Divergence(block.first + i, "recorded output was not regenerated", block.events[i], None)
-        if not graph.finished:
-            graph.finish()
+            raise Divergence(left.first + i, "recorded output was not regenerated", left.events[i], None)
     except BusFault as fault:
         if isinstance(fault.error, Divergence):
             return _report(comparer, fault.error)
