@@ -148,8 +148,9 @@ class LiveFeed:
                 kind = self._fault(symbol, "book", exc, attempt)
                 self._resync[symbol] = True
                 self._stale[symbol] = True
-                if kind == ccxt_errors.RETRY:
-                    await asyncio.sleep(ccxt_errors.backoff(attempt))
+                if kind == ccxt_errors.RESUBSCRIBE:
+                    await self._drop_book(symbol)
+                await asyncio.sleep(ccxt_errors.backoff(attempt) if kind == ccxt_errors.RETRY else 0.05)
                 continue
             recv = wall_ns()
             self.book_seen[symbol] = time.monotonic()
@@ -200,9 +201,8 @@ class LiveFeed:
         try:
             if ex.has.get("unWatchOrderBook"):
                 await ex.un_watch_order_book(symbol)
-        except Exception as exc:  # best effort: a stale cached book is also reset below
+        except Exception as exc:  # best effort: the next snapshot is taken as a resync either way
             self.log.warning("unwatch_failed", symbol=symbol, error=ccxt_errors.one_line(exc))
-        getattr(ex, "orderbooks", {}).pop(symbol, None)
 
     async def _watchdog(self) -> None:
         """Report books silent for longer than ``max_book_age`` (once each);

@@ -92,7 +92,10 @@ def make_exchange(exchange_id: str, options: dict[str, Any]) -> Any:
     import ccxt.async_support as ccxt_async
     import ccxt.pro as ccxt_pro
 
-    settings = {"enableRateLimit": True, **options}
+    from adapters.fetch import merge_options
+
+    # Currencies need keys on some exchanges and paper sessions never use them.
+    settings = merge_options({"enableRateLimit": True, "options": {"fetchCurrencies": False}}, options)
     cls = getattr(ccxt_pro, exchange_id, None) or getattr(ccxt_async, exchange_id, None)
     if cls is None or not isinstance(cls, type):
         raise PaperError(f"--exchange {exchange_id!r}: not a ccxt exchange id")

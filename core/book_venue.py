@@ -25,8 +25,9 @@ Rules, all deterministic functions of the journaled inputs:
   snapshot yet), its orders wait and nothing matches; the next snapshot
   resynchronises it.
 
-Each fill records its provenance: ``source_seq`` (the bus seq of the book or
-trade event matched), ``levels`` consumed, ``latency`` (ns from sending to
+Each fill records its provenance: ``source_seq`` (the bus seq of the book
+update whose state was walked, or of the trade print that filled a resting
+order), ``levels`` consumed, ``latency`` (ns from sending to
 matching) and the fee rate in ``fee_model`` (``exchange@0.0005``);
 ``slippage`` is the VWAP's distance from the touch.
 """
@@ -80,6 +81,7 @@ class BookVenue(SimulatedVenue):
         self.last_trade: dict[str, float] = {}
         self.pending: dict[str, list[tuple[int, int, Order]]] = {}
         self._taken: dict[str, dict[float, float]] = {}
+        self._book_seq: dict[str, int] = {}
 
     def subscriptions(self) -> Iterable[tuple[type[Event], Handler, bool]]:
         return (
@@ -190,6 +192,7 @@ class BookVenue(SimulatedVenue):
 
     def _book_moved(self, instrument: str, ts: int) -> None:
         self._taken.pop(instrument, None)
+        self._book_seq[instrument] = self.bus.current
         book = self.books[instrument]
         bid, ask = book.best_bid(), book.best_ask()
         if bid is not None and ask is not None:
@@ -282,7 +285,7 @@ class BookVenue(SimulatedVenue):
                 maker=False,
                 slippage=abs(vwap - touch),
                 slippage_model="book",
-                source_seq=self.bus.current,
+                source_seq=self._book_seq.get(cmd.instrument, 0),
                 levels=used,
                 latency=ts - order.sent_ts,
                 fee_label=True,
@@ -338,4 +341,4 @@ class BookVenue(SimulatedVenue):
             bid, ask = book.best_bid(), book.best_ask()
             if bid is not None and ask is not None:
                 return (bid + ask) / 2.0
-        return self.last_trade.get(instrument, 0.0)
+        return self.last_trade.get(instrument) or self.portfolio.marks.get(instrument, 0.0)

@@ -2,7 +2,8 @@
 
 It replays a recorded hftbacktest capture (REST depth snapshot, diff-depth,
 trades) on a clock that runs ``speed`` times faster than real time from the
-capture's first exchange timestamp, and serves, consistently with that clock:
+capture's first exchange timestamp (plus ``skip_ms``; the clock starts at the
+first request that reads it), and serves, consistently with that clock:
 
 * ``wss://.../ws`` streams (``<sym>@depth@100ms``, ``<sym>@trade``) with
   Binance's SUBSCRIBE protocol, raw (non-combined) payloads;
@@ -86,7 +87,7 @@ class StraightBook:
 
 
 class UsdmLiveStandIn(BinanceStandIn):
-    def __init__(self, shared_data: Path, *, speed: float = 60.0, symbol: str = "BTCUSDT") -> None:
+    def __init__(self, shared_data: Path, *, speed: float = 30.0, symbol: str = "BTCUSDT", skip_ms: int = 0) -> None:
         super().__init__(shared_data)
         capture = shared_data / "book" / "hftbacktest_binance_usdm" / f"{symbol.lower()}_20240808.gz"
         self.snapshot, self.messages = load_capture(capture)
@@ -94,6 +95,7 @@ class UsdmLiveStandIn(BinanceStandIn):
         self.speed = speed
         self.t0 = min(m[0] for m in self.messages)
         self.t_end = max(m[0] for m in self.messages)
+        self.clock_start = self.t0 + skip_ms
         self._started: float | None = None
         self.book = StraightBook(self.snapshot)
         self._cursor = 0
@@ -115,7 +117,7 @@ class UsdmLiveStandIn(BinanceStandIn):
     def now_ms(self) -> int:
         if self._started is None:
             self._started = time.monotonic()
-        return self.t0 + int((time.monotonic() - self._started) * self.speed * 1000)
+        return self.clock_start + int((time.monotonic() - self._started) * self.speed * 1000)
 
     def finished(self) -> bool:
         return self.now_ms() > self.t_end
