@@ -135,7 +135,15 @@ class LiveFeed:
         attempt = 0
         while True:
             try:
-                if self.websocket:
+                if self.websocket and self._resync[symbol] and symbol in self.book_seen:
+                    # Resubscribing: if the stream does not come back in time,
+                    # resync from a REST snapshot rather than sit stale.
+                    try:
+                        book = await asyncio.wait_for(ex.watch_order_book(symbol), self.settings.max_book_age)
+                    except TimeoutError:
+                        self.log.warning("resync_by_rest", symbol=symbol)
+                        book = await ex.fetch_order_book(symbol, depth)
+                elif self.websocket:
                     book = await ex.watch_order_book(symbol)
                 else:
                     book = await ex.fetch_order_book(symbol, depth)

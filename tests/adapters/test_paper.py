@@ -166,8 +166,8 @@ def test_session_fills_on_the_book_replays_identically_and_reruns_with_the_same_
 @pytest.mark.parametrize(
     ("fault", "reason"),
     [
-        ({"drop_depth": 1500}, "book:sequence_gap"),
-        ({"cross_depth": 1500}, "book:crossed_book"),
+        ({"drop_depth": 600}, "book:sequence_gap"),
+        ({"cross_depth": 600}, "book:crossed_book"),
     ],
 )
 def test_feed_faults_are_journaled_and_the_book_resyncs_without_stale_fills(
