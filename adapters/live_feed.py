@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,6 +113,30 @@ class LiveFeed:
             raise FeedError(f"{symbol} {stream}: gave up after {self.settings.retries} retries: {detail}") from error
         return kind
 
+    async def _retrying(
+        self,
+        symbol: str,
+        stream: str,
+        call: Callable[[], Awaitable[Any]],
+        on_fault: Callable[[str], Awaitable[None]] | None = None,
+    ) -> Any:
+        """``await call()`` until it succeeds; each failure is reported
+        (:meth:`_fault`, which raises when fatal or out of retries), then
+        ``on_fault(kind)`` runs and the loop backs off (retry) or goes again
+        at once (resubscribe)."""
+        attempt = 0
+        while True:
+            try:
+                return await call()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                attempt += 1
+                kind = self._fault(symbol, stream, exc, attempt)
+                if on_fault is not None:
+                    await on_fault(kind)
+                await asyncio.sleep(ccxt_errors.backoff(attempt) if kind == ccxt_errors.RETRY else 0.05)
+
     async def run(self) -> None:
         tasks = []
         for symbol in self.symbols:
@@ -132,34 +156,30 @@ class LiveFeed:
         bids: dict[float, float] = {}
         asks: dict[float, float] = {}
         last_id = 0
-        attempt = 0
+
+        async def fetch() -> Any:
+            if self.websocket and self._resync[symbol] and symbol in self.book_seen:
+                # Resubscribing: if the stream does not come back in time,
+                # resync from a REST snapshot rather than sit stale.
+                try:
+                    return await asyncio.wait_for(ex.watch_order_book(symbol), self.settings.max_book_age)
+                except TimeoutError:
+                    self.log.warning("resync_by_rest", symbol=symbol)
+                    return await ex.fetch_order_book(symbol, depth)
+            if self.websocket:
+                return await ex.watch_order_book(symbol)
+            book = await ex.fetch_order_book(symbol, depth)
+            await asyncio.sleep(self.settings.poll_interval)
+            return book
+
+        async def on_book_fault(kind: str) -> None:
+            self._resync[symbol] = True
+            self._stale[symbol] = True
+            if kind == ccxt_errors.RESUBSCRIBE:
+                await self._drop_book(symbol)
+
         while True:
-            try:
-                if self.websocket and self._resync[symbol] and symbol in self.book_seen:
-                    # Resubscribing: if the stream does not come back in time,
-                    # resync from a REST snapshot rather than sit stale.
-                    try:
-                        book = await asyncio.wait_for(ex.watch_order_book(symbol), self.settings.max_book_age)
-                    except TimeoutError:
-                        self.log.warning("resync_by_rest", symbol=symbol)
-                        book = await ex.fetch_order_book(symbol, depth)
-                elif self.websocket:
-                    book = await ex.watch_order_book(symbol)
-                else:
-                    book = await ex.fetch_order_book(symbol, depth)
-                    await asyncio.sleep(self.settings.poll_interval)
-                attempt = 0
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                attempt += 1
-                kind = self._fault(symbol, "book", exc, attempt)
-                self._resync[symbol] = True
-                self._stale[symbol] = True
-                if kind == ccxt_errors.RESUBSCRIBE:
-                    await self._drop_book(symbol)
-                await asyncio.sleep(ccxt_errors.backoff(attempt) if kind == ccxt_errors.RETRY else 0.05)
-                continue
+            book = await self._retrying(symbol, "book", fetch, on_book_fault)
             recv = wall_ns()
             self.book_seen[symbol] = time.monotonic()
             ts = int(book.get("timestamp") or 0) * MS
@@ -235,22 +255,16 @@ class LiveFeed:
         ex = self.exchange
         websocket = self.websocket and bool(ex.has.get("watchTrades"))
         last_key: tuple[int, str] = (0, "")
-        attempt = 0
+
+        async def fetch() -> Any:
+            if websocket:
+                return await ex.watch_trades(symbol)
+            trades = await ex.fetch_trades(symbol)
+            await asyncio.sleep(self.settings.poll_interval)
+            return trades
+
         while True:
-            try:
-                if websocket:
-                    trades = await ex.watch_trades(symbol)
-                else:
-                    trades = await ex.fetch_trades(symbol)
-                    await asyncio.sleep(self.settings.poll_interval)
-                attempt = 0
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                attempt += 1
-                if self._fault(symbol, "trades", exc, attempt) == ccxt_errors.RETRY:
-                    await asyncio.sleep(ccxt_errors.backoff(attempt))
-                continue
+            trades = await self._retrying(symbol, "trades", fetch)
             recv = wall_ns()
             for trade in trades:
                 stamp = int(trade.get("timestamp") or 0)
@@ -275,18 +289,8 @@ class LiveFeed:
     async def _funding(self, symbol: str) -> None:
         ex = self.exchange
         next_ts = 0
-        attempt = 0
         while True:
-            try:
-                info = await ex.fetch_funding_rate(symbol)
-                attempt = 0
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                attempt += 1
-                if self._fault(symbol, "funding", exc, attempt) == ccxt_errors.RETRY:
-                    await asyncio.sleep(ccxt_errors.backoff(attempt))
-                continue
+            info = await self._retrying(symbol, "funding", lambda: ex.fetch_funding_rate(symbol))
             recv = wall_ns()
             ts = int(info.get("timestamp") or 0) * MS
             upcoming = int(info.get("fundingTimestamp") or 0) * MS

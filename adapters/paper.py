@@ -29,7 +29,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,6 +47,7 @@ from core.bus import BusFault
 from core.engine import Engine
 from core.events import Event, InstrumentDefinition, StrategyReloaded
 from core.ids import canonical_json, sha256_hex
+from core.params import resolve
 from core.series import MarketSeries
 from core.strategy import StrategyError, load_source
 from journal.writer import STATUS_FAILED, STATUS_FINISHED, JournalWriter
@@ -230,8 +230,6 @@ class _Reloader:
         source = self.path.read_text()
         try:
             loaded = load_source(source, str(self.path))
-            from core.params import resolve
-
             resolve(loaded.schema, self.params)
         except (StrategyError, ValueError) as exc:
             self.log.warning("reload_failed_keeping_last_good", path=str(self.path), error=str(exc))
@@ -376,7 +374,3 @@ async def _next(
             return await asyncio.wait_for(queue.get(), timeout)
         except TimeoutError:
             continue
-
-
-def stderr_status() -> TextIO | None:
-    return sys.stderr if sys.stderr.isatty() else None

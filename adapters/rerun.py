@@ -141,7 +141,7 @@ class RunDiff:
 
 
 def _decision_key(event: Event) -> bytes:
-    """A decision without its order id's run-specific parts: type and fields."""
+    """A decision as compared: its encoded bytes (type, time and every field)."""
     return DEFAULT_CODEC.encode(event)
 
 

@@ -54,7 +54,7 @@ from core.events import (
     Trade,
 )
 from core.execution import ExecutionConfig, SimulatedVenue
-from core.orders import LIMIT, MARKET, REJECTED, STOP, STOP_LIMIT, Order, validate
+from core.orders import LIMIT, MARKET, REJECTED, STOP, STOP_LIMIT, Order
 from core.portfolio import Portfolio
 from core.risk import RiskEngine
 
@@ -106,11 +106,7 @@ class BookVenue(SimulatedVenue):
     def on_submit(self, cmd: SubmitOrder) -> None:
         bus = self.bus
         ts = bus.now()
-        reason = validate(cmd)
-        if reason is None and cmd.instrument not in self.portfolio.instruments:
-            reason = "unknown_instrument"
-        if reason is None and cmd.order_id in self.orders:
-            reason = "duplicate_order_id"
+        reason = self._refusal(cmd)
         if reason is not None:
             bus.publish(OrderRejected(ts, cmd.strategy, cmd.order_id, cmd.instrument, reason))
             return

@@ -212,13 +212,7 @@ class SimulatedVenue(Actor):
     def on_submit(self, cmd: SubmitOrder) -> None:
         bus = self.bus
         ts = bus.now()
-        reason = validate(cmd)
-        if reason is None and cmd.instrument not in self.portfolio.instruments:
-            reason = "unknown_instrument"
-        if reason is None and cmd.order_id in self.orders:
-            reason = "duplicate_order_id"
-        if reason is None and cmd.instrument in self._settled:
-            reason = "instrument_expired"
+        reason = self._refusal(cmd)
         last = self.bars.get(cmd.instrument)
         crosses = last is not None and ((cmd.price >= last.close) if cmd.side == BUY else (cmd.price <= last.close))
         if reason is None and cmd.post_only and crosses:
@@ -260,6 +254,17 @@ class SimulatedVenue(Actor):
                 for child in ready:
                     child.wait = 0
                 self._match_bar(last, ready)
+
+    def _refusal(self, cmd: SubmitOrder) -> str | None:
+        """Why a command cannot be accepted at all (before risk), or None."""
+        reason = validate(cmd)
+        if reason is None and cmd.instrument not in self.portfolio.instruments:
+            reason = "unknown_instrument"
+        if reason is None and cmd.order_id in self.orders:
+            reason = "duplicate_order_id"
+        if reason is None and cmd.instrument in self._settled:
+            reason = "instrument_expired"
+        return reason
 
     def _working(self, cmd: CancelOrder | ModifyOrder, reason: str) -> Order | None:
         """The working order a command names, or None after rejecting it."""

@@ -24,6 +24,7 @@ from adapters.live_feed import FeedSettings
 from adapters.paper import PaperOptions, mask_options, run_paper
 from adapters.rerun import diff_runs, rerun_async
 from core.events import (
+    BookDelta,
     BookSnapshot,
     FeedGap,
     FundingApplied,
@@ -33,6 +34,7 @@ from core.events import (
     OrderFilled,
     RunFinished,
     StrategyReloaded,
+    Trade,
 )
 from journal.reader import JournalReader
 from tests.standin.usdm_live import UsdmLiveStandIn
@@ -139,8 +141,8 @@ def test_session_fills_on_the_book_replays_identically_and_reruns_with_the_same_
     fills = [e for e in events if isinstance(e, OrderFilled)]
     assert len(fills) >= 4, "the fast cross trades on 1s bars"
     for fill in fills:
-        source = events[fill.source_seq - 1]
-        assert isinstance(source, (BookSnapshot, type(source))) and fill.source_seq > 0
+        source = events[fill.source_seq - 1]  # seq n is the n-th record
+        assert isinstance(source, (BookSnapshot, BookDelta, Trade)), f"fill {fill.fill_id} matched {source!r}"
         assert fill.levels >= 1 and fill.fee_model == "exchange@0.0005"
         assert fill.fee == pytest.approx(fill.quantity * fill.price * 0.0005)
     assert isinstance(events[-1], RunFinished) and events[-1].status == "finished"
