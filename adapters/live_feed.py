@@ -173,8 +173,7 @@ class LiveFeed:
             return book
 
         async def on_book_fault(kind: str) -> None:
-            self._resync[symbol] = True
-            self._stale[symbol] = True
+            self._mark_stale(symbol)
             if kind == ccxt_errors.RESUBSCRIBE:
                 await self._drop_book(symbol)
 
@@ -214,12 +213,27 @@ class LiveFeed:
                     self.faults += 1
                     self.put(FeedGap(ts, symbol, f"book:{broken}", f"after update {update_id}", False, recv))
                     self.log.warning("book_broken", symbol=symbol, reason=broken, update_id=update_id)
-                    self._resync[symbol] = True
-                    self._stale[symbol] = True
+                    self._mark_stale(symbol)
                     await self._drop_book(symbol)
                     continue
             bids, asks, last_id = new_bids, new_asks, update_id
             self.put(event)
+
+    def _mark_stale(self, symbol: str) -> None:
+        """The journaled book is no longer known to be current: the next
+        update is journaled as a fresh snapshot."""
+        self._resync[symbol] = True
+        self._stale[symbol] = True
+
+    async def _connection_lost(self, symbol: str, kind: str) -> None:
+        """A network fault on another stream of a shared websocket: the book
+        went silent with it. Report the book stale (once) and resync."""
+        if not self.websocket or kind != ccxt_errors.RETRY or self._stale[symbol]:
+            return
+        self._mark_stale(symbol)
+        self.faults += 1
+        self.put(FeedGap(0, symbol, "book:connection_lost", "a websocket shared with the book failed", False, wall_ns()))
+        self.log.warning("book_stale", symbol=symbol, why="connection_lost")
 
     async def _drop_book(self, symbol: str) -> None:
         """Make ccxt forget its book so the next watch starts from a snapshot."""
@@ -242,8 +256,7 @@ class LiveFeed:
             for symbol in self.symbols:
                 seen = self.book_seen.get(symbol)
                 if seen is not None and now - seen > limit and not self._stale[symbol]:
-                    self._stale[symbol] = True
-                    self._resync[symbol] = True
+                    self._mark_stale(symbol)
                     self.faults += 1
                     detail = f"no update for {now - seen:.1f}s"
                     self.put(FeedGap(0, symbol, "book:stale_age", detail, False, wall_ns()))
@@ -264,7 +277,7 @@ class LiveFeed:
             return trades
 
         while True:
-            trades = await self._retrying(symbol, "trades", fetch)
+            trades = await self._retrying(symbol, "trades", fetch, lambda kind: self._connection_lost(symbol, kind))
             recv = wall_ns()
             for trade in trades:
                 stamp = int(trade.get("timestamp") or 0)

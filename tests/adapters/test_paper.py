@@ -166,22 +166,27 @@ def test_session_fills_on_the_book_replays_identically_and_reruns_with_the_same_
 
 
 @pytest.mark.parametrize(
-    ("fault", "reason"),
+    ("fault", "reasons"),
     [
-        ({"drop_depth": 600}, "book:sequence_gap"),
-        ({"cross_depth": 600}, "book:crossed_book"),
+        ({"drop_depth": 600}, {"book:sequence_gap"}),
+        ({"cross_depth": 600}, {"book:crossed_book"}),
+        ({"pause_depth": (300, 1.5)}, {"book:stale_age"}),
+        # One websocket carries both streams: whichever stream sees the close
+        # first, the book is reported and resynchronised.
+        ({"disconnect_after": 300}, {"book:disconnect", "book:connection_lost"}),
     ],
+    ids=["sequence_gap", "crossed", "silent", "disconnect"],
 )
 def test_feed_faults_are_journaled_and_the_book_resyncs_without_stale_fills(
-    standin: UsdmLiveStandIn, tmp_path: Path, strategy_file: Path, fault: dict[str, Any], reason: str
+    standin: UsdmLiveStandIn, tmp_path: Path, strategy_file: Path, fault: dict[str, Any], reasons: set[str]
 ) -> None:
     for key, value in fault.items():
         setattr(standin, key, value)
     settings = FeedSettings(funding_poll=0.2, max_book_age=0.4)
     path = session(standin, tmp_path, strategy_file, 4.0, settings=settings)
     events = events_of(path)
-    gaps = [(k, e) for k, e in enumerate(events) if isinstance(e, FeedGap) and e.reason == reason]
-    assert gaps, f"no {reason} FeedGap; faults done: {standin.faults_done}"
+    gaps = [(k, e) for k, e in enumerate(events) if isinstance(e, FeedGap) and e.reason in reasons]
+    assert gaps, f"no {reasons} FeedGap; faults done: {standin.faults_done}"
     k, _ = gaps[0]
     resync = next((j for j in range(k + 1, len(events)) if isinstance(events[j], BookSnapshot)), None)
     assert resync is not None, "the book was resynchronised from a fresh snapshot"
@@ -194,6 +199,19 @@ def test_rest_rate_limits_are_retried(standin: UsdmLiveStandIn, tmp_path: Path, 
     path = session(standin, tmp_path, strategy_file, 4.0)
     assert standin.faults_done.get("429") == 2
     assert any(isinstance(e, OrderFilled) for e in events_of(path))
+
+
+def test_rest_timeouts_are_journaled_and_retried(
+    standin: UsdmLiveStandIn, tmp_path: Path, strategy_file: Path
+) -> None:
+    standin.delay_next, standin.delay_path, standin.delay = 2, "/fapi/v1/premiumIndex", 1.0
+    options = {**standin.ccxt_options(), "timeout": 300}  # ms: the delayed answers time out
+    path = session(standin, tmp_path, strategy_file, 5.0, ccxt_options=options)
+    events = events_of(path)
+    timeouts = [k for k, e in enumerate(events) if isinstance(e, FeedGap) and e.reason == "funding:timeout"]
+    assert timeouts, f"no funding:timeout FeedGap; faults done: {standin.faults_done}"
+    assert any(isinstance(e, MarkPrice) for e in events[timeouts[-1] :]), "the poll recovered after its retries"
+    assert replay(path).ok
 
 
 def test_funding_is_charged_at_the_mark_with_the_right_sign(near_funding: UsdmLiveStandIn, tmp_path: Path) -> None:

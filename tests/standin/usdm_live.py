@@ -22,7 +22,8 @@ diff sent: a sequence gap), ``cross_depth`` (add a bid above the best ask to
 the n-th diff: a crossed book), ``disconnect_after`` (close every stream
 socket after n messages), ``pause_depth`` (stop sending diffs for a while),
 ``fail_next`` (HTTP 429 on the next REST requests), ``delay_next`` (answer
-the next REST request only after ``delay`` seconds: a timeout).
+the next REST requests, or only those for ``delay_path`` when it is set,
+after ``delay`` seconds: a timeout).
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ class UsdmLiveStandIn(BinanceStandIn):
         self.pause_depth: tuple[int, float] | None = None
         self.delay_next = 0
         self.delay = 0.0
+        self.delay_path: str | None = None
         self.faults_done: dict[str, int] = {}
         self.sent_depth = 0
         self.sockets: list[web.WebSocketResponse] = []
@@ -141,7 +143,7 @@ class UsdmLiveStandIn(BinanceStandIn):
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return await self.stream(request)
-        if self.delay_next > 0:
+        if self.delay_next > 0 and self.delay_path in (None, request.path):
             self.delay_next -= 1
             self._fault("delay")
             await asyncio.sleep(self.delay)
