@@ -14,12 +14,16 @@ import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import msgspec
 
 from adapters import logs
 from adapters.progress import ProgressBar
+
+if TYPE_CHECKING:
+    from adapters.live_feed import FeedSettings
+    from adapters.paper import PaperOptions
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -118,8 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
     bt.set_defaults(func=cmd_backtest)
 
     pp = sub.add_parser("paper", help="paper-trade a strategy on a live exchange feed (fills walk the real book)")
-    pp.add_argument("--exchange", required=True, help="ccxt exchange id, e.g. binanceusdm (USD-M perpetuals)")
-    pp.add_argument("--symbol", action="append", required=True, help="ccxt symbol, e.g. BTC/USDT:USDT; repeatable")
+    pp.add_argument("--exchange", help="ccxt exchange id, e.g. binanceusdm (USD-M perpetuals)")
+    pp.add_argument("--symbol", action="append", help="ccxt symbol, e.g. BTC/USDT:USDT; repeatable")
+    pp.add_argument(
+        "--resume",
+        metavar="JOURNAL",
+        help="continue a session that crashed, in its own journal (exchange, symbols, strategy from its header)",
+    )
     pp.add_argument("--strategy", default="ema_cross", help="built-in name or path to a .py strategy")
     pp.add_argument("--param", action="append", default=[], metavar="K=V", help="strategy parameter; repeatable")
     pp.add_argument("--duration", help="stop after this long, e.g. 30m (default: until Ctrl-C)")
@@ -535,11 +544,49 @@ def _ccxt_options(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_paper(args: argparse.Namespace) -> int:
     from adapters.backtest import Result
     from adapters.live_feed import FeedSettings
-    from adapters.paper import PaperOptions, run_paper
+    from adapters.paper import run_paper
     from core.config import duration_ns
 
     duration = duration_ns(args.duration) / 1e9 if args.duration else None
-    options = PaperOptions(
+    settings = FeedSettings(
+        depth=args.book_depth,
+        max_book_age=args.max_book_age,
+        funding_poll=args.funding_poll,
+        websocket=not args.rest,
+    )
+    status = None if args.no_status else sys.stderr
+    if args.resume:
+        from adapters.paper_resume import resume_paper
+
+        fixed = [f"--{name}" for name in ("exchange", "symbol", "config") if getattr(args, name)]
+        if fixed:
+            raise UsageError(f"--resume takes the session's {', '.join(fixed)} from its journal; leave them out")
+        path = asyncio.run(
+            resume_paper(
+                _existing(args.resume),
+                duration=duration,
+                ccxt_options=_ccxt_options(args),
+                watch=args.watch,
+                status=status,
+                settings=settings,
+            )
+        )
+    else:
+        if not args.exchange or not args.symbol:
+            raise UsageError("paper needs --exchange and --symbol (or --resume JOURNAL)")
+        path = asyncio.run(run_paper(_paper_options(args, duration, settings, status)))
+    result = Result.from_journal(path)
+    print(summary_table(result))
+    print(f"journal: {path}")
+    return EXIT_OK
+
+
+def _paper_options(
+    args: argparse.Namespace, duration: float | None, settings: FeedSettings, status: TextIO | None
+) -> PaperOptions:
+    from adapters.paper import PaperOptions
+
+    return PaperOptions(
         exchange=args.exchange,
         symbols=list(args.symbol),
         strategy=args.strategy,
@@ -554,19 +601,9 @@ def cmd_paper(args: argparse.Namespace) -> int:
         latency_ms=args.latency_ms,
         funding_fallback=args.funding_fallback,
         watch=args.watch,
-        status=None if args.no_status else sys.stderr,
-        settings=FeedSettings(
-            depth=args.book_depth,
-            max_book_age=args.max_book_age,
-            funding_poll=args.funding_poll,
-            websocket=not args.rest,
-        ),
+        status=status,
+        settings=settings,
     )
-    path = asyncio.run(run_paper(options))
-    result = Result.from_journal(path)
-    print(summary_table(result))
-    print(f"journal: {path}")
-    return EXIT_OK
 
 
 def cmd_diff(args: argparse.Namespace) -> int:

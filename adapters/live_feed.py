@@ -232,7 +232,8 @@ class LiveFeed:
             return
         self._mark_stale(symbol)
         self.faults += 1
-        self.put(FeedGap(0, symbol, "book:connection_lost", "a websocket shared with the book failed", False, wall_ns()))
+        detail = "a websocket shared with the book failed"
+        self.put(FeedGap(0, symbol, "book:connection_lost", detail, False, wall_ns()))
         self.log.warning("book_stale", symbol=symbol, why="connection_lost")
 
     async def _drop_book(self, symbol: str) -> None:

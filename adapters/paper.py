@@ -312,33 +312,9 @@ async def _session(
         engine.feed(header)
         for inst in instruments:
             engine.feed(msgspec.structs.replace(inst, ts=first.ts))
-        status = StatusLine(options.status)
-        spec = config.strategies[0]
-        watch_path = Path(spec.strategy) if options.watch and Path(spec.strategy).is_file() else None
-        reloader = _Reloader(watch_path, spec.id, dict(spec.params), log)
-        bus = engine.bus
         for event in early:
             engine.feed(msgspec.structs.replace(event, ts=first.ts))
-        event: Event | None = first
-        last_commit = time.monotonic()
-        while event is not None:
-            if event.ts < bus.now():
-                event = msgspec.structs.replace(event, ts=bus.now())
-            engine.feed(event)
-            now = time.monotonic()
-            if now - last_commit >= options.commit_every:
-                last_commit = now
-                await writer.flush()
-                status.show(engine, feed)
-                reload = reloader.poll()
-                if reload is not None:
-                    engine.feed(msgspec.structs.replace(reload, ts=bus.now()))
-            event = await _next(queue, feed_task, stop, deadline)
-        engine.finish(STATUS_FINISHED)
-        status.show(engine, feed, force=True)
-        if options.status is not None:
-            options.status.write("\n")
-        await writer.close()
+        await live_loop(engine, writer, feed, first, LiveInputs(queue, feed_task, stop, deadline), options, log)
         return path
     except (FeedError, BusFault, PaperError) as exc:
         if writer is not None:
@@ -352,6 +328,58 @@ async def _session(
         feed_task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):  # its error was handled above
             await feed_task
+
+
+@dataclass
+class LiveInputs:
+    """Where a session's inputs come from, and when it ends."""
+
+    queue: asyncio.Queue[Event]
+    feed_task: asyncio.Future[None]
+    stop: asyncio.Event
+    deadline: float | None
+
+    async def next(self) -> Event | None:
+        return await _next(self.queue, self.feed_task, self.stop, self.deadline)
+
+
+async def live_loop(
+    engine: Engine,
+    writer: JournalWriter,
+    feed: LiveFeed,
+    first: Event | None,
+    inputs: LiveInputs,
+    options: PaperOptions,
+    log: Any,
+) -> None:
+    """Feed live inputs (``first``, then the queue's) until the session ends,
+    committing and showing the status every ``commit_every`` s; then finish
+    the run and seal the journal ``finished``."""
+    status = StatusLine(options.status)
+    spec = engine.config.strategies[0]
+    watch_path = Path(spec.strategy) if options.watch and Path(spec.strategy).is_file() else None
+    reloader = _Reloader(watch_path, spec.id, dict(spec.params), log)
+    bus = engine.bus
+    event = first
+    last_commit = time.monotonic()
+    while event is not None:
+        if event.ts < bus.now():
+            event = msgspec.structs.replace(event, ts=bus.now())
+        engine.feed(event)
+        now = time.monotonic()
+        if now - last_commit >= options.commit_every:
+            last_commit = now
+            await writer.flush()
+            status.show(engine, feed)
+            reload = reloader.poll()
+            if reload is not None:
+                engine.feed(msgspec.structs.replace(reload, ts=bus.now()))
+        event = await inputs.next()
+    engine.finish(STATUS_FINISHED)
+    status.show(engine, feed, force=True)
+    if options.status is not None:
+        options.status.write("\n")
+    await writer.close()
 
 
 async def _next(

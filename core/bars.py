@@ -13,7 +13,10 @@ so a quiet instrument still gets its bar on time. Rules:
 * the first bucket of a session is partial and is not published (its last
   price seeds the next bar's flat fill);
 * bars of one time step are published in the series' instrument order, the
-  last with ``last=True``, after being appended to the live series.
+  last with ``last=True``, after being appended to the live series;
+* a resumed session (a ``FeedGap`` with reason :data:`SESSION_RESUMED`)
+  starts over like a new one: the open bucket is dropped and no flat bars
+  stand in for the outage, whose prices nobody saw.
 
 Bars are outputs: a replay rebuilds them from the journaled trades, and a
 rerun may build them at another interval.
@@ -24,8 +27,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from core.bus import Actor, Handler
-from core.events import Bar, Event, Timer, Trade
+from core.events import Bar, Event, FeedGap, Timer, Trade
 from core.series import MarketSeries
+
+SESSION_RESUMED = "book:session_resumed"
 
 
 class BarAggregator(Actor):
@@ -44,7 +49,14 @@ class BarAggregator(Actor):
         self._last: dict[str, float] = {}
 
     def subscriptions(self) -> Iterable[tuple[type[Event], Handler, bool]]:
-        return ((Trade, self.on_trade, False), (Timer, self.on_timer, False))
+        return ((Trade, self.on_trade, False), (Timer, self.on_timer, False), (FeedGap, self.on_gap, False))
+
+    def on_gap(self, gap: FeedGap) -> None:
+        if gap.reason == SESSION_RESUMED and self._end:
+            self._end = 0  # the pending timer no longer matches and is ignored
+            self._first = True
+            for symbol in self.symbols:
+                self._open[symbol] = None
 
     def on_timer(self, timer: Timer) -> None:
         if timer.name == self.name and timer.ts == self._end:

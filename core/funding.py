@@ -21,6 +21,12 @@ the gap and the configured fallback is applied explicitly: ``rate:<x>``
 charges rate x, ``skip`` charges nothing (visibly), ``error`` stops the run.
 Backtests use ``grace=0``; live sessions give the settled rate time to be
 published and fetched.
+
+Live sessions (``grace > 0``): the settled rate arrives seconds after T, but
+what pays is the position held *at* T. So a bus timer (``funding:<id>``) fires
+at each known funding time and records every open position's quantity and
+the last mark at or before T; the rate (or the fallback) is then charged on
+that record, whatever was traded in between.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from core.bus import Actor, Handler
-from core.events import Bar, Event, FundingApplied, FundingRate, FundingUnavailable, MarkPrice
+from core.events import Bar, Event, FundingApplied, FundingRate, FundingUnavailable, MarkPrice, Timer
 from core.instruments import settle_currency
 from core.portfolio import Portfolio
 
@@ -49,6 +55,9 @@ class FundingActor(Actor):
         self.grace = grace
         self.marks: dict[str, float] = {}
         self._next_due: dict[str, int] = {}
+        # live: instrument -> (funding time, mark at it, [(strategy, quantity)])
+        self._held: dict[str, tuple[int, float | None, list[tuple[str, float]]]] = {}
+        self._timers: dict[str, int] = {}
 
     def subscriptions(self) -> Iterable[tuple[type[Event], Handler, bool]]:
         subs: list[tuple[type[Event], Handler, bool]] = [
@@ -57,20 +66,42 @@ class FundingActor(Actor):
         ]
         if self.interval:
             subs.append((Bar, self.on_bar, False))
+        if self.grace:
+            subs.append((Timer, self.on_timer, False))
         return subs
+
+    def _set_due(self, instrument: str, due: int) -> None:
+        self._next_due[instrument] = due
+        if self.grace and self._timers.get(instrument) != due and due >= self.bus.now():
+            self._timers[instrument] = due
+            self.bus.clock.set_timer(f"funding:{instrument}", due)
+
+    def on_timer(self, timer: Timer) -> None:
+        """Funding time T reached (live): record what is held at T."""
+        if not timer.name.startswith("funding:"):
+            return
+        instrument = timer.name[8:]
+        if self._timers.get(instrument) != timer.ts:
+            return
+        held = [
+            (pos.strategy, pos.quantity)
+            for pos in self.portfolio.positions.values()
+            if pos.instrument == instrument and pos.quantity != 0.0
+        ]
+        self._held[instrument] = (timer.ts, self.marks.get(instrument), held)
 
     def on_mark(self, event: MarkPrice) -> None:
         instrument = event.instrument
         self.marks[instrument] = event.price
         if event.next_funding_ts and instrument not in self._next_due:
-            self._next_due[instrument] = event.next_funding_ts
+            self._set_due(instrument, event.next_funding_ts)
         self._check_due(instrument, event.ts)
 
     def on_rate(self, event: FundingRate) -> None:
         self._charge(event.instrument, event.rate, "feed")
         due = event.next_funding_ts or (event.ts + self.interval if self.interval else 0)
         if due:
-            self._next_due[event.instrument] = due
+            self._set_due(event.instrument, due)
         else:
             self._next_due.pop(event.instrument, None)
 
@@ -89,7 +120,7 @@ class FundingActor(Actor):
                 del self._next_due[instrument]
                 return
             due += self.interval
-        self._next_due[instrument] = due
+        self._set_due(instrument, due)
 
     def _missing(self, instrument: str, funding_ts: int) -> None:
         self.bus.publish(FundingUnavailable(self.bus.now(), instrument, funding_ts, self.fallback))
@@ -103,25 +134,31 @@ class FundingActor(Actor):
         inst = pf.instruments.get(instrument)
         if inst is None:
             return
-        mark = self.marks.get(instrument)
+        record = self._held.pop(instrument, None)
+        if record is not None:  # live: what was held at the funding time, at its mark
+            mark = record[1]
+            held = record[2]
+        else:
+            mark = self.marks.get(instrument)
+            held = [(p.strategy, p.quantity) for p in pf.positions.values() if p.instrument == instrument]
         mark_source = source
         if mark is None:
             mark = pf.marks.get(instrument)
             mark_source = f"{source}+close"
         if mark is None or mark <= 0:
             return
-        for pos in list(pf.positions.values()):
-            if pos.instrument != instrument or pos.quantity == 0.0:
+        for strategy, quantity in held:
+            if quantity == 0.0:
                 continue
             if inst.inverse:
-                amount = -pos.quantity * inst.contract_size / mark * rate
+                amount = -quantity * inst.contract_size / mark * rate
             else:
-                amount = -pos.quantity * inst.contract_size * inst.multiplier * mark * rate
+                amount = -quantity * inst.contract_size * inst.multiplier * mark * rate
             event = FundingApplied(
                 self.bus.now(),
-                pos.strategy,
+                strategy,
                 instrument,
-                pos.quantity,
+                quantity,
                 rate,
                 mark,
                 amount,

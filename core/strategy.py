@@ -8,6 +8,13 @@ Contract (module or class with the same names)::
     on_order(ctx, event)    (optional)     # any execution report of its orders
     on_trade(ctx, fill)     (optional)     # each of its fills
     on_finish(ctx)          (optional)
+    on_book(ctx, book)      (optional)     # sessions on order books: each update
+    on_quote(ctx, quote)    (optional)     # ... each change of the top of book
+
+``on_bar`` may be left out by a strategy that has ``on_book`` or
+``on_quote``. Book hooks run after the venue has applied the update and are
+not called while that book is stale; ``ctx.book(symbol)`` reads the book at
+any time (:mod:`core.quotes`).
 
 ``ctx.open/high/low/close/volume/time`` are NumPy views that end at the
 current bar: ``ctx.close[-1]`` (== ``ctx.close[i]``) is the current close.
@@ -26,13 +33,17 @@ from typing import Any
 import numpy as np
 
 from core import indicators
+from core.book import OrderBook
 from core.bus import Actor, Handler
 from core.events import (
     BUY,
     SELL,
     Bar,
+    BookDelta,
+    BookSnapshot,
     CancelOrder,
     Event,
+    FeedGap,
     Log,
     OrderAccepted,
     OrderCanceled,
@@ -49,6 +60,7 @@ from core.ids import IdSequence, content_id
 from core.instruments import point_value
 from core.params import check_schema, resolve
 from core.portfolio import Portfolio, Position
+from core.quotes import BookView
 from core.series import MarketSeries
 
 ORDER_EVENTS = (OrderAccepted, OrderRejected, OrderTriggered, OrderCanceled, OrderExpired, RiskRejected)
@@ -72,6 +84,8 @@ class LoadedStrategy:
     on_trade: Callable[[Any, Any], None] | None
     on_finish: Callable[[Any], None] | None
     source: str
+    on_book: Callable[[Any, Any], None] | None = None
+    on_quote: Callable[[Any, Any], None] | None = None
 
     @property
     def id(self) -> str:
@@ -89,7 +103,11 @@ class Strategy:
         """Called once before the first bar."""
 
     def on_bar(self, ctx: Context, i: int) -> None:
-        raise NotImplementedError
+        """Called once per time step with bars (override, or use the book hooks)."""
+
+
+def _no_bar(ctx: Context, i: int) -> None:
+    """``on_bar`` of a strategy driven by books only."""
 
 
 def load_source(source: str, filename: str = "<strategy>") -> LoadedStrategy:
@@ -105,7 +123,8 @@ def load_source(source: str, filename: str = "<strategy>") -> LoadedStrategy:
 
 
 def from_namespace(namespace: dict[str, Any], source: str, filename: str) -> LoadedStrategy:
-    if callable(namespace.get("on_bar")) and callable(namespace.get("schema")):
+    driven = any(callable(namespace.get(hook)) for hook in ("on_bar", "on_book", "on_quote"))
+    if driven and callable(namespace.get("schema")):
         hooks: Any = types.SimpleNamespace(**namespace)
         schema = namespace["schema"]()
     else:
@@ -118,18 +137,23 @@ def from_namespace(namespace: dict[str, Any], source: str, filename: str) -> Loa
             and obj.__module__ == namespace.get("__name__")
         ]
         if len(classes) != 1:
-            raise StrategyError(f"{filename}: define schema() and on_bar(ctx, i), or exactly one Strategy subclass")
+            raise StrategyError(
+                f"{filename}: define schema() and on_bar(ctx, i) (or on_book/on_quote), "
+                "or exactly one Strategy subclass"
+            )
         hooks = classes[0]()
         schema = classes[0].schema()
     schema = check_schema(schema)
     return LoadedStrategy(
         schema,
         getattr(hooks, "on_init", None),
-        hooks.on_bar,
+        getattr(hooks, "on_bar", None) or _no_bar,
         getattr(hooks, "on_order", None),
         getattr(hooks, "on_trade", None),
         getattr(hooks, "on_finish", None),
         source,
+        getattr(hooks, "on_book", None),
+        getattr(hooks, "on_quote", None),
     )
 
 
@@ -431,6 +455,7 @@ class Context:
         self.log = StrategyLog(self)
         self.logger = self.log
         self.portfolio = PortfolioView(portfolio, strategy_id)
+        self._books: dict[str, BookView] = {}
 
     # -- bar bookkeeping (runtime only) --------------------------------------------------
 
@@ -484,6 +509,15 @@ class Context:
     low = property(lambda self: self._primary_view("low"))
     volume = property(lambda self: self._primary_view("volume"))
     bars = property(lambda self: self._primary.bars)
+
+    def book(self, symbol: str | None = None) -> BookView:
+        """The order book of ``symbol`` (default: the first) as the venue
+        matches on it; stale before the first snapshot. Sessions on books only."""
+        symbol = symbol or self.symbol
+        view = self._books.get(symbol)
+        if view is None:
+            view = self._books[symbol] = BookView(OrderBook(symbol))
+        return view
 
     def last_price(self, symbol: str | None = None) -> float:
         symbol = symbol or self.symbol
@@ -755,12 +789,22 @@ class StrategyRunner(Actor):
         self._mine = set(symbols)
         self._seen = False
         self.sizing: tuple[str, float] = ("fixed", 1.0)
+        self._books: dict[str, OrderBook] = {}
+        self._tops: dict[str, tuple[float, float, float, float]] = {}
 
     def subscriptions(self) -> Iterable[tuple[type[Event], Handler, bool]]:
         subs: list[tuple[type[Event], Handler, bool]] = [
             (Bar, self.on_bar_event, True),
             (StrategyReloaded, self.on_reload, False),
         ]
+        if self._live:
+            # A live session may reload code that adds hooks: take every event
+            # a hook could want; the handlers check for the hook.
+            subs.append((OrderFilled, self.on_fill, False))
+            subs.extend((cls, self.on_order_event, False) for cls in ORDER_EVENTS)
+            subs.extend(((BookSnapshot, self.on_book_event, True), (BookDelta, self.on_book_event, True)))
+            subs.append((FeedGap, self.on_gap, False))
+            return subs
         if self.strategy.on_trade is not None or self.strategy.on_order is not None:
             subs.append((OrderFilled, self.on_fill, False))
         if self.strategy.on_order is not None:
@@ -801,6 +845,46 @@ class StrategyRunner(Actor):
         resolve(loaded.schema, self.params)
         self.strategy = loaded
         self._on_bar = loaded.on_bar
+
+    def _book(self, instrument: str) -> OrderBook:
+        book = self._books.get(instrument)
+        if book is None:
+            book = self._books[instrument] = OrderBook(instrument)
+            self.ctx._books[instrument] = BookView(book)  # type: ignore[union-attr]
+        return book
+
+    def on_book_event(self, event: BookSnapshot | BookDelta) -> None:
+        """Keep this strategy's copy of the book; call ``on_book`` and, when
+        the top changed, ``on_quote`` (never on a stale book)."""
+        instrument = event.instrument
+        if instrument not in self._mine:
+            return
+        book = self._book(instrument)
+        if type(event) is BookSnapshot:
+            book.apply_snapshot(event)
+        elif book.apply_delta(event) is not None:  # type: ignore[arg-type]
+            return
+        strategy = self.strategy
+        if book.stale or (strategy.on_book is None and strategy.on_quote is None):
+            return
+        ctx = self.ctx
+        view = ctx._books[instrument]  # type: ignore[union-attr]
+        if strategy.on_book is not None:
+            strategy.on_book(ctx, view)
+        if strategy.on_quote is not None:
+            quote = view.quote(event.ts)
+            if quote is not None:
+                top = (quote.bid, quote.bid_size, quote.ask, quote.ask_size)
+                if top != self._tops.get(instrument):
+                    self._tops[instrument] = top
+                    strategy.on_quote(ctx, quote)
+
+    def on_gap(self, gap: FeedGap) -> None:
+        """A book reported broken by the feed is stale until its resync."""
+        if gap.reason.startswith("book:") and gap.instrument in self._mine:
+            book = self._book(gap.instrument)
+            book.stale_reason = gap.reason
+            self._tops.pop(gap.instrument, None)
 
     def on_fill(self, fill: OrderFilled) -> None:
         if fill.strategy != self.name:

@@ -34,6 +34,7 @@ from core.events import (
     OrderFilled,
     RunFinished,
     StrategyReloaded,
+    Timer,
     Trade,
 )
 from journal.reader import JournalReader
@@ -73,6 +74,22 @@ def on_bar(ctx, i):
     if i >= 1 and not ctx.state.get("sent"):
         ctx.state["sent"] = True
         ctx.buy(ctx.params["size"])
+"""
+
+
+QUOTE_FLIP = """
+def schema():
+    return {"id": "quote_flip", "name": "Quote flip", "inputs": {
+        "every": {"type": "int", "default": 150, "min": 1, "max": 100000}}}
+
+
+def on_quote(ctx, q):
+    n = ctx.state["n"] = ctx.state.get("n", 0) + 1
+    if n % ctx.params["every"] == 0:
+        if ctx.position.size == 0:
+            ctx.buy(0.01)
+        else:
+            ctx.flatten()
 """
 
 
@@ -165,6 +182,23 @@ def test_session_fills_on_the_book_replays_identically_and_reruns_with_the_same_
     assert changed.same_inputs and changed.first_divergence is not None
 
 
+def test_a_book_driven_strategy_trades_on_quotes_and_replays_identically(
+    standin: UsdmLiveStandIn, tmp_path: Path
+) -> None:
+    strategy = tmp_path / "quote_flip.py"
+    strategy.write_text(QUOTE_FLIP)
+    path = session(standin, tmp_path, strategy, 4.0)
+    events = events_of(path)
+    fills = [e for e in events if isinstance(e, OrderFilled)]
+    assert len(fills) >= 2, "on_quote placed orders that filled"
+    for fill in fills:
+        assert isinstance(events[fill.source_seq - 1], (BookSnapshot, BookDelta)), "a market order walks the book"
+    assert replay(path).ok
+    child = asyncio.run(rerun_async(path, journal=tmp_path / "child.journal"))
+    diff = diff_runs(path, child)
+    assert diff.same_inputs and diff.first_divergence is None
+
+
 @pytest.mark.parametrize(
     ("fault", "reasons"),
     [
@@ -201,9 +235,7 @@ def test_rest_rate_limits_are_retried(standin: UsdmLiveStandIn, tmp_path: Path, 
     assert any(isinstance(e, OrderFilled) for e in events_of(path))
 
 
-def test_rest_timeouts_are_journaled_and_retried(
-    standin: UsdmLiveStandIn, tmp_path: Path, strategy_file: Path
-) -> None:
+def test_rest_timeouts_are_journaled_and_retried(standin: UsdmLiveStandIn, tmp_path: Path, strategy_file: Path) -> None:
     standin.delay_next, standin.delay_path, standin.delay = 2, "/fapi/v1/premiumIndex", 1.0
     options = {**standin.ccxt_options(), "timeout": 300}  # ms: the delayed answers time out
     path = session(standin, tmp_path, strategy_file, 5.0, ccxt_options=options)
@@ -224,8 +256,10 @@ def test_funding_is_charged_at_the_mark_with_the_right_sign(near_funding: UsdmLi
     path = session(standin, tmp_path, strategy, 4.5)
     events = events_of(path)
     (applied,) = [e for e in events if isinstance(e, FundingApplied)]
-    k = events.index(applied)
-    mark = [e for e in events[:k] if isinstance(e, MarkPrice)][-1]
+    # The position and mark at the funding time pay: a timer records them then.
+    (at_t,) = [k for k, e in enumerate(events) if isinstance(e, Timer) and e.name == f"funding:{SYMBOL}"]
+    assert events[at_t].ts == funding_ms * 1_000_000 < applied.ts
+    mark = [e for e in events[:at_t] if isinstance(e, MarkPrice)][-1]
     assert applied.rate == 0.000125 and applied.mark == mark.price and applied.quantity == 0.02
     assert applied.amount == pytest.approx(-0.02 * mark.price * 0.000125, rel=1e-12)
     assert applied.amount < 0, "longs pay when the rate is positive"
@@ -321,6 +355,47 @@ def test_cli_paper_stops_cleanly_on_sigint_and_seals_the_journal(
     assert isinstance(events_of(journal)[-1], RunFinished)
     check = cli("replay", str(journal), "--check")
     assert check.returncode == 0 and "replay identical" in check.stdout
+
+
+def test_a_killed_session_resumes_in_its_own_journal_and_replays_as_one_run(
+    standin: UsdmLiveStandIn, tmp_path: Path, strategy_file: Path
+) -> None:
+    opts_file = tmp_path / "ccxt.json"
+    opts_file.write_text(json.dumps(standin.ccxt_options()))
+    journal = tmp_path / "killed.journal"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    args = ["paper", "--exchange", "binanceusdm", "--symbol", SYMBOL, "--strategy", str(strategy_file)]
+    args += ["--bar", "1s", "--journal", str(journal), "--ccxt-options", str(opts_file), "--no-status"]
+    proc = subprocess.Popen([sys.executable, "-m", "adapters.cli", *args], env=env, cwd=ROOT)
+    deadline = time.monotonic() + 30
+    while not journal.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(2.5)
+    proc.kill()  # SIGKILL: no chance to seal anything
+    proc.wait(timeout=10)
+    with JournalReader(journal) as reader:
+        assert reader.meta["status"] == "running"
+    before = events_of(journal)
+    assert not isinstance(before[-1], RunFinished)
+
+    # No ccxt options given: the URLs come from the journal's header.
+    resumed = cli("paper", "--resume", str(journal), "--duration", "3s", "--no-status")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "final equity" in resumed.stdout
+    with JournalReader(journal) as reader:
+        assert reader.meta["status"] == "finished"
+    after = events_of(journal)
+    for old, new in zip(before, after, strict=False):  # everything committed before the crash is kept as it was
+        assert old == new
+    gaps = [k for k, e in enumerate(after) if isinstance(e, FeedGap) and e.reason == "book:session_resumed"]
+    assert len(gaps) == 1 and gaps[0] >= len(before)
+    resync = next(j for j in range(gaps[0], len(after)) if isinstance(after[j], BookSnapshot))
+    assert not any(isinstance(e, OrderFilled) for e in after[gaps[0] : resync]), "no fill from the pre-crash book"
+    assert any(isinstance(e, Trade) for e in after[resync:]), "live data flowed again after the resume"
+    check = cli("replay", str(journal), "--check")
+    assert check.returncode == 0 and "replay identical" in check.stdout, check.stdout + check.stderr
+    again = cli("paper", "--resume", str(journal))
+    assert again.returncode != 0 and "only an unfinished session can be resumed" in again.stderr
 
 
 def test_watch_reloads_an_edited_strategy_and_keeps_the_last_good_one_on_a_broken_edit(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.bars import BarAggregator
+from core.bars import SESSION_RESUMED, BarAggregator
 from core.bus import Bus
-from core.events import Bar, Event, MarkPrice, Timer, Trade
+from core.events import Bar, Event, FeedGap, MarkPrice, Timer, Trade
 from core.series import MarketSeries
 
 S = 1_000_000_000
@@ -68,3 +68,18 @@ def test_several_instruments_share_a_step_and_the_last_bar_is_marked() -> None:
         ("A", 3 * S, 11.0, False),
         ("B", 3 * S, 21.0, True),
     ]
+
+
+def test_a_resumed_session_starts_bars_over_instead_of_inventing_flat_bars_for_the_outage() -> None:
+    trades = [
+        Trade(1 * S, "X", 10.0, 1.0, "buy"),
+        Trade(2 * S, "X", 11.0, 1.0, "buy"),
+        Trade(3 * S, "X", 12.0, 1.0, "buy"),  # closes [2, 3)
+        Trade(3 * S + 5, "X", 13.0, 1.0, "buy"),  # the open bucket [3, 4) is lost with the crash
+        FeedGap(3 * S + 5, "X", SESSION_RESUMED),
+        Trade(100 * S + 7, "X", 50.0, 1.0, "buy"),  # partial first bucket after the restart: dropped
+        Trade(101 * S, "X", 51.0, 2.0, "buy"),
+        Trade(102 * S, "X", 52.0, 1.0, "buy"),
+    ]
+    bars, _, _ = run(trades, ["X"])
+    assert [(b.ts, b.open, b.close, b.volume) for b in bars] == [(3 * S, 11.0, 11.0, 1.0), (102 * S, 51.0, 51.0, 2.0)]
