@@ -141,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--book-depth", type=int, default=50, help="book levels kept per side (default 50)")
     pp.add_argument("--max-book-age", type=float, default=10.0, help="seconds of book silence before it is stale")
     pp.add_argument("--funding-poll", type=float, default=5.0, help="seconds between mark/funding polls")
+    pp.add_argument("--ticker-poll", type=float, default=5.0, help="seconds between ticker polls (0: none)")
     pp.add_argument("--funding-fallback", choices=["error", "skip", "rate"], help="what a missing funding rate does")
     pp.add_argument("--rest", action="store_true", help="poll REST instead of websockets")
     pp.add_argument("--watch", action="store_true", help="reload the strategy file when it changes")
@@ -552,6 +553,7 @@ def cmd_paper(args: argparse.Namespace) -> int:
         depth=args.book_depth,
         max_book_age=args.max_book_age,
         funding_poll=args.funding_poll,
+        ticker_poll=args.ticker_poll,
         websocket=not args.rest,
     )
     status = None if args.no_status else sys.stderr

@@ -39,7 +39,7 @@ from typing import Any
 
 from adapters import ccxt_errors
 from core.book import OrderBook
-from core.events import BookDelta, BookSnapshot, Event, FeedGap, FundingRate, MarkPrice, Trade
+from core.events import BookDelta, BookSnapshot, Event, FeedGap, FundingRate, MarkPrice, Ticker, Trade
 
 MS = 1_000_000
 
@@ -54,6 +54,7 @@ class FeedSettings:
     max_book_age: float = 10.0
     poll_interval: float = 1.0
     funding_poll: float = 5.0
+    ticker_poll: float = 5.0  # seconds between tickers; 0: none
     retries: int = 8
     websocket: bool = True
 
@@ -144,6 +145,8 @@ class LiveFeed:
             tasks.append(self._trades(symbol))
             if symbol in self.perpetuals:
                 tasks.append(self._funding(symbol))
+            if self.settings.ticker_poll > 0 and self.exchange.has.get("fetchTicker"):
+                tasks.append(self._tickers(symbol))
         tasks.append(self._watchdog())
         await asyncio.gather(*tasks)
 
@@ -297,6 +300,31 @@ class LiveFeed:
                         recv,
                     )
                 )
+
+    # -- tickers -----------------------------------------------------------------------------
+
+    async def _tickers(self, symbol: str) -> None:
+        """Poll the exchange's ticker (last price, 24 h volumes, best bid/ask
+        where the exchange's ticker has them)."""
+        ex = self.exchange
+        while True:
+            info = await self._retrying(symbol, "ticker", lambda: ex.fetch_ticker(symbol))
+            recv = wall_ns()
+            last = info.get("last") or info.get("close")
+            if last:
+                self.put(
+                    Ticker(
+                        int(info.get("timestamp") or 0) * MS,
+                        symbol,
+                        float(last),
+                        float(info.get("bid") or 0.0),
+                        float(info.get("ask") or 0.0),
+                        float(info.get("baseVolume") or 0.0),
+                        float(info.get("quoteVolume") or 0.0),
+                        recv,
+                    )
+                )
+            await asyncio.sleep(self.settings.ticker_poll)
 
     # -- marks and funding ----------------------------------------------------------------
 

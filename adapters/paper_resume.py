@@ -158,6 +158,7 @@ async def resume_paper(
         max_book_age=settings.max_book_age,
         poll_interval=settings.poll_interval,
         funding_poll=settings.funding_poll,
+        ticker_poll=settings.ticker_poll,
         retries=settings.retries,
         websocket=paper.websocket,
     )

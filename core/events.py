@@ -72,13 +72,35 @@ class Trade(Event, frozen=True, tag="trade"):
 
 
 class Quote(Event, frozen=True, tag="quote"):
-    """Top of book."""
+    """Top of book (prices in quote currency, sizes in base units or contracts)."""
 
     instrument: str
     bid: float
     bid_size: float
     ask: float
     ask_size: float
+    ts_recv: int = 0
+
+    @property
+    def mid(self) -> float:
+        return (self.bid + self.ask) / 2
+
+    @property
+    def spread(self) -> float:
+        return self.ask - self.bid
+
+
+class Ticker(Event, frozen=True, tag="ticker"):
+    """An exchange's ticker: ``last`` trade price, best ``bid``/``ask`` (0 when
+    the exchange's ticker has none) and rolling 24 h volumes in base and quote
+    units. An input of live sessions, polled."""
+
+    instrument: str
+    last: float
+    bid: float = 0.0
+    ask: float = 0.0
+    base_volume: float = 0.0
+    quote_volume: float = 0.0
     ts_recv: int = 0
 
 
@@ -466,7 +488,7 @@ class Log(Event, frozen=True, tag="log"):
     message: str
 
 
-MarketEvent = Bar | Trade | Quote | BookSnapshot | BookDelta | FundingRate | MarkPrice
+MarketEvent = Bar | Trade | Quote | Ticker | BookSnapshot | BookDelta | FundingRate | MarkPrice
 
 AnyEvent = (
     Bar
@@ -501,6 +523,7 @@ AnyEvent = (
     | StrategyReloaded
     | RunFinished
     | Log
+    | Ticker
 )
 """The union of every current event type; the journal decodes with it."""
 

@@ -8,29 +8,8 @@ quote currency, sizes in base units (contracts for contract markets).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from core.book import OrderBook
-
-
-@dataclass(frozen=True, slots=True)
-class Quote:
-    """The top of one book after an update that changed it (``ts`` ns)."""
-
-    instrument: str
-    ts: int
-    bid: float
-    bid_size: float
-    ask: float
-    ask_size: float
-
-    @property
-    def mid(self) -> float:
-        return (self.bid + self.ask) / 2
-
-    @property
-    def spread(self) -> float:
-        return self.ask - self.bid
+from core.events import Quote
 
 
 class BookView:
@@ -94,4 +73,4 @@ class BookView:
         if not bids or not asks:
             return None
         bid, ask = max(bids), min(asks)
-        return Quote(self._book.instrument, ts, bid, bids[bid], ask, asks[ask])
+        return Quote(ts, self._book.instrument, bid, bids[bid], ask, asks[ask])

@@ -55,6 +55,7 @@ from core.events import (
     StrategyReloaded,
     SubmitAlgo,
     SubmitOrder,
+    Ticker,
 )
 from core.ids import IdSequence, content_id
 from core.instruments import point_value
@@ -456,6 +457,7 @@ class Context:
         self.logger = self.log
         self.portfolio = PortfolioView(portfolio, strategy_id)
         self._books: dict[str, BookView] = {}
+        self._tickers: dict[str, Ticker] = {}
 
     # -- bar bookkeeping (runtime only) --------------------------------------------------
 
@@ -518,6 +520,10 @@ class Context:
         if view is None:
             view = self._books[symbol] = BookView(OrderBook(symbol))
         return view
+
+    def ticker(self, symbol: str | None = None) -> Ticker | None:
+        """The exchange's last ticker for ``symbol`` (live sessions; None before the first)."""
+        return self._tickers.get(symbol or self.symbol)
 
     def last_price(self, symbol: str | None = None) -> float:
         symbol = symbol or self.symbol
@@ -804,6 +810,7 @@ class StrategyRunner(Actor):
             subs.extend((cls, self.on_order_event, False) for cls in ORDER_EVENTS)
             subs.extend(((BookSnapshot, self.on_book_event, True), (BookDelta, self.on_book_event, True)))
             subs.append((FeedGap, self.on_gap, False))
+            subs.append((Ticker, self.on_ticker, False))
             return subs
         if self.strategy.on_trade is not None or self.strategy.on_order is not None:
             subs.append((OrderFilled, self.on_fill, False))
@@ -878,6 +885,9 @@ class StrategyRunner(Actor):
                 if top != self._tops.get(instrument):
                     self._tops[instrument] = top
                     strategy.on_quote(ctx, quote)
+
+    def on_ticker(self, ticker: Ticker) -> None:
+        self.ctx._tickers[ticker.instrument] = ticker  # type: ignore[union-attr]
 
     def on_gap(self, gap: FeedGap) -> None:
         """A book reported broken by the feed is stale until its resync."""

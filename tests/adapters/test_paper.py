@@ -30,10 +30,12 @@ from core.events import (
     FundingApplied,
     FundingUnavailable,
     InstrumentDefinition,
+    Log,
     MarkPrice,
     OrderFilled,
     RunFinished,
     StrategyReloaded,
+    Ticker,
     Timer,
     Trade,
 )
@@ -86,6 +88,9 @@ def schema():
 def on_quote(ctx, q):
     n = ctx.state["n"] = ctx.state.get("n", 0) + 1
     if n % ctx.params["every"] == 0:
+        ticker = ctx.ticker()
+        if ticker is not None:
+            ctx.log.info(f"ticker last {ticker.last} volume {ticker.base_volume}")
         if ctx.position.size == 0:
             ctx.buy(0.01)
         else:
@@ -119,7 +124,7 @@ def strategy_file(tmp_path: Path) -> Path:
 
 
 def session(standin: UsdmLiveStandIn, tmp_path: Path, strategy: Path, duration: float, **kwargs: Any) -> Path:
-    settings = kwargs.pop("settings", FeedSettings(funding_poll=0.2, max_book_age=5.0))
+    settings = kwargs.pop("settings", FeedSettings(funding_poll=0.2, ticker_poll=0.5, max_book_age=5.0))
     options = PaperOptions(
         "binanceusdm",
         [SYMBOL],
@@ -191,6 +196,9 @@ def test_a_book_driven_strategy_trades_on_quotes_and_replays_identically(
     events = events_of(path)
     fills = [e for e in events if isinstance(e, OrderFilled)]
     assert len(fills) >= 2, "on_quote placed orders that filled"
+    tickers = [e for e in events if isinstance(e, Ticker)]
+    assert tickers and tickers[-1].last > 0 and tickers[-1].base_volume > 0
+    assert any(isinstance(e, Log) and e.message.startswith("ticker last") for e in events), "ctx.ticker() read"
     for fill in fills:
         assert isinstance(events[fill.source_seq - 1], (BookSnapshot, BookDelta)), "a market order walks the book"
     assert replay(path).ok

@@ -12,6 +12,8 @@ first request that reads it), and serves, consistently with that clock:
 * ``GET /fapi/v1/premiumIndex``: mark = last trade price, the next 8-hour
   funding time and ``time`` on the stand-in clock, ``lastFundingRate`` =
   :attr:`predicted_rate`;
+* ``GET /fapi/v1/ticker/24hr``: last trade price, volumes traded since the
+  clock started, ``closeTime`` on the stand-in clock;
 * ``GET /fapi/v1/fundingRate``: prints from :attr:`funding_prints`
   (``{funding ms: rate}``; none by default: the capture window has no
   recorded print);
@@ -102,6 +104,8 @@ class UsdmLiveStandIn(BinanceStandIn):
         self._cursor = 0
         self.last_price = float(next(m[2]["p"] for m in self.messages if m[1] == "trade"))
         self.predicted_rate = 0.0001
+        self.traded = 0.0  # base volume traded since the clock started (the ticker's "24 h" volume)
+        self.traded_quote = 0.0
         self.funding_prints: dict[int, float] = {}
         self.drop_depth: int | None = None
         self.cross_depth: int | None = None
@@ -133,6 +137,8 @@ class UsdmLiveStandIn(BinanceStandIn):
                 self.book.apply(data)
             else:
                 self.last_price = float(data["p"])
+                self.traded += float(data["q"])
+                self.traded_quote += float(data["q"]) * self.last_price
             self._cursor += 1
 
     def _fault(self, name: str) -> None:
@@ -167,6 +173,25 @@ class UsdmLiveStandIn(BinanceStandIn):
                     "interestRate": "0.00010000",
                     "nextFundingTime": (now // FUNDING_MS + 1) * FUNDING_MS,
                     "time": now,
+                }
+            )
+        if path == "/fapi/v1/ticker/24hr" and self.fail_next == 0:
+            self.requests.append(request.path_qs)
+            self._advance()
+            now = self.now_ms()
+            last = f"{self.last_price:.2f}"
+            return web.json_response(
+                {
+                    "symbol": q.get("symbol", self.symbol),
+                    "lastPrice": last,
+                    "openPrice": last,
+                    "highPrice": last,
+                    "lowPrice": last,
+                    "volume": f"{self.traded:.3f}",
+                    "quoteVolume": f"{self.traded_quote:.2f}",
+                    "openTime": now - 86_400_000,
+                    "closeTime": now,
+                    "count": 1,
                 }
             )
         if path == "/fapi/v1/fundingRate" and self.fail_next == 0:
