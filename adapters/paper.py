@@ -31,7 +31,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -39,13 +39,14 @@ import msgspec
 
 from adapters import logs
 from adapters.backtest import DEFAULT_RUNS_DIR, build_config, make_header, slots_for, strategy_configs
-from adapters.ccxt_errors import RETRY, backoff, classify, one_line
+from adapters.ccxt_errors import RETRY, backoff, classify, one_line, reason
+from adapters.fetch import merge_options
 from adapters.live_feed import FeedError, FeedSettings, LiveFeed, wall_ns
 from adapters.markets import instruments_for_symbols
 from core import config as cfg
 from core.bus import BusFault
 from core.engine import Engine
-from core.events import Event, InstrumentDefinition, StrategyReloaded
+from core.events import Event, FeedGap, InstrumentDefinition, StrategyReloaded
 from core.ids import canonical_json, sha256_hex
 from core.params import resolve
 from core.series import MarketSeries
@@ -92,8 +93,6 @@ def make_exchange(exchange_id: str, options: dict[str, Any]) -> Any:
     import ccxt.async_support as ccxt_async
     import ccxt.pro as ccxt_pro
 
-    from adapters.fetch import merge_options
-
     # Currencies need keys on some exchanges and paper sessions never use them.
     settings = merge_options({"enableRateLimit": True, "options": {"fetchCurrencies": False}}, options)
     cls = getattr(ccxt_pro, exchange_id, None) or getattr(ccxt_async, exchange_id, None)
@@ -123,7 +122,10 @@ class PaperOptions:
     settings: FeedSettings = field(default_factory=FeedSettings)
 
 
-async def _markets(exchange: Any, retries: int, log: Any) -> dict[str, Any]:
+async def _markets(exchange: Any, retries: int, log: Any, faults: list[Event] | None = None) -> dict[str, Any]:
+    """``load_markets`` with bounded retries; each retried fault is logged and,
+    as a ``FeedGap`` (reason ``markets:<cause>``, ts 0), added to ``faults``
+    for the journal once it exists."""
     for attempt in range(1, retries + 2):
         try:
             return dict(await exchange.load_markets())
@@ -131,6 +133,8 @@ async def _markets(exchange: Any, retries: int, log: Any) -> dict[str, Any]:
             if classify(exc) != RETRY or attempt > retries:
                 raise PaperError(f"cannot load markets: {one_line(exc)}") from None
             log.warning("load_markets_retry", attempt=attempt, error=one_line(exc))
+            if faults is not None:
+                faults.append(FeedGap(0, "", f"markets:{reason(exc)}", one_line(exc), False, wall_ns()))
             await asyncio.sleep(backoff(attempt))
     raise PaperError("cannot load markets")
 
@@ -247,9 +251,13 @@ async def run_paper(
 ) -> Path:
     """Run one paper session until ``duration``, ``stop`` or SIGINT; returns the journal."""
     log = logs.get("paper")
+    stop = stop or asyncio.Event()
+    # ccxt options from the run config's paper section, with the caller's on top.
+    base = build_config(options.config, strategy=options.strategy, initial_cash=options.initial_cash)
+    if base.paper is not None and base.paper.ccxt_options:
+        options = replace(options, ccxt_options=merge_options(base.paper.ccxt_options, options.ccxt_options))
     for value in secret_values(options.ccxt_options):
         logs.register_secret(value)
-    stop = stop or asyncio.Event()
     own_exchange = exchange is None
     exchange = exchange if exchange is not None else make_exchange(options.exchange, options.ccxt_options)
     loop = asyncio.get_running_loop()
@@ -259,11 +267,12 @@ async def run_paper(
     except (NotImplementedError, RuntimeError):
         handles_sigint = False
     try:
-        markets = await _markets(exchange, options.settings.retries, log)
+        faults: list[Event] = []
+        markets = await _markets(exchange, options.settings.retries, log, faults)
         instruments = instruments_for_symbols(markets, list(options.symbols), 0)
         config = session_config(options, instruments)
         slots = slots_for(config)
-        return await _session(options, config, slots, instruments, exchange, stop, log, on_ready)
+        return await _session(options, config, slots, instruments, exchange, stop, log, on_ready, faults)
     finally:
         if handles_sigint:
             loop.remove_signal_handler(signal.SIGINT)
@@ -280,6 +289,7 @@ async def _session(
     stop: asyncio.Event,
     log: Any,
     on_ready: Callable[[Path], None] | None,
+    faults: list[Event],
 ) -> Path:
     queue: asyncio.Queue[Event] = asyncio.Queue()
     perps = [i.instrument for i in instruments if i.kind == "perpetual"]
@@ -288,7 +298,7 @@ async def _session(
     deadline = time.monotonic() + options.duration if options.duration else None
     writer: JournalWriter | None = None
     try:
-        early: list[Event] = []
+        early: list[Event] = list(faults)  # journaled at the session's first exchange time
         first = await _next(queue, feed_task, stop, deadline)
         while first is not None and first.ts == 0:  # the session starts at the first exchange time
             early.append(first)

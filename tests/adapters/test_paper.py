@@ -236,11 +236,18 @@ def test_feed_faults_are_journaled_and_the_book_resyncs_without_stale_fills(
     assert replay(path).ok
 
 
-def test_rest_rate_limits_are_retried(standin: UsdmLiveStandIn, tmp_path: Path, strategy_file: Path) -> None:
+def test_rest_rate_limits_are_retried_and_journaled_and_ccxt_options_come_from_the_config(
+    standin: UsdmLiveStandIn, tmp_path: Path, strategy_file: Path
+) -> None:
     standin.fail_next = 2  # load_markets meets two 429s
-    path = session(standin, tmp_path, strategy_file, 4.0)
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps({"paper": {"ccxt_options": standin.ccxt_options()}}))
+    path = session(standin, tmp_path, strategy_file, 4.0, config=config, ccxt_options={})
     assert standin.faults_done.get("429") == 2
-    assert any(isinstance(e, OrderFilled) for e in events_of(path))
+    events = events_of(path)
+    limited = [e for e in events if isinstance(e, FeedGap) and e.reason == "markets:rate_limit"]
+    assert len(limited) == 2, [e.reason for e in events if isinstance(e, FeedGap)]
+    assert any(isinstance(e, OrderFilled) for e in events)
 
 
 def test_rest_timeouts_are_journaled_and_retried(standin: UsdmLiveStandIn, tmp_path: Path, strategy_file: Path) -> None:
