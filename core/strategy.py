@@ -855,9 +855,8 @@ class StrategyRunner(Actor):
 
     def _book(self, instrument: str) -> OrderBook:
         book = self._books.get(instrument)
-        if book is None:
-            book = self._books[instrument] = OrderBook(instrument)
-            self.ctx._books[instrument] = BookView(book)  # type: ignore[union-attr]
+        if book is None:  # the book behind ctx.book(instrument), which the strategy may already hold
+            book = self._books[instrument] = self.ctx.book(instrument)._book  # type: ignore[union-attr]
         return book
 
     def on_book_event(self, event: BookSnapshot | BookDelta) -> None:

@@ -24,6 +24,7 @@ def schema():
 def on_init(ctx):
     ctx.state["quotes"] = []
     ctx.state["books"] = 0
+    ctx.state["held"] = ctx.book()  # a view taken before any data stays live
 
 
 def on_book(ctx, book):
@@ -84,3 +85,4 @@ def test_quotes_come_on_top_of_book_changes_only_and_orders_fill_on_the_updated_
     # 0.5 walks the resynced asks: 0.2 @ 101.0 + 0.3 @ 101.5.
     assert fill.quantity == 0.5 and fill.price == (0.2 * 101.0 + 0.3 * 101.5) / 0.5 and fill.levels == 2
     assert ctx.book().best_bid == 100.5 and ctx.book().spread == 0.5
+    assert ctx.state["held"].best_ask == 101.0 and ctx.state["held"].update_id == 20
