@@ -21,9 +21,10 @@ A disconnect seen on another stream of the same websocket also marks the
 book stale (``book:connection_lost``): it went silent with the socket.
 
 Trades: ``watch_trades`` (or ``fetch_trades`` polling), deduplicated by
-trade id. Tickers: ``fetch_ticker`` every ``ticker_poll`` seconds. Perpetuals: ``fetch_funding_rate`` every ``funding_poll`` seconds
-gives a ``MarkPrice`` (with the next funding time); when the next funding
-time rolls over, the settled rate for the time that passed is read from
+trade id. Tickers: ``fetch_ticker`` every ``ticker_poll`` seconds.
+Perpetuals: ``fetch_funding_rate`` every ``funding_poll`` seconds gives a
+``MarkPrice`` (with the next funding time); when the next funding time
+rolls over, the settled rate for the time that passed is read from
 ``fetch_funding_rate_history`` and fed as a ``FundingRate``. If it cannot be
 had, nothing is invented: the funding actor reports it unavailable.
 
