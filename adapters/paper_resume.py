@@ -33,6 +33,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -152,16 +153,8 @@ async def resume_paper(
     options = merge_options(unmasked(paper.ccxt_options), ccxt_options or {})
     for value in secret_values(options):
         logs.register_secret(value)
-    settings = settings or FeedSettings(depth=paper.book_depth, websocket=paper.websocket)
-    settings = FeedSettings(
-        depth=paper.book_depth,
-        max_book_age=settings.max_book_age,
-        poll_interval=settings.poll_interval,
-        funding_poll=settings.funding_poll,
-        ticker_poll=settings.ticker_poll,
-        retries=settings.retries,
-        websocket=paper.websocket,
-    )
+    # Depth and transport are the session's own (the journal holds that depth).
+    settings = replace(settings or FeedSettings(), depth=paper.book_depth, websocket=paper.websocket)
     symbols = config.all_symbols()
     session = PaperOptions(
         paper.exchange, symbols, duration=duration, journal=path, watch=watch, commit_every=commit_every, status=status

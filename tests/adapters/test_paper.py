@@ -344,22 +344,29 @@ def cli(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_cli_paper_stops_cleanly_on_sigint_and_seals_the_journal(
-    standin: UsdmLiveStandIn, tmp_path: Path, strategy_file: Path
-) -> None:
-    opts_file = tmp_path / "ccxt.json"
+def start_cli_session(
+    standin: UsdmLiveStandIn, strategy: Path, journal: Path, run_for: float, *extra: str, **popen: Any
+) -> subprocess.Popen[bytes]:
+    """``tidemark paper`` in a child process, running ``run_for`` s past the
+    moment its journal appears."""
+    opts_file = journal.with_suffix(".ccxt.json")
     opts_file.write_text(json.dumps(standin.ccxt_options()))
-    journal = tmp_path / "sig.journal"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    args = ["paper", "--exchange", "binanceusdm", "--symbol", SYMBOL, "--strategy", str(strategy_file)]
-    args += ["--bar", "1s", "--journal", str(journal), "--ccxt-options", str(opts_file)]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "adapters.cli", *args], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
+    args = ["paper", "--exchange", "binanceusdm", "--symbol", SYMBOL, "--strategy", str(strategy)]
+    args += ["--bar", "1s", "--journal", str(journal), "--ccxt-options", str(opts_file), *extra]
+    proc = subprocess.Popen([sys.executable, "-m", "adapters.cli", *args], env=env, cwd=ROOT, **popen)
     deadline = time.monotonic() + 30
     while not journal.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
-    time.sleep(2.0)
+    time.sleep(run_for)
+    return proc
+
+
+def test_cli_paper_stops_cleanly_on_sigint_and_seals_the_journal(
+    standin: UsdmLiveStandIn, tmp_path: Path, strategy_file: Path
+) -> None:
+    journal = tmp_path / "sig.journal"
+    proc = start_cli_session(standin, strategy_file, journal, 2.0, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err.decode()[-2000:]
@@ -375,17 +382,8 @@ def test_cli_paper_stops_cleanly_on_sigint_and_seals_the_journal(
 def test_a_killed_session_resumes_in_its_own_journal_and_replays_as_one_run(
     standin: UsdmLiveStandIn, tmp_path: Path, strategy_file: Path
 ) -> None:
-    opts_file = tmp_path / "ccxt.json"
-    opts_file.write_text(json.dumps(standin.ccxt_options()))
     journal = tmp_path / "killed.journal"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    args = ["paper", "--exchange", "binanceusdm", "--symbol", SYMBOL, "--strategy", str(strategy_file)]
-    args += ["--bar", "1s", "--journal", str(journal), "--ccxt-options", str(opts_file), "--no-status"]
-    proc = subprocess.Popen([sys.executable, "-m", "adapters.cli", *args], env=env, cwd=ROOT)
-    deadline = time.monotonic() + 30
-    while not journal.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    time.sleep(2.5)
+    proc = start_cli_session(standin, strategy_file, journal, 2.5, "--no-status")
     proc.kill()  # SIGKILL: no chance to seal anything
     proc.wait(timeout=10)
     with JournalReader(journal) as reader:

@@ -42,6 +42,11 @@ class Recorder:
         return next(s for s, e in self.events if e is event)
 
 
+INSTRUMENT = InstrumentDefinition(
+    1, SYM, kind="perpetual", base="BTC", quote="USDT", settle="USDT", maker_fee=0.0002, taker_fee=0.0005
+)
+
+
 def make(latency_ms: float = 0.0) -> tuple[Bus, Recorder, BookVenue]:
     sink = Recorder()
     bus = Bus(sink)
@@ -51,11 +56,7 @@ def make(latency_ms: float = 0.0) -> tuple[Bus, Recorder, BookVenue]:
     )
     bus.add(venue)
     bus.start()
-    bus.feed(
-        InstrumentDefinition(
-            1, SYM, kind="perpetual", base="BTC", quote="USDT", settle="USDT", maker_fee=0.0002, taker_fee=0.0005
-        )
-    )
+    bus.feed(INSTRUMENT)
     portfolio.add_instrument(sink.of(InstrumentDefinition)[0])  # no account actor in this graph
     return bus, sink, venue
 

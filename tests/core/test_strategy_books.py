@@ -4,17 +4,13 @@ from __future__ import annotations
 
 from core.book_venue import BookVenue
 from core.bus import Bus
-from core.events import BookDelta, FeedGap, InstrumentDefinition, OrderFilled
+from core.events import BookDelta, FeedGap, OrderFilled
 from core.execution import ExecutionConfig
 from core.portfolio import Portfolio
 from core.risk import RiskEngine, RiskLimits
 from core.series import MarketSeries
 from core.strategy import StrategyRunner, load_source
-from tests.core.test_book_venue import SYM, Recorder, snapshot
-
-INSTRUMENT = InstrumentDefinition(
-    1, SYM, kind="perpetual", base="BTC", quote="USDT", settle="USDT", maker_fee=0.0002, taker_fee=0.0005
-)
+from tests.core.test_book_venue import INSTRUMENT, SYM, Recorder, snapshot
 
 QUOTER = """
 def schema():
