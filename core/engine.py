@@ -36,7 +36,9 @@ class AccountActor(Actor):
         self.portfolio = portfolio
         self.risk = risk
         self.snapshot_every = snapshot_every
-        self._bucket: int | None = None
+        self._marks = portfolio.marks
+        self._started = False
+        self._next_bucket = 0  # ns: first close time of the next snapshot bucket
         self._watch = risk.limits.watches_equity
 
     def subscriptions(self) -> Iterable[tuple[type[Event], Handler, bool]]:
@@ -46,18 +48,22 @@ class AccountActor(Actor):
         self.portfolio.add_instrument(event)
 
     def on_bar(self, bar: Bar) -> None:
+        """Per bar (hot): mark the close; at the last bar of a time step, feed
+        the risk engine and snapshot when the step opens a new bucket."""
+        self._marks[bar.instrument] = bar.close
         portfolio = self.portfolio
-        portfolio.marks[bar.instrument] = bar.close
         if portfolio.rate_sources:
             portfolio.update_rate(bar.instrument, bar.close)
         if bar.last:
             if self._watch:
                 self.risk.observe(bar.ts)
-            bucket = bar.ts // self.snapshot_every
-            if bucket != self._bucket:
-                if self._bucket is not None:
-                    self.bus.publish(self.portfolio.snapshot(bar.ts))
-                self._bucket = bucket
+            ts = bar.ts
+            if ts >= self._next_bucket:  # bucket ts // every changed (bar times never go back)
+                if self._started:
+                    self.bus.publish(portfolio.snapshot(ts))
+                self._started = True
+                every = self.snapshot_every
+                self._next_bucket = (ts // every + 1) * every
 
 
 @dataclass

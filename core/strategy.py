@@ -172,10 +172,37 @@ class _Source:
         self.results: dict[tuple[Any, ...], tuple[np.ndarray, _Source]] = {}
 
 
+def _series_method(name: str, doc: str, default: int | None = None) -> Callable[..., np.ndarray]:
+    """``ctx.ind.<name>(x, n)`` for one series and one window: the per-bar hot
+    path, so the lookup is inlined (no shared helper call, no varargs)."""
+
+    def method(self: IndicatorCache, x: Any, n: int) -> np.ndarray:
+        ctx = self._ctx
+        source = ctx._close_source if x is ctx._close else ctx._source_of(x)
+        if source is None:
+            return np.asarray(indicators.FUNCTIONS[name](x, n))
+        results = source.results
+        key = (name, n)
+        hit = results.get(key)
+        if hit is None:
+            result = _frozen(indicators.FUNCTIONS[name](source.full, n))
+            hit = results[key] = (result, _Source(result))
+        view = hit[0][: len(x)]
+        ctx._handed.append(view)
+        ctx._handed_sources.append(hit[1])
+        return view
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = doc
+    if default is not None:
+        method.__defaults__ = (default,)
+    return method
+
+
 class IndicatorCache:
     """``ctx.ind``: indicators computed once per (source series, params).
 
-    Arrays handed out by ``ctx`` (and by ``ctx.ind``) are registered for the
+    Arrays handed out by ``ctx`` (and by ``ctx.ind``) are remembered for the
     current bar; an indicator on one of them is computed over the full series
     once and returned as a prefix view. Any other array (one the strategy
     made) is computed directly, which is correct but O(n) per call.
@@ -183,31 +210,13 @@ class IndicatorCache:
 
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
-        self._registered = ctx._registered
-
-    def _series(self, name: str, x: Any, n: int) -> np.ndarray:
-        """One series, one window: the per-bar hot path (no varargs: it shows in
-        instruction counts)."""
-        registered = self._registered
-        entry = registered.get(id(x))
-        if entry is None:
-            return np.asarray(indicators.FUNCTIONS[name](x, n))
-        results = entry[1].results
-        key = (name, n)
-        hit = results.get(key)
-        if hit is None:
-            result = _frozen(indicators.FUNCTIONS[name](entry[1].full, n))
-            hit = results[key] = (result, _Source(result))
-        view = hit[0][: len(x)]
-        registered[id(view)] = (view, hit[1])
-        return view
 
     def _compute(self, name: str, arrays: tuple[Any, ...], args: tuple[Any, ...]) -> np.ndarray:
         ctx = self._ctx
-        entries = [ctx._registered.get(id(a)) for a in arrays]
-        if any(e is None for e in entries) or len({len(a) for a in arrays}) != 1:
+        found = [ctx._source_of(a) for a in arrays]
+        if any(src is None for src in found) or len({len(a) for a in arrays}) != 1:
             return np.asarray(indicators.FUNCTIONS[name](*arrays, *args))
-        sources = [e[1] for e in entries if e is not None]
+        sources = [src for src in found if src is not None]
         first = sources[0]
         key = (name, *(id(src) for src in sources[1:]), *args)
         hit = first.results.get(key)
@@ -215,35 +224,25 @@ class IndicatorCache:
             result = _frozen(indicators.FUNCTIONS[name](*(src.full for src in sources), *args))
             hit = first.results[key] = (result, _Source(result))
         view = hit[0][: len(arrays[0])]
-        ctx._registered[id(view)] = (view, hit[1])
+        ctx._handed.append(view)
+        ctx._handed_sources.append(hit[1])
         return view
 
-    def sma(self, x: Any, n: int) -> np.ndarray:
-        return self._series("sma", x, n)
-
-    def ema(self, x: Any, n: int) -> np.ndarray:
-        return self._series("ema", x, n)
-
-    def rsi(self, x: Any, n: int = 14) -> np.ndarray:
-        return self._series("rsi", x, n)
+    sma = _series_method("sma", "Simple moving average over ``n`` bars.")
+    ema = _series_method("ema", "EMA, alpha 2/(n+1), seeded with the first value.")
+    rsi = _series_method("rsi", "Wilder RSI over ``n`` bars (0..100).", default=14)
 
     def atr(self, high: Any, low: Any, close: Any, n: int = 14) -> np.ndarray:
         return self._compute("atr", (high, low, close), (n,))
 
-    def stdev(self, x: Any, n: int) -> np.ndarray:
-        return self._series("stdev", x, n)
-
-    def ewm_vol(self, x: Any, span: int) -> np.ndarray:
-        return self._series("ewm_vol", x, span)
+    stdev = _series_method("stdev", "Sample standard deviation over ``n`` bars.")
+    ewm_vol = _series_method("ewm_vol", "EWM standard deviation of simple returns (span ``n``).")
 
     def correlation(self, a: Any, b: Any, n: int) -> np.ndarray:
         return self._compute("correlation", (a, b), (n,))
 
-    def highest(self, x: Any, n: int) -> np.ndarray:
-        return self._series("highest", x, n)
-
-    def lowest(self, x: Any, n: int) -> np.ndarray:
-        return self._series("lowest", x, n)
+    highest = _series_method("highest", "Highest value over ``n`` bars.")
+    lowest = _series_method("lowest", "Lowest value over ``n`` bars.")
 
     def crossover(self, a: Any, b: Any) -> np.ndarray:
         return self._compute("crossover", (a, b), ())
@@ -287,7 +286,8 @@ class SymbolData:
         if view is None:
             source = self._sources[name]
             view = ctx._views[key] = source.full[: ctx._n]
-            ctx._registered[id(view)] = (view, source)
+            ctx._handed.append(view)
+            ctx._handed_sources.append(source)
         return view
 
     time = property(lambda self: self._view("time"))
@@ -445,7 +445,10 @@ class Context:
         self._bus = bus
         self._n = 0
         self._views: dict[Any, np.ndarray] = {}
-        self._registered: dict[int, tuple[np.ndarray, _Source]] = {}
+        # views handed out during the current bar and what they were cut from
+        # (held, so identity is unambiguous; cleared at the next bar)
+        self._handed: list[np.ndarray] = []
+        self._handed_sources: list[_Source] = []
         self._ids = IdSequence(strategy_id)
         self.data = {s: SymbolData(self, s, market) for s in market.symbols}
         self._primary = self.data[self.symbol]
@@ -461,13 +464,15 @@ class Context:
 
     # -- bar bookkeeping (runtime only) --------------------------------------------------
 
-    def _advance(self, n: int) -> None:
-        """Move to bar ``n - 1``: views of the previous bar are dropped (the
-        registry holds its views, so ids cannot be reused within a bar)."""
-        self._n = n
-        self._close = None
-        self._views.clear()
-        self._registered.clear()
+    def _source_of(self, x: Any) -> _Source | None:
+        """The series a view handed out this bar was cut from (None: not ours)."""
+        if x is self._close:
+            return self._close_source
+        handed = self._handed
+        for k in range(len(handed) - 1, -1, -1):
+            if handed[k] is x:
+                return self._handed_sources[k]
+        return None
 
     def _refresh(self) -> None:
         """A live series grew: indicator results over it are out of date."""
@@ -482,7 +487,8 @@ class Context:
         if view is None:
             source = self._primary._sources[name]
             view = self._views[name] = source.full[: self._n]
-            self._registered[id(view)] = (view, source)
+            self._handed.append(view)
+            self._handed_sources.append(source)
         return view
 
     # -- data ---------------------------------------------------------------------------
@@ -502,7 +508,6 @@ class Context:
         view = self._close
         if view is None:
             view = self._close = self._views["close"] = self._close_source.full[: self._n]
-            self._registered[id(view)] = (view, self._close_source)
         return view
 
     time = property(lambda self: self._primary_view("time"))
@@ -836,10 +841,17 @@ class StrategyRunner(Actor):
         if not self._seen and bar.instrument in self._mine:
             self._seen = True
         if bar.last and self._seen:
-            ctx = self.ctx
+            ctx: Any = self.ctx
             if self._live:
-                ctx._refresh()  # type: ignore[union-attr]
-            ctx._advance(self._step + 1)  # type: ignore[union-attr]
+                ctx._refresh()
+            # move ctx to bar n - 1: drop the views handed out for the previous
+            # bar (held until now, so identity checks cannot be fooled)
+            ctx._n = self._step + 1
+            ctx._close = None
+            if ctx._views or ctx._handed:
+                ctx._views.clear()
+                ctx._handed.clear()
+                ctx._handed_sources.clear()
             self._on_bar(ctx, self._step)
 
     def on_reload(self, event: StrategyReloaded) -> None:
