@@ -105,6 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--start", help="first bar (ISO time or epoch ms)")
     bt.add_argument("--end", help="last bar (ISO time or epoch ms)")
     bt.add_argument("--seed", type=int, help="seed for any randomness (fill probability)")
+    bt.add_argument(
+        "--every-bar",
+        action="store_true",
+        help="call on_bar at every step even if the strategy declares wake(ctx) (to check the mask)",
+    )
     bt.add_argument("--tz", help="timezone of data times that carry none (e.g. UTC)")
     bt.add_argument("--repair", choices=["none", "drop", "ffill"], help="repair policy for bad data rows")
     bt.add_argument("--funding", action="append", help="funding-rate history file (freqtrade layout); enables funding")
@@ -243,6 +248,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         "end": args.end,
         "seed": args.seed,
         "repair": args.repair,
+        "wake": False if args.every_bar else None,
     }
     if args.symbol:
         overrides["symbols"] = list(args.symbol)

@@ -164,6 +164,9 @@ class RunConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     liquidation_fee_bps: float = 50.0
     margin_mode: str = "isolated"
     paper: PaperConfig | None = None
+    wake: bool = True
+    """Honour strategies' ``wake`` masks (backtests); false calls ``on_bar`` at
+    every step, the reference to check a mask against."""
 
     def all_symbols(self) -> list[str]:
         out = list(self.symbols)

@@ -127,6 +127,7 @@ class Engine:
         ]
         for runner in self.runners:
             runner.sizing = (config.sizing.type, config.sizing.value)
+            runner.use_wake = config.wake
             self.bus.add(runner)
         self.started = False
         self.finished = False

@@ -10,9 +10,20 @@ Contract (module or class with the same names)::
     on_finish(ctx)          (optional)
     on_book(ctx, book)      (optional)     # sessions on order books: each update
     on_quote(ctx, quote)    (optional)     # ... each change of the top of book
+    wake(ctx) -> bool array (optional)     # backtests: the steps on_bar runs at
 
 ``on_bar`` may be left out by a strategy that has ``on_book`` or
-``on_quote``. Book hooks run after the venue has applied the update and are
+``on_quote``.
+
+``wake(ctx)`` lets a strategy whose ``on_bar`` acts only on sparse signals
+(crosses, breakouts) skip the other steps of a backtest. It is called once
+after ``on_init`` with ``ctx`` showing the whole series and returns one bool
+per step; ``on_bar`` then runs only where it is true. It must be causal: the
+runtime recomputes it over prefixes of the series and refuses a mask that
+changes when later bars are hidden (:data:`WAKE_PROBES`). Skipping must not
+change what the strategy does (``on_bar`` must be a no-op elsewhere);
+``RunConfig.wake = false`` (``--every-bar``) calls ``on_bar`` at every step
+to check that. Live sessions ignore ``wake``. Book hooks run after the venue has applied the update and are
 not called while that book is stale; ``ctx.book(symbol)`` reads the book at
 any time (:mod:`core.quotes`).
 
@@ -64,6 +75,12 @@ from core.portfolio import Portfolio, Position
 from core.quotes import BookView
 from core.series import MarketSeries
 
+WAKE_PROBES = 16
+"""A wake mask is recomputed over the first k/16 of the steps (k = 1..15)
+and over all but the last step, and must agree with the full mask on each.
+A mask that peeks one step ahead shows at a probe's last step unless the
+peeked value happens to agree, so 16 probes miss it with odds of ~2^-16."""
+
 ORDER_EVENTS = (OrderAccepted, OrderRejected, OrderTriggered, OrderCanceled, OrderExpired, RiskRejected)
 
 
@@ -87,6 +104,7 @@ class LoadedStrategy:
     source: str
     on_book: Callable[[Any, Any], None] | None = None
     on_quote: Callable[[Any, Any], None] | None = None
+    wake: Callable[[Any], Any] | None = None
 
     @property
     def id(self) -> str:
@@ -155,6 +173,7 @@ def from_namespace(namespace: dict[str, Any], source: str, filename: str) -> Loa
         source,
         getattr(hooks, "on_book", None),
         getattr(hooks, "on_quote", None),
+        getattr(hooks, "wake", None),
     )
 
 
@@ -463,6 +482,16 @@ class Context:
         self._tickers: dict[str, Ticker] = {}
 
     # -- bar bookkeeping (runtime only) --------------------------------------------------
+
+    def _move_to(self, n: int) -> None:
+        """Show the first ``n`` steps: drop the views handed out before (held
+        until now, so the identity checks of ``ctx.ind`` cannot be fooled)."""
+        self._n = n
+        self._close = None
+        if self._views or self._handed:
+            self._views.clear()
+            self._handed.clear()
+            self._handed_sources.clear()
 
     def _source_of(self, x: Any) -> _Source | None:
         """The series a view handed out this bar was cut from (None: not ours)."""
@@ -802,6 +831,8 @@ class StrategyRunner(Actor):
         self.sizing: tuple[str, float] = ("fixed", 1.0)
         self._books: dict[str, OrderBook] = {}
         self._tops: dict[str, tuple[float, float, float, float]] = {}
+        self.use_wake = True
+        self._wake: list[bool] | None = None
 
     def subscriptions(self) -> Iterable[tuple[type[Event], Handler, bool]]:
         subs: list[tuple[type[Event], Handler, bool]] = [
@@ -829,6 +860,40 @@ class StrategyRunner(Actor):
         self.ctx.sizing = self.sizing
         if self.strategy.on_init is not None:
             self.strategy.on_init(self.ctx)
+        self._wake = self._wake_mask()
+
+    def _wake_mask(self) -> list[bool] | None:
+        """The steps at which ``on_bar`` runs, from the strategy's ``wake(ctx)``
+        (backtests only: a live series is not known ahead). The mask is
+        computed over the whole series, then again over prefixes
+        (:data:`WAKE_PROBES`); a mask that changes when later bars are hidden
+        looks ahead and is refused."""
+        wake = self.strategy.wake
+        if wake is None or not self.use_wake or self._live:
+            return None
+        total = len(self._timeline)
+        full = self._mask_over(wake, total)
+        for cut in sorted({max(1, total * k // WAKE_PROBES) for k in range(1, WAKE_PROBES)} | {max(1, total - 1)}):
+            part = self._mask_over(wake, cut)
+            if not np.array_equal(part, full[:cut]):
+                first = int(np.flatnonzero(part != full[:cut])[0])
+                raise StrategyError(
+                    f"{self.name}: wake(ctx) looks ahead: computed over the first {cut} steps it differs "
+                    f"at step {first} from the mask over all {total}"
+                )
+        self.ctx._move_to(0)  # type: ignore[union-attr]
+        return [bool(b) for b in full.tolist()]
+
+    def _mask_over(self, wake: Callable[[Any], Any], n: int) -> np.ndarray:
+        ctx: Any = self.ctx
+        ctx._move_to(n)
+        mask = np.asarray(wake(ctx))
+        if mask.dtype != np.bool_ or mask.shape != (n,):
+            raise StrategyError(
+                f"{self.name}: wake(ctx) must return {n} booleans (one per step shown), "
+                f"got dtype {mask.dtype} shape {mask.shape}"
+            )
+        return mask
 
     def on_bar_event(self, bar: Bar) -> None:
         ts = bar.ts
@@ -841,18 +906,14 @@ class StrategyRunner(Actor):
         if not self._seen and bar.instrument in self._mine:
             self._seen = True
         if bar.last and self._seen:
+            step = self._step
+            if self._wake is not None and not self._wake[step]:
+                return
             ctx: Any = self.ctx
             if self._live:
                 ctx._refresh()
-            # move ctx to bar n - 1: drop the views handed out for the previous
-            # bar (held until now, so identity checks cannot be fooled)
-            ctx._n = self._step + 1
-            ctx._close = None
-            if ctx._views or ctx._handed:
-                ctx._views.clear()
-                ctx._handed.clear()
-                ctx._handed_sources.clear()
-            self._on_bar(ctx, self._step)
+            ctx._move_to(step + 1)
+            self._on_bar(ctx, step)
 
     def on_reload(self, event: StrategyReloaded) -> None:
         """Swap in new code (hot reload); state in ``ctx`` is kept. The

@@ -57,11 +57,11 @@ class ProcessJournalWriter:
         self._encode = DEFAULT_CODEC.encode
         self._seq = 0
         self._first = 1
-        self._ts: list[int] = []
-        self._kinds: list[str] = []
-        self._payloads: list[bytes] = []
+        # the batch being gathered: events are encoded when it is sent, in one
+        # C-level pass, instead of one Python-level call per event
+        self._events: list[Event] = []
         self._causes: list[int] = []
-        self._inputs = bytearray()
+        self._inputs: list[bool] = []
         self._committed = 0
         self._head = GENESIS.hex()
         self._closed = False
@@ -96,15 +96,16 @@ class ProcessJournalWriter:
         return cls(path, process, to_child_w, from_child_r, batch_size)
 
     def record(self, seq: int, event: Event, is_input: bool, cause: int) -> None:
-        """Encode and buffer one event (the hot path: no hashing here)."""
+        """Buffer one event (the hot path: no encoding or hashing here).
+
+        Events are immutable, so encoding them when the batch is sent gives
+        the same bytes as encoding them now."""
         if seq != self._seq + 1:
             raise SequenceError(f"{self.path}: append of seq {seq} after {self._seq}")
         self._seq = seq
-        self._payloads.append(self._encode(event))
-        self._ts.append(event.ts)
-        self._kinds.append(TAGS[type(event)])
+        self._events.append(event)
         self._causes.append(cause)
-        self._inputs.append(1 if is_input else 0)
+        self._inputs.append(is_input)
 
     @property
     def last_seq(self) -> int:
@@ -119,13 +120,18 @@ class ProcessJournalWriter:
         return bytes.fromhex(self._head)
 
     async def pump(self) -> None:
-        if len(self._payloads) >= self._batch_size:
+        if len(self._events) >= self._batch_size:
             self._send()
 
     def _send(self) -> None:
-        if not self._payloads:
+        events = self._events
+        if not events:
             return
-        payloads = self._payloads
+        try:
+            payloads = list(map(self._encode, events))
+        except Exception:
+            self._send_until_unencodable()
+            raise
         message = (
             "batch",
             self._first,
@@ -134,16 +140,28 @@ class ProcessJournalWriter:
             array("I", map(len, payloads)).tobytes(),
             array("q", self._causes).tobytes(),
             bytes(self._inputs),
-            array("q", self._ts).tobytes(),
-            "\x00".join(self._kinds),
+            array("q", [event.ts for event in events]).tobytes(),
+            "\x00".join([TAGS[type(event)] for event in events]),
         )
         self._first = self._seq + 1
-        self._ts, self._kinds, self._payloads, self._causes = [], [], [], []
-        self._inputs = bytearray()
+        self._events, self._causes, self._inputs = [], [], []
         try:
             self._outbox.send(message)
         except (BrokenPipeError, OSError) as exc:
             raise JournalError(f"{self.path}: journal writer process is gone ({exc})") from exc
+
+    def _send_until_unencodable(self) -> None:
+        """Send the events before the first one that cannot be encoded and drop
+        the rest (the run fails on the raise that follows: fail-stop)."""
+        for k, event in enumerate(self._events):
+            try:
+                self._encode(event)
+            except Exception as exc:
+                seq = self._first + k
+                self._events, self._causes, self._inputs = self._events[:k], self._causes[:k], self._inputs[:k]
+                self._seq = seq - 1
+                self._send()
+                raise JournalError(f"{self.path}: seq {seq} ({type(event).__name__}) cannot be encoded: {exc}") from exc
 
     async def _ask(self, verb: str, *args: Any) -> tuple[Any, ...]:
         self._send()

@@ -27,6 +27,21 @@ def on_init(ctx):
         raise ValueError("ema_cross: fast must be shorter than slow")
 
 
+def wake(ctx):
+    """The steps where on_bar can act: a cross at or after bar ``slow``.
+
+    Computed once over the series (and checked for lookahead by the runtime);
+    on_bar is not called elsewhere. ``tidemark backtest --every-bar`` runs it
+    at every step instead, which must give the same journal outputs.
+    """
+    params = ctx.params
+    fast = ctx.ind.ema(ctx.close, params["fast"])
+    slow = ctx.ind.ema(ctx.close, params["slow"])
+    mask = ctx.ind.crossover(fast, slow) | ctx.ind.crossunder(fast, slow)
+    mask[: params["slow"]] = False
+    return mask
+
+
 def on_bar(ctx, i):
     params = ctx.params
     if i < params["slow"]:

@@ -27,6 +27,17 @@ def schema():
     }
 
 
+def wake(ctx):
+    """The steps where on_bar can act: a cross at or after bar ``slow``
+    (on_bar is not called elsewhere; see ``ema_cross.wake``)."""
+    p = ctx.params
+    fast = ctx.ind.sma(ctx.close, p["fast"])
+    slow = ctx.ind.sma(ctx.close, p["slow"])
+    mask = ctx.ind.crossover(fast, slow) | ctx.ind.crossunder(fast, slow)
+    mask[: p["slow"]] = False
+    return mask
+
+
 def on_bar(ctx, i):
     p = ctx.params
     if i < p["slow"]:

@@ -186,3 +186,32 @@ def test_strategies_lists_builtins(tmp_path: Path) -> None:
     done = tidemark("strategies", "--json", cwd=tmp_path)
     ids = [s["id"] for s in json.loads(done.stdout)]
     assert ids == ["cash_carry", "ema_cross", "futures_trend", "sma_cross"]
+
+
+def test_every_bar_gives_the_same_run_as_the_wake_mask(default_run: tuple[Path, Path], tmp_path: Path) -> None:
+    cwd, journal = default_run
+    gated = json.loads(tidemark("report", str(journal), "--json", cwd=cwd).stdout)
+    done = tidemark(
+        "backtest", "--every-bar", "--no-report", "--journal", str(tmp_path / "e.journal"), "--json", cwd=cwd
+    )
+    assert done.returncode == 0, done.stderr
+    every = json.loads(done.stdout)
+    assert every["trades"] == gated["trades"] > 5
+    assert every["final_equity"] == gated["final_equity"]
+
+
+def test_a_wake_mask_that_looks_ahead_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    strategy = tmp_path / "peek.py"
+    strategy.write_text(
+        "import numpy as np\n"
+        "def schema():\n    return {'id': 'peek'}\n"
+        "def wake(ctx):\n    return np.roll(ctx.close, -1) > ctx.close\n"
+        "def on_bar(ctx, i):\n    pass\n"
+    )
+    done = tidemark("backtest", "--strategy", str(strategy), "--no-report", cwd=tmp_path)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "wake(ctx) looks ahead" in lines[0]
+    for journal in tmp_path.glob("runs/*.journal"):  # the run started, so its journal says it failed
+        with sqlite3.connect(journal) as conn:
+            assert conn.execute("SELECT value FROM meta WHERE key = 'status'").fetchone() == ("failed",)

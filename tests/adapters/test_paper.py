@@ -210,7 +210,7 @@ def test_a_book_driven_strategy_trades_on_quotes_and_replays_identically(
 @pytest.mark.parametrize(
     ("fault", "reasons"),
     [
-        ({"drop_depth": 600}, {"book:sequence_gap"}),
+        ({"drop_depth": 300}, {"book:sequence_gap"}),
         ({"cross_depth": 600}, {"book:crossed_book"}),
         ({"pause_depth": (300, 1.5)}, {"book:stale_age"}),
         # One websocket carries both streams: whichever stream sees the close

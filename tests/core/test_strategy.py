@@ -170,3 +170,84 @@ def test_run_config_sizing_drives_size_default(tmp_path: Path, sample_csv: Path)
     order = result.orders.iloc[0]
     close_at_signal = float(pd.read_csv(sample_csv)["close"].iloc[10])
     assert order["quantity"] == pytest.approx(100_000 * 0.25 / close_at_signal)
+
+
+def _outputs(path: Path) -> list[tuple[str, bytes]]:
+    """Every record after the header, as (kind, payload): what the run did."""
+    from core.events import TAGS, RunStarted
+    from journal.reader import JournalReader
+
+    reader = JournalReader(path)
+    try:
+        return [(TAGS[type(r.event)], r.payload) for r in reader.records() if not isinstance(r.event, RunStarted)]
+    finally:
+        reader.close()
+
+
+@pytest.mark.parametrize(
+    ("strategy", "params"),
+    [
+        ("ema_cross", {}),
+        ("ema_cross", {"long_only": False, "fast": 5, "slow": 9}),
+        ("sma_cross", {"stop_atr": 2.0, "target_atr": 3.0}),
+    ],
+)
+def test_wake_skips_steps_without_changing_what_the_strategy_does(
+    tmp_path: Path, sample_csv: Path, strategy: str, params: dict
+) -> None:
+    gated = run_backtest(strategy, data=[sample_csv], params=params, journal=tmp_path / "gated.journal")
+    every = run_backtest(strategy, data=[sample_csv], params=params, journal=tmp_path / "every.journal", wake=False)
+    assert gated.metrics["trades"] > 5
+    assert _outputs(tmp_path / "gated.journal") == _outputs(tmp_path / "every.journal")
+    assert gated.metrics["final_equity"] == every.metrics["final_equity"]
+
+
+def test_on_bar_runs_only_where_wake_is_true(tmp_path: Path, sample_csv: Path) -> None:
+    path = write(
+        tmp_path,
+        "sparse.py",
+        """
+        import numpy as np
+        def schema(): return {"id": "sparse"}
+        def on_init(ctx): ctx.state["seen"] = []
+        def wake(ctx):
+            return np.arange(len(ctx.close)) % 7 == 3
+        def on_bar(ctx, i):
+            assert len(ctx.close) == i + 1
+            ctx.state["seen"].append(i)
+        def on_finish(ctx):
+            seen = ctx.state["seen"]
+            assert seen == list(range(3, len(ctx.close), 7)), seen[:5]
+            ctx.log.info("woke %d times" % len(seen))
+        """,
+    )
+    result = run_backtest(str(path), data=[sample_csv], journal=tmp_path / "j.journal")
+    assert result.metrics["trades"] == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("return np.roll(ctx.close, -1) > ctx.close", "looks ahead"),
+        ("return ctx.close > ctx.close[-1]", "looks ahead"),
+        ("return np.ones(3, dtype=bool)", "must return"),
+        ("return ctx.close", "must return"),
+    ],
+)
+def test_a_wake_mask_that_looks_ahead_or_has_the_wrong_shape_is_refused(
+    tmp_path: Path, sample_csv: Path, body: str, message: str
+) -> None:
+    path = write(
+        tmp_path,
+        "bad_wake.py",
+        f"""
+        import numpy as np
+        def schema(): return {{"id": "bad_wake"}}
+        def wake(ctx):
+            {body}
+        def on_bar(ctx, i):
+            pass
+        """,
+    )
+    with pytest.raises(StrategyError, match=message):
+        run_backtest(str(path), data=[sample_csv], journal=tmp_path / "j.journal")
