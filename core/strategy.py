@@ -23,9 +23,11 @@ runtime recomputes it over prefixes of the series and refuses a mask that
 changes when later bars are hidden (:data:`WAKE_PROBES`). Skipping must not
 change what the strategy does (``on_bar`` must be a no-op elsewhere);
 ``RunConfig.wake = false`` (``--every-bar``) calls ``on_bar`` at every step
-to check that. Live sessions ignore ``wake``. Book hooks run after the venue has applied the update and are
-not called while that book is stale; ``ctx.book(symbol)`` reads the book at
-any time (:mod:`core.quotes`).
+to check that. Live sessions ignore ``wake``.
+
+Book hooks run after the venue has applied the update and are not called
+while that book is stale; ``ctx.book(symbol)`` reads the book at any time
+(:mod:`core.quotes`).
 
 ``ctx.open/high/low/close/volume/time`` are NumPy views that end at the
 current bar: ``ctx.close[-1]`` (== ``ctx.close[i]``) is the current close.
