@@ -163,3 +163,29 @@ def test_a_file_that_is_not_a_journal_is_reported(tmp_path: Path) -> None:
         JournalReader(path)
     sqlite3.connect(tmp_path / "empty.db").execute("create table t(x)").connection.commit()
     assert not verify(tmp_path / "empty.db").ok
+
+
+@pytest.mark.asyncio
+async def test_writer_process_names_an_event_that_cannot_be_encoded_and_keeps_the_ones_before(
+    tmp_path: Path,
+) -> None:
+    from journal.errors import JournalError
+    from journal.process_writer import ProcessJournalWriter
+    from journal.writer import STATUS_FAILED
+
+    path = tmp_path / "bad.journal"
+    writer = await ProcessJournalWriter.create(path)
+    writer.record(1, header(), True, 0)
+    writer.record(2, Log(1, "s", "info", "fine"), False, 1)
+    writer.record(3, Log(2, "s", "info", object()), False, 1)  # type: ignore[arg-type]  # not encodable
+    writer.record(4, Log(3, "s", "info", "after"), False, 1)
+    with pytest.raises(JournalError, match=r"seq 3 \(Log\) cannot be encoded"):
+        await writer.flush()
+    await writer.close(STATUS_FAILED)
+    reader = JournalReader(path)
+    try:
+        assert [seq for seq, _ in reader.events()] == [1, 2]
+        assert reader.meta["status"] == STATUS_FAILED
+    finally:
+        reader.close()
+    assert verify(path).ok
