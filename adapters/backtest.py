@@ -17,6 +17,7 @@ import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -312,15 +313,21 @@ async def drive(
     for inst in instruments:
         engine.feed(inst)
     total = market.bar_count + len(extras or ())
-    feed = engine.bus.feed
     engine.start()
-    inputs: Iterator[Event] = market.bars() if not extras else heapq.merge(market.bars(), extras, key=_feed_order)
-    for count, event in enumerate(inputs, 1):
-        feed(event)
-        if count % PUMP_EVERY == 0:
-            await writer.pump()
-            if progress is not None:
-                progress(count, total)
+    feed_all = engine.bus.feed_all
+    chunks: Iterator[Sequence[Event]]
+    if extras:
+        merged = heapq.merge(market.bars(), extras, key=_feed_order)
+        chunks = iter(lambda: list(islice(merged, PUMP_EVERY)), [])
+    else:
+        chunks = market.bar_chunks(PUMP_EVERY)
+    count = 0
+    for chunk in chunks:
+        feed_all(chunk)
+        count += len(chunk)
+        await writer.pump()
+        if progress is not None:
+            progress(count, total)
     engine.finish()
     if progress is not None:
         progress(total, total)
@@ -400,7 +407,7 @@ def engine_from_journal(reader: JournalReader, blocks: list[DecodedBlock], sink:
         paper = config.paper
         market = MarketSeries.live_series(config.all_symbols(), cfg.duration_ns(paper.bar_interval), paper.max_bars)
     else:
-        market = MarketSeries.from_bars(event for block in blocks for event in block.events if type(event) is Bar)
+        market = MarketSeries.from_bars([event for block in blocks for event in block.events if type(event) is Bar])
     return Engine(config, slots_for(config), market, sink=sink)
 
 

@@ -109,10 +109,9 @@ async def rerun_async(
     try:
         engine = Engine(config, slots_for(config), market, sink=writer)
         engine.feed(header)
-        for count, event in enumerate(events, 1):
-            engine.feed(event)
-            if count % PUMP_EVERY == 0:
-                await writer.pump()
+        for start in range(0, len(events), PUMP_EVERY):
+            engine.feed_all(events[start : start + PUMP_EVERY])
+            await writer.pump()
         engine.finish()
     except BaseException:
         await writer.close(STATUS_FAILED)

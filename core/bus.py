@@ -22,14 +22,27 @@ regenerates the outputs.
 from __future__ import annotations
 
 import asyncio
+from bisect import bisect_left
 from collections import deque
-from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Sequence
+from itertools import islice
+from operator import attrgetter, le
+from typing import Any, Final, Protocol
 
 from core.clock import SimulatedClock
-from core.events import Event, Timer
+from core.events import Bar, Event, Timer
 
 Handler = Callable[[Any], None]
+
+_instrument = attrgetter("instrument")
+
+NEEDS_EVERY_BAR: Final = -1
+""":meth:`Actor.bars_quiet_until` of an actor that must see every bar for
+the rest of the run."""
+
+QUIET_FOREVER: Final = 1 << 63
+""":meth:`Actor.bars_quiet_until` of an actor that needs no more bars until
+its state changes (later than any timestamp)."""
 
 
 class EventSink(Protocol):
@@ -74,6 +87,20 @@ class Actor:
     def on_fault(self, event: Event, error: BaseException) -> None:
         """A handler of this actor raised on ``event``; the bus stops after."""
 
+    def bars_quiet_until(self) -> int:
+        """Quiet stretches (actors that subscribe to :class:`Bar` only).
+
+        Bars with ``ts`` below the returned time (ns) need not be delivered
+        to this actor: delivering them would publish nothing and change
+        nothing that :meth:`skip_bars` does not set. 0: deliver the next bar;
+        :data:`NEEDS_EVERY_BAR` (the default): deliver every bar from now on.
+        Must be exact; :meth:`Bus.feed_all` trusts it."""
+        return NEEDS_EVERY_BAR
+
+    def skip_bars(self, latest: dict[str, Bar]) -> None:
+        """Bars passed this actor quietly. ``latest`` is the last bar of each
+        instrument among them, in the order of those last bars."""
+
 
 class Bus:
     """Single-threaded sequencer and dispatcher. Not thread-safe."""
@@ -100,6 +127,8 @@ class Bus:
         self._failed: BusFault | None = None
         self._inbound_size = inbound_size
         self._inbound: asyncio.Queue[Event] | None = None
+        self._record_inputs: Callable[[int, Sequence[Event]], None] | None = getattr(sink, "record_inputs", None)
+        self._bar_actors: list[Actor] | None = None  # built by feed_all, reset by subscribe
 
     # -- wiring -----------------------------------------------------------
 
@@ -129,6 +158,7 @@ class Bus:
     def subscribe(self, event_type: type[Event], handler: Handler, *, late: bool = False) -> None:
         table = self._late_subs if late else self._early_subs
         table[event_type] = (*table.get(event_type, ()), handler)
+        self._bar_actors = None
 
     def now(self) -> int:
         return self.clock._now
@@ -186,6 +216,112 @@ class Bus:
         else:
             self._dispatching = False
         return seq
+
+    def feed_all(self, events: Sequence[Event]) -> None:
+        """Feed inputs in order, as :meth:`feed` one by one would, except that
+        a stretch of bars every bar subscriber calls quiet (see
+        :meth:`Actor.bars_quiet_until`) and no timer interrupts is sequenced
+        and journaled in one step, and its subscribers catch up through
+        :meth:`Actor.skip_bars`. The journal is byte-identical either way.
+        This is how a backtest moves through the bars where nothing can
+        happen: no open orders, no strategy wake-up, no snapshot due."""
+        feed = self.feed
+        actors = self._quiet_actors()
+        if actors is None or self._dispatching:
+            for event in events:
+                feed(event)
+            return
+        n = len(events)
+        stamps = [event.ts for event in events]
+        # A chunk of bars only, in time order (a backtest's usual input), is
+        # cut at the horizon by bisection; anything else is scanned.
+        sorted_bars = set(map(type, events)) == {Bar} and all(map(le, stamps, islice(stamps, 1, None)))
+        single = sorted_bars and len(set(map(_instrument, events))) == 1
+        k = 0
+        while k < n:
+            if self._bar_actors is None:  # a handler subscribed since: ask again
+                actors = self._quiet_actors()
+            if actors is None or self._failed is not None:
+                for event in events[k:]:
+                    feed(event)
+                return
+            horizon = self._quiet_horizon(actors)
+            stop = k
+            if horizon > 0 and stamps[k] >= self.clock._now:
+                if sorted_bars:
+                    stop = bisect_left(stamps, horizon, k)
+                else:
+                    now = self.clock._now
+                    while stop < n and type(events[stop]) is Bar and now <= stamps[stop] < horizon:
+                        now = stamps[stop]
+                        stop += 1
+            if stop - k > 1:
+                self._pass_quietly(events[k:stop], actors, single)
+                k = stop
+            else:
+                feed(events[k])
+                k += 1
+
+    def _quiet_actors(self) -> list[Actor] | None:
+        """The actors behind every Bar handler, or None if one of them (or a
+        plain function) needs every bar."""
+        actors = self._bar_actors
+        if actors is not None:
+            return actors or None
+        found: list[Actor] = []
+        for handler in (*self._early_subs.get(Bar, ()), *self._late_subs.get(Bar, ())):
+            owner = getattr(handler, "__self__", None)
+            if not isinstance(owner, Actor) or owner.bars_quiet_until() == NEEDS_EVERY_BAR:
+                found = []
+                break
+            if owner not in found:
+                found.append(owner)
+        self._bar_actors = found
+        return found or None
+
+    def _quiet_horizon(self, actors: list[Actor]) -> int:
+        """The time before which bars may pass quietly (0: none may)."""
+        timers = self.clock._timers
+        horizon = timers[0][0] if timers else QUIET_FOREVER
+        for actor in actors:
+            until = actor.bars_quiet_until()
+            if until < horizon:
+                if until <= 0:
+                    if until == NEEDS_EVERY_BAR:
+                        self._bar_actors = []  # from now on every bar is delivered
+                    return 0
+                horizon = until
+        return horizon
+
+    def _pass_quietly(self, stretch: Sequence[Event], actors: list[Actor], single: bool) -> None:
+        """Sequence and journal ``stretch`` (inputs, in time order, all bars
+        before the quiet horizon) without delivering it."""
+        first = self._seq + 1
+        self._seq = last = self._seq + len(stretch)
+        if self._record_inputs is not None:
+            self._record_inputs(first, stretch)
+        elif self._record is not None:
+            record = self._record
+            for seq, event in enumerate(stretch, first):
+                record(seq, event, True, 0)
+        bars: Sequence[Bar] = stretch  # type: ignore[assignment]
+        latest: dict[str, Bar] = {}
+        if single:
+            latest[bars[-1].instrument] = bars[-1]
+        else:
+            for bar in reversed(bars):  # every bar: an instrument may be absent for a while
+                if bar.instrument not in latest:
+                    latest[bar.instrument] = bar
+            if len(latest) > 1:
+                latest = dict(reversed(latest.items()))
+        self.clock._now = bars[-1].ts
+        self._cause = last
+        actor: Actor | None = None
+        try:
+            for actor in actors:
+                actor.skip_bars(latest)
+        except Exception as exc:  # fail-stop, as a handler failing on the last bar would
+            self._fail(last, bars[-1], actor.skip_bars if actor is not None else None, exc)
 
     def publish(self, event: Event) -> int:
         """Publish an output derived by an actor; delivered after the

@@ -7,14 +7,14 @@ rerun; only where the inputs come from differs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from core.algos import AlgoActor
 from core.bars import BarAggregator
 from core.book_venue import BookVenue
-from core.bus import Actor, Bus, EventSink, Handler
+from core.bus import NEEDS_EVERY_BAR, Actor, Bus, EventSink, Handler
 from core.config import RunConfig, duration_ns, execution_config, risk_limits
 from core.events import Bar, Event, InstrumentDefinition, RunFinished, RunStarted
 from core.execution import SimulatedVenue
@@ -64,6 +64,21 @@ class AccountActor(Actor):
                 self._started = True
                 every = self.snapshot_every
                 self._next_bucket = (ts // every + 1) * every
+
+    def bars_quiet_until(self) -> int:
+        """Quiet until the next snapshot bucket (every bar while the risk
+        engine follows equity)."""
+        if self._watch:
+            return NEEDS_EVERY_BAR
+        return self._next_bucket if self._started else 0
+
+    def skip_bars(self, latest: dict[str, Bar]) -> None:
+        marks = self._marks
+        portfolio = self.portfolio
+        for instrument, bar in latest.items():
+            marks[instrument] = bar.close
+            if portfolio.rate_sources:
+                portfolio.update_rate(instrument, bar.close)
 
 
 @dataclass
@@ -137,6 +152,16 @@ class Engine:
         if not self.started and not isinstance(event, (RunStarted, InstrumentDefinition)):
             self.start()
         self.bus.feed(event)
+
+    def feed_all(self, events: Sequence[Event]) -> None:
+        """Bring in inputs in order (:meth:`Bus.feed_all`: quiet stretches of
+        bars pass in one step); the same journal as :meth:`feed` one by one."""
+        k = 0
+        while not self.started and k < len(events):
+            self.feed(events[k])
+            k += 1
+        if k < len(events):
+            self.bus.feed_all(events[k:] if k else events)
 
     def start(self) -> None:
         if not self.started:

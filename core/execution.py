@@ -36,7 +36,7 @@ from typing import Any
 
 import msgspec
 
-from core.bus import Actor, Handler
+from core.bus import NEEDS_EVERY_BAR, QUIET_FOREVER, Actor, Handler
 from core.events import (
     BUY,
     SELL,
@@ -317,6 +317,25 @@ class SimulatedVenue(Actor):
         orders = self.working.get(instrument)
         if orders:
             self._match_bar(bar, orders)
+
+    def bars_quiet_until(self) -> int:
+        """Quiet while no order works and no instrument is due to expire
+        (ATR slippage needs every bar)."""
+        if self._track_atr:
+            return NEEDS_EVERY_BAR
+        if any(self.working.values()):
+            return 0
+        if self._expiries:
+            pending = [ts for inst, ts in self._expiries.items() if inst not in self._settled]
+            if pending:
+                return min(pending)
+        return QUIET_FOREVER
+
+    def skip_bars(self, latest: dict[str, Bar]) -> None:
+        expiries = self._expiries
+        for instrument, bar in latest.items():
+            if instrument not in expiries or bar.ts < expiries[instrument]:  # settled ones ignore bars
+                self.bars[instrument] = bar
 
     def _match_bar(self, bar: Bar, orders: list[Order]) -> None:
         path = _path(bar)

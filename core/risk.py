@@ -58,6 +58,11 @@ class RiskLimits:
     strategy_risk: dict[str, float] = field(default_factory=dict)
 
     @property
+    def none(self) -> bool:
+        """True when no check is configured (every order passes)."""
+        return self == RiskLimits()
+
+    @property
     def watches_equity(self) -> bool:
         """True when the checks need the equity path (peak, day start)."""
         return self.max_drawdown is not None or self.daily_loss is not None
@@ -77,6 +82,7 @@ class RiskEngine:
         self.stops: dict[tuple[str, str], float] = {}
         self._day = -1
         self._day_start_equity = portfolio.initial_cash
+        self._unlimited = limits.none  # limits are frozen
 
     def observe(self, ts: int) -> None:
         """Track the equity path (once per bar group, only when needed)."""
@@ -100,6 +106,8 @@ class RiskEngine:
         limits = self.limits
         if price <= 0.0:
             return NO_PRICE, "no price to value the order"
+        if self._unlimited:
+            return None
         equity = pf.equity()
         if limits.max_drawdown is not None and pf.peak_equity > 0:
             drawdown = 1.0 - equity / pf.peak_equity

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import islice, repeat
 from operator import attrgetter
 
 import numpy as np
@@ -105,13 +106,17 @@ class MarketSeries:
     @classmethod
     def from_bars(cls, bars: Iterable[Bar]) -> MarketSeries:
         """Rebuild the arrays from Bar events (as a journal holds them)."""
+        every = list(bars)
+        names = list(map(attrgetter("instrument"), every))
         by_symbol: dict[str, list[Bar]] = {}
-        for bar in bars:
-            group = by_symbol.get(bar.instrument)
+        if every and names.count(names[0]) == len(names):  # one instrument: no grouping pass
+            by_symbol[names[0]] = every
+        for bar, name in zip(every, names, strict=True) if len(by_symbol) != 1 else ():
+            group = by_symbol.get(name)
             if group is None:
-                group = by_symbol[bar.instrument] = []
+                group = by_symbol[name] = []
             group.append(bar)
-        stamps = {s: np.fromiter((b.ts for b in g), np.int64, len(g)) for s, g in by_symbol.items()}
+        stamps = {s: np.fromiter(map(attrgetter("ts"), g), np.int64, len(g)) for s, g in by_symbol.items()}
         timeline = next(iter(stamps.values())) if len(stamps) == 1 else np.unique(np.concatenate(list(stamps.values())))
         instruments = {}
         for symbol, group in by_symbol.items():
@@ -151,6 +156,23 @@ class MarketSeries:
             for k, s in enumerate(here):
                 o, h, lo, c, v, _, interval = columns[s]
                 yield Bar(ts, s, o[i], h[i], lo[i], c[i], v[i], interval, k == len(here) - 1)
+
+    def bar_chunks(self, size: int) -> Iterator[list[Bar]]:
+        """:meth:`bars` in lists of ``size`` (the last may be shorter)."""
+        symbols = list(self.instruments)
+        if len(symbols) != 1:
+            bars = self.bars()
+            while chunk := list(islice(bars, size)):
+                yield chunk
+            return
+        series = self.instruments[symbols[0]]
+        symbol = repeat(series.symbol)
+        interval = repeat(series.interval)
+        ts = self.timeline.tolist()
+        o, h, lo, c, v = (series.field(name).tolist() for name in FIELDS)
+        for a in range(0, len(ts), size):
+            b = a + size
+            yield list(map(Bar, ts[a:b], symbol, o[a:b], h[a:b], lo[a:b], c[a:b], v[a:b], interval))
 
     def _single_bars(self, series: InstrumentSeries) -> Iterator[Bar]:
         symbol = series.symbol

@@ -39,6 +39,7 @@ indicators are causal, so the view reveals nothing after the current bar.
 from __future__ import annotations
 
 import types
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -47,7 +48,7 @@ import numpy as np
 
 from core import indicators
 from core.book import OrderBook
-from core.bus import Actor, Handler
+from core.bus import NEEDS_EVERY_BAR, QUIET_FOREVER, Actor, Handler
 from core.events import (
     BUY,
     SELL,
@@ -830,11 +831,14 @@ class StrategyRunner(Actor):
         self._last_ts: int | None = None
         self._mine = set(symbols)
         self._seen = False
+        self._closed = False  # the last bar of step _step has been delivered
         self.sizing: tuple[str, float] = ("fixed", 1.0)
         self._books: dict[str, OrderBook] = {}
         self._tops: dict[str, tuple[float, float, float, float]] = {}
         self.use_wake = True
         self._wake: list[bool] | None = None
+        self._wake_ts: list[int] = []  # bar times of the wake steps, ascending
+        self._next_wake = 0  # index in _wake_ts of the first wake step not yet reached
 
     def subscriptions(self) -> Iterable[tuple[type[Event], Handler, bool]]:
         subs: list[tuple[type[Event], Handler, bool]] = [
@@ -863,6 +867,8 @@ class StrategyRunner(Actor):
         if self.strategy.on_init is not None:
             self.strategy.on_init(self.ctx)
         self._wake = self._wake_mask()
+        if self._wake is not None:
+            self._wake_ts = [ts for ts, wake in zip(self._timeline, self._wake, strict=True) if wake]
 
     def _wake_mask(self) -> list[bool] | None:
         """The steps at which ``on_bar`` runs, from the strategy's ``wake(ctx)``
@@ -903,10 +909,12 @@ class StrategyRunner(Actor):
             self._last_ts = ts
             self._step = step = self._step + 1
             self._seen = False
+            self._closed = False
             if self._timeline[step] != ts:
                 raise StrategyError(f"{self.name}: bar at {ts} does not match the timeline step {step}")
         if not self._seen and bar.instrument in self._mine:
             self._seen = True
+        self._closed = bar.last
         if bar.last and self._seen:
             step = self._step
             if self._wake is not None and not self._wake[step]:
@@ -916,6 +924,36 @@ class StrategyRunner(Actor):
                 ctx._refresh()
             ctx._move_to(step + 1)
             self._on_bar(ctx, step)
+
+    def bars_quiet_until(self) -> int:
+        """Quiet until the next step of the ``wake`` mask (a strategy
+        without one, or a live one, needs every bar)."""
+        if self._wake is None:
+            return NEEDS_EVERY_BAR
+        last = self._last_ts
+        if last is None:
+            return 0
+        wake_ts = self._wake_ts
+        k = self._next_wake
+        while k < len(wake_ts) and (wake_ts[k] < last or (wake_ts[k] == last and self._closed)):
+            k += 1
+        self._next_wake = k
+        return wake_ts[k] if k < len(wake_ts) else QUIET_FOREVER
+
+    def skip_bars(self, latest: dict[str, Bar]) -> None:
+        """Move to the step of the last bar passed, as its delivery would."""
+        ts = next(reversed(latest.values())).ts
+        if ts != self._last_ts:
+            step = bisect_left(self._timeline, ts)
+            if step >= len(self._timeline) or self._timeline[step] != ts:
+                raise StrategyError(f"{self.name}: bar at {ts} is not on the run's timeline")
+            self._step = step
+            self._last_ts = ts
+            self._seen = False
+        mine = self._mine
+        if any(bar.ts == ts and bar.instrument in mine for bar in latest.values()):
+            self._seen = True
+        self._closed = next(reversed(latest.values())).last
 
     def on_reload(self, event: StrategyReloaded) -> None:
         """Swap in new code (hot reload); state in ``ctx`` is kept. The

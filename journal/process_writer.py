@@ -22,10 +22,14 @@ import os
 import sqlite3
 import threading
 from array import array
+from collections.abc import Sequence
 from hashlib import blake2b
+from itertools import repeat
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from core.codec import DEFAULT_CODEC
 from core.events import SCHEMA_VERSION, TAGS, Event, RunStarted
@@ -37,12 +41,14 @@ from journal.records import (
     HASH_SIZE,
     INSERT_BLOCK,
     UPSERT_META,
-    build_block,
+    kind_counts,
+    msgpack_array_header,
     pack_header,
 )
 from journal.writer import DURABILITY, STATUS_FINISHED, STATUS_RUNNING, _WriterLock, check_new_journal, header_meta
 
 BLOCK = 4096
+WAL_CHECKPOINT_PAGES = 16_384
 
 
 class ProcessJournalWriter:
@@ -54,7 +60,7 @@ class ProcessJournalWriter:
         self._outbox = outbox
         self._inbox = inbox
         self._batch_size = batch_size
-        self._encode = DEFAULT_CODEC.encode
+        self._encode = DEFAULT_CODEC.encoder.encode
         self._seq = 0
         self._first = 1
         # the batch being gathered: events are encoded when it is sent, in one
@@ -107,6 +113,16 @@ class ProcessJournalWriter:
         self._causes.append(cause)
         self._inputs.append(is_input)
 
+    def record_inputs(self, first: int, events: Sequence[Event]) -> None:
+        """Buffer consecutive inputs ``first, first + 1, ...`` (a quiet stretch)."""
+        if first != self._seq + 1:
+            raise SequenceError(f"{self.path}: append of seq {first} after {self._seq}")
+        n = len(events)
+        self._seq = first + n - 1
+        self._events.extend(events)
+        self._causes.extend(repeat(0, n))
+        self._inputs.extend(repeat(True, n))
+
     @property
     def last_seq(self) -> int:
         return self._seq
@@ -128,20 +144,19 @@ class ProcessJournalWriter:
         if not events:
             return
         try:
-            payloads = list(map(self._encode, events))
+            encoded = self._encode(events)  # one msgpack array: the payloads back to back
         except Exception:
             self._send_until_unencodable()
             raise
         message = (
             "batch",
             self._first,
-            len(payloads),
-            b"".join(payloads),
-            array("I", map(len, payloads)).tobytes(),
+            len(events),
+            encoded,
             array("q", self._causes).tobytes(),
             bytes(self._inputs),
             array("q", [event.ts for event in events]).tobytes(),
-            "\x00".join([TAGS[type(event)] for event in events]),
+            "\x00".join(map(TAGS.__getitem__, map(type, events))),
         )
         self._first = self._seq + 1
         self._events, self._causes, self._inputs = [], [], []
@@ -254,6 +269,10 @@ def _open(path: Path, durability: str, overwrite: bool) -> sqlite3.Connection:
     conn.execute("PRAGMA busy_timeout=5000")
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={DURABILITY[durability]}")
+    # Checkpoint every ~64 MB of WAL rather than SQLite's default ~4 MB: each
+    # checkpoint syncs, and at the default they cost ~0.3 us per record of a
+    # backtest. The seal truncates the WAL; durability is unchanged.
+    conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
     mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
     sync = conn.execute("PRAGMA synchronous").fetchone()[0]
     busy = conn.execute("PRAGMA busy_timeout").fetchone()[0]
@@ -289,57 +308,51 @@ class _ChildChain:
         self,
         first: int,
         n: int,
-        body: bytes,
-        lengths_raw: bytes,
+        encoded: bytes,
         causes_raw: bytes,
         flags: bytes,
         ts_raw: bytes,
         kinds_text: str,
     ) -> None:
-        lengths = array("I")
-        lengths.frombytes(lengths_raw)
+        payloads = _PAYLOADS.decode(encoded)  # views into ``encoded``, one per record
+        if len(payloads) != n:
+            raise JournalError(f"batch at seq {first}: {len(payloads)} payloads for {n} records")
+        lengths = array("I", map(len, payloads))
+        body = encoded[len(encoded) - sum(lengths) :]
         causes = array("q")
         causes.frombytes(causes_raw)
         stamps = array("q")
         stamps.frombytes(ts_raw)
         kinds = kinds_text.split("\x00")
-        view = memoryview(body)
         prev = self.prev
-        hashes: list[bytes] = []
-        offsets = [0]
-        offset = 0
-        pack = pack_header
-        digest = blake2b
-        append_hash = hashes.append
-        append_offset = offsets.append
-        for i, size in enumerate(lengths):
-            end = offset + size
-            prev = digest(
-                prev + pack(first + i, causes[i], flags[i]) + view[offset:end], digest_size=HASH_SIZE
-            ).digest()
-            append_hash(prev)
-            append_offset(end)
-            offset = end
+        hashes = _chain(prev, first, payloads, causes, flags)
+        if hashes:
+            prev = hashes[-1]
         meta: dict[str, str] = {}
         if first == 1 and kinds and kinds[0] == "start":
-            header = DEFAULT_CODEC.decode(bytes(view[: lengths[0]]))
+            header = DEFAULT_CODEC.decode(body[: lengths[0]])
             if isinstance(header, RunStarted):
                 meta.update(header_meta(header))
-        payloads = [body[offsets[k] : offsets[k + 1]] for k in range(n)]
-        stamp_list = stamps.tolist()
-        cause_list = causes.tolist()
-        rows = [
-            build_block(
-                first + start,
-                stamp_list[start : start + BLOCK],
-                kinds[start : start + BLOCK],
-                payloads[start : start + BLOCK],
-                cause_list[start : start + BLOCK],
-                bytearray(flags[start : start + BLOCK]),
-                hashes[start : start + BLOCK],
+        rows = []
+        offset = 0
+        for start in range(0, n, BLOCK):
+            stop = min(start + BLOCK, n)
+            size = sum(lengths[start:stop])
+            rows.append(
+                (
+                    first + start,
+                    stop - start,
+                    stamps[start],
+                    stamps[stop - 1],
+                    kind_counts(kinds[start:stop]),
+                    msgpack_array_header(stop - start) + body[offset : offset + size],
+                    lengths[start:stop].tobytes(),
+                    causes[start:stop].tobytes(),
+                    flags[start:stop],
+                    b"".join(hashes[start:stop]),
+                )
             )
-            for start in range(0, n, BLOCK)
-        ]
+            offset += size
         meta["head_seq"] = str(first + n - 1)
         meta["head_hash"] = prev.hex()
         conn = self.conn
@@ -360,3 +373,24 @@ class _ChildChain:
             conn.execute("PRAGMA journal_mode=DELETE").fetchall()
         except sqlite3.OperationalError:
             pass
+
+
+_PAYLOADS = msgspec.msgpack.Decoder(list[msgspec.Raw])
+"""Splits a batch's msgpack array into its payloads without decoding them."""
+
+
+def _chain(prev: bytes, first: int, payloads: list[msgspec.Raw], causes: array[int], flags: bytes) -> list[bytes]:
+    """The chain hash of each record of a batch (see :mod:`journal.records`).
+
+    Hot: under 1 us per record. Copying a prepared BLAKE2b state is cheaper
+    than constructing one (the constructor parses its parameters each time)."""
+    hashes: list[bytes] = []
+    append = hashes.append
+    fresh = blake2b(digest_size=HASH_SIZE).copy
+    pack = pack_header
+    for seq, payload, cause, flag in zip(range(first, first + len(payloads)), payloads, causes, flags, strict=True):
+        state = fresh()
+        state.update(prev + pack(seq, cause, flag) + payload)
+        prev = state.digest()
+        append(prev)
+    return hashes

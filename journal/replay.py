@@ -10,8 +10,9 @@ replay with a :class:`Divergence` that carries both events.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Protocol
 
 from core.bus import BusFault, EventSink
@@ -57,12 +58,7 @@ class DecodedBlock:
         self.causes = causes
         self.flags = flags
         self.events: list[Event] = DEFAULT_CODEC.decode_array(row[5])  # type: ignore[arg-type]
-        offsets = [0]
-        total = 0
-        for size in lengths:
-            total += size
-            offsets.append(total)
-        self.offsets = offsets
+        self.offsets = list(accumulate(lengths, initial=0))
 
 
 def decode_blocks(reader: JournalReader) -> list[DecodedBlock]:
@@ -115,6 +111,31 @@ class ReplayComparer:
             self.outputs += 1
         self._advance()
 
+    def record_inputs(self, first: int, events: Sequence[Event]) -> None:
+        """Inputs ``first, first + 1, ...`` passed in one step: the journal must
+        hold inputs at exactly those seqs."""
+        done = 0
+        while done < len(events):
+            block = self._block
+            if block is None:
+                raise Divergence(first + done, "replay fed an input beyond the end of the journal", None, events[done])
+            i = self._i
+            if block.first + i != first + done:
+                raise Divergence(first + done, f"sequence mismatch (journal has seq {block.first + i})", None, None)
+            take = min(len(events) - done, len(block.events) - i)
+            output = block.flags.find(0, i, i + take)
+            if output >= 0:
+                raise Divergence(
+                    block.first + output,
+                    "replay fed an input where the journal has an output",
+                    block.events[output],
+                    events[done + output - i],
+                )
+            self.inputs += take
+            done += take
+            self._i = i + take - 1
+            self._advance()
+
 
 class ReplayGraph(Protocol):
     """What replay needs of an actor graph (``core.engine.Engine`` fits)."""
@@ -122,6 +143,8 @@ class ReplayGraph(Protocol):
     finished: bool
 
     def feed(self, event: Event) -> None: ...
+
+    def feed_all(self, events: Sequence[Event]) -> None: ...
 
     def finish(self, status: str = "finished") -> None: ...
 
@@ -142,11 +165,7 @@ def replay_check(
         # output where it stands (outputs before an input, such as timers the
         # input makes due, come out of feeding that input).
         for block in blocks:
-            flags = block.flags
-            events = block.events
-            for i in range(len(events)):
-                if flags[i]:
-                    graph.feed(events[i])
+            graph.feed_all([event for event, flag in zip(block.events, block.flags, strict=True) if flag])
         if not graph.finished and status is not None:
             graph.finish(status)
         left = comparer._block

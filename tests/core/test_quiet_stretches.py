@@ -1,0 +1,187 @@
+"""Quiet stretches: ``Engine.feed_all`` passes bars nobody needs in one step.
+
+The promise is exact: the journal (every seq, payload, input flag and cause)
+is the same as feeding each bar with ``Engine.feed``. These tests hold it to
+that across order types, latency, snapshots, expiries, several instruments
+with gaps, and chunk boundaries that split a time step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from adapters.backtest import build_config, instruments_for, slots_for, strategy_configs
+from core.bus import BusFault
+from core.codec import DEFAULT_CODEC
+from core.config import RunConfig
+from core.engine import Engine
+from core.events import Event
+from core.series import InstrumentSeries, MarketSeries
+
+HOUR = 3_600_000_000_000
+START = 1_600_000_000_000_000_000
+
+Record = tuple[int, bytes, bool, int]
+
+
+class ListSink:
+    """Keeps every sequenced event as the journal would store it."""
+
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+
+    def record(self, seq: int, event: Event, is_input: bool, cause: int) -> None:
+        self.records.append((seq, DEFAULT_CODEC.encode(event), is_input, cause))
+
+
+def market_of(n: int, symbols: tuple[str, ...] = ("AAA",), gaps: bool = False, seed: int = 3) -> MarketSeries:
+    rng = np.random.Generator(np.random.PCG64(seed))
+    timeline = START + HOUR * np.arange(1, n + 1, dtype=np.int64)
+    instruments = {}
+    for k, symbol in enumerate(symbols):
+        close = 100.0 * (k + 1) * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+        open_ = np.concatenate(([close[0]], close[:-1]))
+        wiggle = np.abs(rng.normal(0, 0.004, n)) * close
+        present = np.ones(n, dtype=bool)
+        if gaps and k:
+            present[(np.arange(n) // 17) % 4 == 1] = False  # runs of 17 missing steps
+        columns = [np.where(present, x, np.nan) for x in (open_, np.maximum(open_, close) + wiggle)]
+        columns.append(np.where(present, np.minimum(open_, close) - wiggle, np.nan))
+        columns.append(np.where(present, close, np.nan))
+        columns.append(np.where(present, rng.lognormal(3, 0.5, n), np.nan))
+        instruments[symbol] = InstrumentSeries(symbol, HOUR, *columns, present)
+    return MarketSeries(timeline, instruments)
+
+
+ACTIVE = """
+import numpy as np
+
+def schema():
+    return {"id": "active", "inputs": {"every": {"type": "int", "default": 9, "min": 1, "max": 100}}}
+
+def wake(ctx):
+    return np.arange(len(ctx.close)) % ctx.params["every"] == 4
+
+def on_bar(ctx, i):
+    close = ctx.close[-1]
+    k = (i // ctx.params["every"]) % 6
+    for symbol in ctx.symbols:
+        pos = ctx.position_of(symbol).size
+        if k == 0:
+            ctx.buy(1.0, symbol=symbol)
+        elif k == 1:
+            ctx.buy(1.0, price=close * 0.99, symbol=symbol, expire_ts=ctx.now + 20 * 3_600_000_000_000, tif="GTD")
+        elif k == 2:
+            ctx.sell(1.0, type="stop", trigger=close * 0.98, symbol=symbol)
+        elif k == 3:
+            ctx.bracket("buy", 1.0, stop_loss=close * 0.97, take_profit=close * 1.03, symbol=symbol)
+        elif k == 4 and pos:
+            ctx.flatten(symbol)
+        else:
+            ctx.sell(0.5, price=close * 1.02, symbol=symbol)
+"""
+
+
+def engine_for(tmp_path, market: MarketSeries, strategy: str, **overrides: object) -> tuple[Engine, ListSink]:
+    path = tmp_path / "active.py"
+    path.write_text(ACTIVE)
+    name = str(path) if strategy == "active" else strategy
+    config: RunConfig = build_config(None, strategy=name, symbols=market.symbols, initial_cash=1e6, **overrides)
+    import msgspec
+
+    config = msgspec.structs.replace(
+        config, strategies=strategy_configs(config, market.symbols), strategy=None, params={}
+    )
+    sink = ListSink()
+    engine = Engine(config, slots_for(config), market, sink=sink)
+    first_open = int(market.timeline[0]) - HOUR
+    for inst in instruments_for(config, market, first_open):
+        engine.feed(inst)
+    return engine, sink
+
+
+def journal(tmp_path, market: MarketSeries, strategy: str, chunk: int | None, **overrides: object) -> list[Record]:
+    engine, sink = engine_for(tmp_path, market, strategy, **overrides)
+    bars = list(market.bars())
+    if chunk is None:
+        for bar in bars:
+            engine.feed(bar)
+    else:
+        for start in range(0, len(bars), chunk):
+            engine.feed_all(bars[start : start + chunk])
+    engine.finish()
+    return sink.records
+
+
+CASES = [
+    pytest.param("ema_cross", {"params": {"long_only": False, "fast": 4, "slow": 9}}, id="ema_cross"),
+    pytest.param("sma_cross", {"params": {"fast": 5, "slow": 12}}, id="sma_cross"),
+    pytest.param("active", {}, id="order-types"),
+    pytest.param("active", {"latency_bars": 2, "fill_model": "close"}, id="latency-close-fill"),
+    pytest.param("active", {"snapshot_every": "3h", "participation": 0.01}, id="snapshots-participation"),
+]
+
+
+@pytest.mark.parametrize(("strategy", "overrides"), CASES)
+@pytest.mark.parametrize("chunk", [5, 64, 4096])
+def test_feed_all_journals_exactly_what_feeding_each_bar_does(tmp_path, strategy, overrides, chunk) -> None:
+    market = market_of(600)
+    one_by_one = journal(tmp_path, market, strategy, None, **overrides)
+    together = journal(tmp_path, market, strategy, chunk, **overrides)
+    assert len(one_by_one) > 700  # orders happened, not only bars
+    assert together == one_by_one
+
+
+@pytest.mark.parametrize("chunk", [3, 50, 4096])
+def test_several_instruments_with_gaps_and_split_time_steps(tmp_path, chunk: int) -> None:
+    market = market_of(400, ("AAA", "BBB"), gaps=True)
+    one_by_one = journal(tmp_path, market, "active", None)
+    assert journal(tmp_path, market, "active", chunk) == one_by_one
+
+
+def test_an_expiring_instrument_settles_on_the_same_bar(tmp_path) -> None:
+    market = market_of(300)
+    expiry = int(market.timeline[200]) + HOUR // 2
+    instruments = {"AAA": {"kind": "future", "expiry": expiry}}
+    one_by_one = journal(tmp_path, market, "active", None, instruments=instruments)
+    assert any(b"settlement" in payload for _, payload, _, _ in one_by_one)
+    assert journal(tmp_path, market, "active", 4096, instruments=instruments) == one_by_one
+
+
+def test_a_strategy_without_wake_sees_every_bar(tmp_path) -> None:
+    market = market_of(200)
+    engine, _ = engine_for(tmp_path, market, "active", wake=False)
+    engine.start()
+    assert engine.bus._quiet_actors() is None  # nothing may pass quietly
+    engine.feed_all(list(market.bars()))
+    assert engine.runners[0]._step == 199
+
+
+@settings(max_examples=15, deadline=None)
+@given(every=st.integers(1, 40), chunk=st.integers(2, 300), seed=st.integers(0, 10_000))
+def test_any_wake_period_and_chunking_gives_the_same_journal(tmp_path_factory, every, chunk, seed) -> None:
+    tmp_path = tmp_path_factory.mktemp("quiet")
+    market = market_of(250, seed=seed)
+    params = {"params": {"every": every}}
+    assert journal(tmp_path, market, "active", chunk, **params) == journal(tmp_path, market, "active", None, **params)
+
+
+def test_bars_out_of_order_are_still_refused(tmp_path) -> None:
+    market = market_of(50)
+    engine, _ = engine_for(tmp_path, market, "active")
+    bars = list(market.bars())
+    engine.feed_all(bars[:30])
+    with pytest.raises(ValueError, match="before the bus clock"):
+        engine.feed_all(bars[10:20])
+
+
+def test_a_bar_off_the_timeline_is_refused(tmp_path) -> None:
+    market = market_of(50)
+    engine, _ = engine_for(tmp_path, market, "active")
+    bars = list(market.bars())
+    stray = [type(bar)(bar.ts + 1, *[getattr(bar, f) for f in bar.__struct_fields__[1:]]) for bar in bars[5:12]]
+    with pytest.raises(BusFault, match="timeline"):
+        engine.feed_all(bars[:5] + stray)
