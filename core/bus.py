@@ -31,6 +31,7 @@ from typing import Any, Final, Protocol
 
 from core.clock import SimulatedClock
 from core.events import Bar, Event, Timer
+from core.series import BarBlock
 
 Handler = Callable[[Any], None]
 
@@ -128,6 +129,9 @@ class Bus:
         self._inbound_size = inbound_size
         self._inbound: asyncio.Queue[Event] | None = None
         self._record_inputs: Callable[[int, Sequence[Event]], None] | None = getattr(sink, "record_inputs", None)
+        self._record_encoded: Callable[[int, memoryview, list[int], str], None] | None = getattr(
+            sink, "record_encoded", None
+        )
         self._bar_actors: list[Actor] | None = None  # built by feed_all, reset by subscribe
 
     # -- wiring -----------------------------------------------------------
@@ -232,11 +236,16 @@ class Bus:
                 feed(event)
             return
         n = len(events)
-        stamps = [event.ts for event in events]
-        # A chunk of bars only, in time order (a backtest's usual input), is
-        # cut at the horizon by bisection; anything else is scanned.
-        sorted_bars = set(map(type, events)) == {Bar} and all(map(le, stamps, islice(stamps, 1, None)))
-        single = sorted_bars and len(set(map(_instrument, events))) == 1
+        block = events if type(events) is BarBlock else None
+        if block is not None:  # one instrument's bars in time order, as columns
+            stamps = block.stamps
+            sorted_bars = single = True
+        else:
+            stamps = [event.ts for event in events]
+            # A chunk of bars only, in time order, is cut at the horizon by
+            # bisection; anything else is scanned.
+            sorted_bars = set(map(type, events)) == {Bar} and all(map(le, stamps, islice(stamps, 1, None)))
+            single = sorted_bars and len(set(map(_instrument, events))) == 1
         k = 0
         while k < n:
             if self._bar_actors is None:  # a handler subscribed since: ask again
@@ -256,7 +265,7 @@ class Bus:
                         now = stamps[stop]
                         stop += 1
             if stop - k > 1:
-                self._pass_quietly(events[k:stop], actors, single)
+                self._pass_quietly(events, k, stop, actors, single)
                 k = stop
             else:
                 feed(events[k])
@@ -293,18 +302,26 @@ class Bus:
                 horizon = until
         return horizon
 
-    def _pass_quietly(self, stretch: Sequence[Event], actors: list[Actor], single: bool) -> None:
-        """Sequence and journal ``stretch`` (inputs, in time order, all bars
-        before the quiet horizon) without delivering it."""
+    def _pass_quietly(self, events: Sequence[Event], start: int, stop: int, actors: list[Actor], single: bool) -> None:
+        """Sequence and journal ``events[start:stop]`` (inputs in time order,
+        all bars before the quiet horizon) without delivering them."""
         first = self._seq + 1
-        self._seq = last = self._seq + len(stretch)
-        if self._record_inputs is not None:
-            self._record_inputs(first, stretch)
-        elif self._record is not None:
-            record = self._record
-            for seq, event in enumerate(stretch, first):
-                record(seq, event, True, 0)
-        bars: Sequence[Bar] = stretch  # type: ignore[assignment]
+        self._seq = last = self._seq + stop - start
+        payloads = None
+        if self._record_encoded is not None and type(events) is BarBlock:
+            payloads = events.encoded(start, stop)
+        bars: Sequence[Bar]
+        if payloads is not None:
+            self._record_encoded(first, payloads, events.stamps[start:stop], "bar")  # type: ignore[misc,attr-defined]
+            bars = [events[stop - 1]]  # type: ignore[list-item]
+        else:
+            bars = events[start:stop]  # type: ignore[assignment]
+            if self._record_inputs is not None:
+                self._record_inputs(first, bars)
+            elif self._record is not None:
+                record = self._record
+                for seq, event in enumerate(bars, first):
+                    record(seq, event, True, 0)
         latest: dict[str, Bar] = {}
         if single:
             latest[bars[-1].instrument] = bars[-1]

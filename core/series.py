@@ -9,11 +9,13 @@ order) and the last bar of each time step carries ``last=True``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import islice, repeat
+from itertools import islice
 from operator import attrgetter
+from typing import overload
 
+import msgspec
 import numpy as np
 
 from core.events import Bar
@@ -157,22 +159,19 @@ class MarketSeries:
                 o, h, lo, c, v, _, interval = columns[s]
                 yield Bar(ts, s, o[i], h[i], lo[i], c[i], v[i], interval, k == len(here) - 1)
 
-    def bar_chunks(self, size: int) -> Iterator[list[Bar]]:
-        """:meth:`bars` in lists of ``size`` (the last may be shorter)."""
+    def bar_chunks(self, size: int) -> Iterator[Sequence[Bar]]:
+        """:meth:`bars` in runs of ``size`` (the last may be shorter): a
+        single instrument's come as :class:`BarBlock` (no Bar is built until
+        one is needed), several instruments' as lists."""
         symbols = list(self.instruments)
-        if len(symbols) != 1:
+        if len(symbols) != 1 or self.live:
             bars = self.bars()
             while chunk := list(islice(bars, size)):
                 yield chunk
             return
         series = self.instruments[symbols[0]]
-        symbol = repeat(series.symbol)
-        interval = repeat(series.interval)
-        ts = self.timeline.tolist()
-        o, h, lo, c, v = (series.field(name).tolist() for name in FIELDS)
-        for a in range(0, len(ts), size):
-            b = a + size
-            yield list(map(Bar, ts[a:b], symbol, o[a:b], h[a:b], lo[a:b], c[a:b], v[a:b], interval))
+        for a in range(0, len(self.timeline), size):
+            yield BarBlock(series, self.timeline, a, min(a + size, len(self.timeline)))
 
     def _single_bars(self, series: InstrumentSeries) -> Iterator[Bar]:
         symbol = series.symbol
@@ -187,3 +186,99 @@ class MarketSeries:
             strict=True,
         ):
             yield Bar(ts, symbol, o, h, lo, c, v, interval)
+
+
+class BarBlock(Sequence[Bar]):
+    """Consecutive bars of one instrument (rows ``start:stop`` of its series),
+    kept as columns. Indexing builds the :class:`Bar`; :meth:`encoded` gives
+    the journal payloads of a run of them without building any.
+
+    Invariant: every row is present and ``stamps`` (bar close times, ns) is
+    strictly increasing, as :class:`MarketSeries` guarantees.
+    """
+
+    __slots__ = ("_columns", "_interval", "_payloads", "_rows", "_symbol", "stamps")
+
+    def __init__(self, series: InstrumentSeries, timeline: np.ndarray, start: int, stop: int) -> None:
+        if not series.present[start:stop].all():
+            raise ValueError(f"{series.symbol}: a bar block cannot hold gaps")
+        self._symbol = series.symbol
+        self._interval = series.interval
+        self._columns = (timeline[start:stop], *(series.field(name)[start:stop] for name in FIELDS))
+        self._rows = [column.tolist() for column in self._columns[1:]]
+        self.stamps: list[int] = self._columns[0].tolist()
+        self._payloads: memoryview | None = None
+
+    def __len__(self) -> int:
+        return len(self.stamps)
+
+    @overload
+    def __getitem__(self, index: int) -> Bar: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Bar]: ...
+
+    def __getitem__(self, index: int | slice) -> Bar | list[Bar]:
+        if isinstance(index, slice):
+            return [self[k] for k in range(*index.indices(len(self.stamps)))]
+        o, h, lo, c, v = self._rows
+        return Bar(self.stamps[index], self._symbol, o[index], h[index], lo[index], c[index], v[index], self._interval)
+
+    def encoded(self, start: int, stop: int) -> memoryview | None:
+        """The msgpack payloads of bars ``start:stop`` back to back, exactly
+        as the codec encodes each Bar; None where that fixed layout does not
+        apply (then encode the Bar objects). The whole block is encoded once,
+        on first use, in a few numpy operations."""
+        if self._payloads is None:
+            self._payloads = self._encode_all()
+        if not self._payloads or stop <= start:
+            return None
+        size = len(self._payloads) // len(self.stamps)
+        return self._payloads[start * size : stop * size]
+
+    def _encode_all(self) -> memoryview:
+        layout = _bar_layout(self._symbol, self._interval)
+        stamps = self._columns[0]
+        if layout is None or not len(stamps) or not 0xFFFFFFFF < stamps[0] <= stamps[-1] < 1 << 63:
+            return memoryview(b"")
+        rows = np.repeat(layout, len(stamps))
+        rows["ts"] = stamps
+        for name, column in zip(FIELDS, self._columns[1:], strict=True):
+            rows[name] = column
+        return memoryview(rows.tobytes())
+
+
+_LAYOUTS: dict[tuple[str, int], np.ndarray | None] = {}
+
+
+def _bar_layout(symbol: str, interval: int) -> np.ndarray | None:
+    """The byte layout of a Bar's msgpack payload for one instrument: a
+    fixed-size record (``ts`` above 2**32 is always a uint64, floats always
+    float64), as a one-row array of a packed dtype whose template bytes hold
+    the constants. Checked against the codec; None if it ever differs."""
+    key = (symbol, interval)
+    if key in _LAYOUTS:
+        return _LAYOUTS[key]
+    encode = msgspec.msgpack.Encoder().encode
+    sample = Bar(1 << 40, symbol, 1.5, 2.5, 0.5, 1.25, 7.0, interval)
+    expected = encode(sample)
+    head = expected[: expected.index(b"\xcf") + 1]  # array header, tag, uint64 marker
+    middle = encode(symbol) + b"\xcb"
+    tail = encode(interval) + encode(True) + encode(0)
+    fields: list[tuple[str, str]] = [("_head", f"V{len(head)}"), ("ts", ">u8"), ("_symbol", f"V{len(middle)}")]
+    for k, name in enumerate(FIELDS):
+        fields.append((name, ">f8"))
+        fields.append((f"_after_{name}", "V1" if k < len(FIELDS) - 1 else f"V{len(tail)}"))
+    dtype = np.dtype(fields)
+    layout: np.ndarray | None = None
+    if dtype.itemsize == len(expected):
+        template = np.frombuffer(expected, dtype=dtype).copy()
+        other = Bar((1 << 41) + 12345, symbol, 3.25, 4.75, 0.125, 3.5, 9.0, interval)
+        probe = template.copy()
+        probe["ts"] = other.ts
+        for name in FIELDS:
+            probe[name] = getattr(other, name)
+        if probe.tobytes() == encode(other):
+            layout = template
+    _LAYOUTS[key] = layout
+    return layout
