@@ -396,8 +396,11 @@ def run_backtest(
 # -- replay ------------------------------------------------------------------------------------------
 
 
-def engine_from_journal(reader: JournalReader, blocks: list[DecodedBlock], sink: EventSink) -> Engine:
-    """Rebuild a run's actor graph from its header and its journaled bars."""
+def engine_from_journal(
+    reader: JournalReader, blocks: list[DecodedBlock], sink: EventSink, bars: MarketSeries | None = None
+) -> Engine:
+    """Rebuild a run's actor graph from its header and its journaled bars
+    (``bars``: already read as columns)."""
     header = blocks[0].events[0] if blocks else None
     if not isinstance(header, RunStarted):
         raise ValueError(f"{reader.path}: seq 1 is not a run header")
@@ -406,6 +409,8 @@ def engine_from_journal(reader: JournalReader, blocks: list[DecodedBlock], sink:
         # Book sessions build their bars from the journaled trades, as they did live.
         paper = config.paper
         market = MarketSeries.live_series(config.all_symbols(), cfg.duration_ns(paper.bar_interval), paper.max_bars)
+    elif bars is not None:
+        market = bars
     else:
         market = MarketSeries.from_bars([event for block in blocks for event in block.events if type(event) is Bar])
     return Engine(config, slots_for(config), market, sink=sink)

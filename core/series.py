@@ -197,7 +197,7 @@ class BarBlock(Sequence[Bar]):
     strictly increasing, as :class:`MarketSeries` guarantees.
     """
 
-    __slots__ = ("_columns", "_interval", "_payloads", "_rows", "_symbol", "stamps")
+    __slots__ = ("_columns", "_interval", "_payloads", "_symbol", "stamps")
 
     def __init__(self, series: InstrumentSeries, timeline: np.ndarray, start: int, stop: int) -> None:
         if not series.present[start:stop].all():
@@ -205,7 +205,6 @@ class BarBlock(Sequence[Bar]):
         self._symbol = series.symbol
         self._interval = series.interval
         self._columns = (timeline[start:stop], *(series.field(name)[start:stop] for name in FIELDS))
-        self._rows = [column.tolist() for column in self._columns[1:]]
         self.stamps: list[int] = self._columns[0].tolist()
         self._payloads: memoryview | None = None
 
@@ -221,8 +220,19 @@ class BarBlock(Sequence[Bar]):
     def __getitem__(self, index: int | slice) -> Bar | list[Bar]:
         if isinstance(index, slice):
             return [self[k] for k in range(*index.indices(len(self.stamps)))]
-        o, h, lo, c, v = self._rows
-        return Bar(self.stamps[index], self._symbol, o[index], h[index], lo[index], c[index], v[index], self._interval)
+        _, o, h, lo, c, v = self._columns
+        if index < 0:
+            index += len(self.stamps)
+        return Bar(
+            self.stamps[index],
+            self._symbol,
+            o.item(index),
+            h.item(index),
+            lo.item(index),
+            c.item(index),
+            v.item(index),
+            self._interval,
+        )
 
     def encoded(self, start: int, stop: int) -> memoryview | None:
         """The msgpack payloads of bars ``start:stop`` back to back, exactly
@@ -237,7 +247,7 @@ class BarBlock(Sequence[Bar]):
         return self._payloads[start * size : stop * size]
 
     def _encode_all(self) -> memoryview:
-        layout = _bar_layout(self._symbol, self._interval)
+        layout = bar_layout(self._symbol, self._interval)
         stamps = self._columns[0]
         if layout is None or not len(stamps) or not 0xFFFFFFFF < stamps[0] <= stamps[-1] < 1 << 63:
             return memoryview(b"")
@@ -251,7 +261,7 @@ class BarBlock(Sequence[Bar]):
 _LAYOUTS: dict[tuple[str, int], np.ndarray | None] = {}
 
 
-def _bar_layout(symbol: str, interval: int) -> np.ndarray | None:
+def bar_layout(symbol: str, interval: int) -> np.ndarray | None:
     """The byte layout of a Bar's msgpack payload for one instrument: a
     fixed-size record (``ts`` above 2**32 is always a uint64, floats always
     float64), as a one-row array of a packed dtype whose template bytes hold

@@ -18,6 +18,8 @@ from typing import Protocol
 from core.bus import BusFault, EventSink
 from core.codec import DEFAULT_CODEC
 from core.events import Event, RunFinished
+from core.series import BarBlock, MarketSeries
+from journal.bar_columns import bar_inputs
 from journal.reader import JournalReader
 from journal.records import split_block
 
@@ -46,19 +48,31 @@ _Expected = tuple[int, bool, int, Event, memoryview]
 
 
 class DecodedBlock:
-    """One stored block, decoded once and shared by every replay pass."""
+    """One stored block, shared by every replay pass. Its events are decoded
+    on first use (replay from columns never needs most of them)."""
 
-    __slots__ = ("body", "causes", "events", "first", "flags", "lengths", "offsets")
+    __slots__ = ("_array", "_events", "body", "causes", "data", "first", "flags", "lengths", "offsets")
 
     def __init__(self, row: tuple[object, ...]) -> None:
         first, _, body, lengths, causes, flags, _ = split_block(row)
         self.first = first
         self.body = body
+        self.data = bytes(body)  # the payloads back to back (bytes compare at C speed)
         self.lengths = lengths
         self.causes = causes
         self.flags = flags
-        self.events: list[Event] = DEFAULT_CODEC.decode_array(row[5])  # type: ignore[arg-type]
+        self._array = row[5]
+        self._events: list[Event] | None = None
         self.offsets = list(accumulate(lengths, initial=0))
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    @property
+    def events(self) -> list[Event]:
+        if self._events is None:
+            self._events = DEFAULT_CODEC.decode_array(self._array)  # type: ignore[arg-type]
+        return self._events
 
 
 def decode_blocks(reader: JournalReader) -> list[DecodedBlock]:
@@ -74,7 +88,7 @@ class ReplayComparer:
         self._block_index = 0
         self._i = 0
         self._block: DecodedBlock | None = blocks[0] if blocks else None
-        self._encode = DEFAULT_CODEC.encode
+        self._encode = DEFAULT_CODEC.encoder.encode
         self.inputs = 0
         self.outputs = 0
 
@@ -82,7 +96,7 @@ class ReplayComparer:
         block = self._block
         assert block is not None
         self._i += 1
-        if self._i >= len(block.events):
+        if self._i >= len(block):
             self._block_index += 1
             self._i = 0
             self._block = self._blocks[self._block_index] if self._block_index < len(self._blocks) else None
@@ -93,43 +107,59 @@ class ReplayComparer:
             raise Divergence(seq, "replay produced an event beyond the end of the journal", None, event)
         i = self._i
         exp_seq = block.first + i
-        exp_event = block.events[i]
         if exp_seq != seq:
-            raise Divergence(seq, f"sequence mismatch (journal has seq {exp_seq})", exp_event, event)
+            raise Divergence(seq, f"sequence mismatch (journal has seq {exp_seq})", block.events[i], event)
         exp_input = block.flags[i]
         if is_input:
             if not exp_input:
-                raise Divergence(seq, "replay fed an input where the journal has an output", exp_event, event)
+                raise Divergence(seq, "replay fed an input where the journal has an output", block.events[i], event)
             self.inputs += 1
         else:
             if exp_input:
-                raise Divergence(seq, "replay produced an output where the journal has an input", exp_event, event)
-            if block.body[block.offsets[i] : block.offsets[i + 1]] != self._encode(event):
-                raise Divergence(seq, "output differs from the journal", exp_event, event)
+                raise Divergence(
+                    seq, "replay produced an output where the journal has an input", block.events[i], event
+                )
+            start = block.offsets[i]
+            payload = self._encode(event)
+            if block.offsets[i + 1] - start != len(payload) or not block.data.startswith(payload, start):
+                raise Divergence(seq, "output differs from the journal", block.events[i], event)
             if block.causes[i] != cause:
-                raise Divergence(seq, f"output caused by seq {cause}, journal says {block.causes[i]}", exp_event, event)
+                raise Divergence(
+                    seq, f"output caused by seq {cause}, journal says {block.causes[i]}", block.events[i], event
+                )
             self.outputs += 1
-        self._advance()
+        if i + 1 < len(block.lengths):
+            self._i = i + 1
+        else:
+            self._advance()
 
     def record_inputs(self, first: int, events: Sequence[Event]) -> None:
         """Inputs ``first, first + 1, ...`` passed in one step: the journal must
         hold inputs at exactly those seqs."""
+        self._inputs_at(first, len(events), events)
+
+    def record_encoded(self, first: int, payloads: object, stamps: list[int], kind: str) -> None:
+        """A run of bar inputs read from the journal's own columns."""
+        self._inputs_at(first, len(stamps), None)
+
+    def _inputs_at(self, first: int, n: int, events: Sequence[Event] | None) -> None:
         done = 0
-        while done < len(events):
+        while done < n:
             block = self._block
             if block is None:
-                raise Divergence(first + done, "replay fed an input beyond the end of the journal", None, events[done])
+                fed = events[done] if events is not None else None
+                raise Divergence(first + done, "replay fed an input beyond the end of the journal", None, fed)
             i = self._i
             if block.first + i != first + done:
                 raise Divergence(first + done, f"sequence mismatch (journal has seq {block.first + i})", None, None)
-            take = min(len(events) - done, len(block.events) - i)
+            take = min(n - done, len(block) - i)
             output = block.flags.find(0, i, i + take)
             if output >= 0:
                 raise Divergence(
                     block.first + output,
                     "replay fed an input where the journal has an output",
                     block.events[output],
-                    events[done + output - i],
+                    events[done + output - i] if events is not None else None,
                 )
             self.inputs += take
             done += take
@@ -149,13 +179,17 @@ class ReplayGraph(Protocol):
     def finish(self, status: str = "finished") -> None: ...
 
 
-def replay_check(
-    reader: JournalReader, build: Callable[[JournalReader, list[DecodedBlock], EventSink], ReplayGraph]
-) -> ReplayReport:
-    """Feed the journal's inputs to ``build(reader, blocks, comparer)``'s graph and compare."""
+ReplayBuild = Callable[[JournalReader, list[DecodedBlock], EventSink, MarketSeries | None], ReplayGraph]
+"""Builds the graph from the journal, its blocks, the comparer and (when the
+bars were read as columns) the run's bar series."""
+
+
+def replay_check(reader: JournalReader, build: ReplayBuild) -> ReplayReport:
+    """Feed the journal's inputs to ``build(...)``'s graph and compare."""
     blocks = decode_blocks(reader)
+    columns = bar_inputs([(block.body, block.lengths, block.flags) for block in blocks])
     comparer = ReplayComparer(blocks)
-    graph = build(reader, blocks, comparer)
+    graph = build(reader, blocks, comparer, columns.market if columns is not None else None)
     last = blocks[-1].events[-1] if blocks and blocks[-1].events else None
     # A run ends with RunFinished(status); a crashed one has none and is
     # checked up to its last record, without ending it.
@@ -164,8 +198,16 @@ def replay_check(
         # Feed every input in order; the comparer checks each regenerated
         # output where it stands (outputs before an input, such as timers the
         # input makes due, come out of feeding that input).
-        for block in blocks:
-            graph.feed_all([event for event, flag in zip(block.events, block.flags, strict=True) if flag])
+        if columns is not None:
+            for steps in columns.steps:
+                for step in steps:
+                    if type(step) is BarBlock:
+                        graph.feed_all(step)
+                    else:
+                        graph.feed(step)  # type: ignore[arg-type]
+        else:
+            for block in blocks:
+                graph.feed_all([event for event, flag in zip(block.events, block.flags, strict=True) if flag])
         if not graph.finished and status is not None:
             graph.finish(status)
         left = comparer._block

@@ -1,0 +1,130 @@
+"""A journal's bar inputs read as columns, without building a Bar per bar.
+
+A backtest journal of one instrument is mostly bar inputs whose payloads
+share one fixed layout (:meth:`core.series.BarBlock.encoded` writes it).
+Their values are read with numpy straight from the stored payloads, after
+every constant byte of every record is checked, into the run's
+:class:`MarketSeries`; replay then feeds them as :class:`BarBlock` runs. A
+journal this does not fit (several instruments, another layout, bar times
+not strictly increasing, a book session) gets None, and replay decodes its
+events one by one as before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.codec import DEFAULT_CODEC
+from core.events import Bar, Event
+from core.series import FIELDS, BarBlock, InstrumentSeries, MarketSeries, bar_layout
+
+Step = BarBlock | Event
+"""What replay feeds: a run of consecutive bars, or one other input."""
+
+
+@dataclass
+class BarInputs:
+    """The journal's bars as a series, and per stored block the inputs to feed."""
+
+    market: MarketSeries
+    steps: list[list[Step]]
+
+
+class _Block:
+    """Numpy views of one stored block's columns."""
+
+    def __init__(self, body: memoryview, lengths: object, flags: bytes) -> None:
+        self.raw = body
+        self.body = np.frombuffer(body, dtype=np.uint8)
+        self.lengths = np.frombuffer(lengths, dtype=np.uint32)  # type: ignore[call-overload]
+        ends = np.cumsum(self.lengths, dtype=np.int64)
+        self.starts = ends - self.lengths
+        self.inputs = np.flatnonzero(np.frombuffer(flags, dtype=np.uint8))
+
+    def decode(self, i: int) -> Event:
+        start = int(self.starts[i])
+        return DEFAULT_CODEC.decode(self.body[start : start + int(self.lengths[i])].tobytes())
+
+
+def bar_inputs(blocks: list[tuple[memoryview, object, bytes]]) -> BarInputs | None:
+    """Read ``(payloads, lengths, flags)`` of every block; None if the fast
+    path does not apply (see the module docstring)."""
+    views = [_Block(*block) for block in blocks]
+    first = _first_bar(views)
+    if first is None:
+        return None
+    template = bar_layout(first.instrument, first.interval)
+    if template is None:
+        return None
+    size = template.dtype.itemsize
+    constant = np.ones(size, dtype=bool)  # the bytes that are not values
+    for name in ("ts", *FIELDS):
+        offset = template.dtype.fields[name][1]  # type: ignore[index]
+        constant[offset : offset + 8] = False
+    expected = np.frombuffer(template.tobytes(), dtype=np.uint8)[constant]
+    columns: list[np.ndarray] = []
+    plans: list[list[tuple[bool, object]]] = []
+    row = 0
+    for view in views:
+        candidates = view.inputs[view.lengths[view.inputs] == size]
+        records = _records(view, candidates, size)
+        fits = (records[:, constant] == expected).all(axis=1)  # every constant byte is the layout's
+        is_bar = np.zeros(len(view.lengths), dtype=bool)
+        is_bar[candidates[fits]] = True
+        columns.append(records[fits])
+        others = view.inputs[~is_bar[view.inputs]]
+        if not len(others):  # the usual block: every input is a bar
+            plans.append([(True, len(view.inputs))] if len(view.inputs) else [])
+            continue
+        plan: list[tuple[bool, object]] = []
+        for i in view.inputs.tolist():
+            if is_bar[i]:
+                if plan and plan[-1][0]:
+                    plan[-1] = (True, plan[-1][1] + 1)  # type: ignore[operator]
+                else:
+                    plan.append((True, 1))
+                continue
+            event = view.decode(i)
+            if type(event) is Bar:
+                return None  # a bar of another instrument or layout
+            plan.append((False, event))
+        plans.append(plan)
+    table = np.concatenate(columns).view(template.dtype).ravel()
+    timeline = table["ts"].astype(np.int64)
+    if len(timeline) > 1 and not (np.diff(timeline) > 0).all():
+        return None  # let replay feed them one by one and report where time goes back
+    o, h, lo, c, v = (table[name].astype(np.float64) for name in FIELDS)
+    series = InstrumentSeries(first.instrument, first.interval, o, h, lo, c, v, np.ones(len(timeline), dtype=bool))
+    market = MarketSeries(timeline, {first.instrument: series})
+    steps: list[list[Step]] = []
+    for plan in plans:
+        out: list[Step] = []
+        for is_run, item in plan:
+            if is_run:
+                count = int(item)  # type: ignore[call-overload]
+                out.append(BarBlock(series, market.timeline, row, row + count))
+                row += count
+            else:
+                out.append(item)  # type: ignore[arg-type]
+        steps.append(out)
+    return BarInputs(market, steps)
+
+
+def _records(view: _Block, rows: np.ndarray, size: int) -> np.ndarray:
+    """Records ``rows`` (each ``size`` bytes) as a (rows, size) byte array:
+    a row gather over a sliding-window view copies whole records."""
+    if not len(rows) or len(view.body) < size:
+        return np.empty((0, size), dtype=np.uint8)
+    windows = np.lib.stride_tricks.sliding_window_view(view.body, size)
+    return np.ascontiguousarray(windows[view.starts[rows]])
+
+
+def _first_bar(views: list[_Block]) -> Bar | None:
+    for view in views:
+        for i in view.inputs.tolist():
+            event = view.decode(i)
+            if type(event) is Bar:
+                return event
+    return None
