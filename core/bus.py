@@ -267,6 +267,9 @@ class Bus:
             if stop - k > 1:
                 self._pass_quietly(events, k, stop, actors, single)
                 k = stop
+                if k < n and stamps[k] >= horizon and self._failed is None:
+                    feed(events[k])  # the bar at the horizon is due: no need to ask again
+                    k += 1
             else:
                 feed(events[k])
                 k += 1
@@ -304,41 +307,42 @@ class Bus:
 
     def _pass_quietly(self, events: Sequence[Event], start: int, stop: int, actors: list[Actor], single: bool) -> None:
         """Sequence and journal ``events[start:stop]`` (inputs in time order,
-        all bars before the quiet horizon) without delivering them."""
+        all bars before the quiet horizon) without delivering them. Bars of
+        a :class:`BarBlock` are built only where needed (the last one, or all
+        for a sink that takes events)."""
         first = self._seq + 1
         self._seq = last = self._seq + stop - start
-        payloads = None
-        if self._record_encoded is not None and type(events) is BarBlock:
-            payloads = events.encoded(start, stop)
-        bars: Sequence[Bar]
+        block = events if type(events) is BarBlock else None
+        payloads = block.encoded(start, stop) if block is not None and self._record_encoded is not None else None
+        stretch: Sequence[Event] | None = None
         if payloads is not None:
-            self._record_encoded(first, payloads, events.stamps[start:stop], "bar")  # type: ignore[misc,attr-defined]
-            bars = [events[stop - 1]]  # type: ignore[list-item]
-        else:
-            bars = events[start:stop]  # type: ignore[assignment]
+            self._record_encoded(first, payloads, block.stamps[start:stop], "bar")  # type: ignore[misc,union-attr]
+        elif self._record is not None:
+            stretch = events[start:stop]
             if self._record_inputs is not None:
-                self._record_inputs(first, bars)
-            elif self._record is not None:
+                self._record_inputs(first, stretch)
+            else:
                 record = self._record
-                for seq, event in enumerate(bars, first):
+                for seq, event in enumerate(stretch, first):
                     record(seq, event, True, 0)
         latest: dict[str, Bar] = {}
+        final: Bar = events[stop - 1]  # type: ignore[assignment]
         if single:
-            latest[bars[-1].instrument] = bars[-1]
+            latest[final.instrument] = final
         else:
-            for bar in reversed(bars):  # every bar: an instrument may be absent for a while
-                if bar.instrument not in latest:
-                    latest[bar.instrument] = bar
+            for bar in reversed(stretch or events[start:stop]):  # all: an instrument may be absent a while
+                if bar.instrument not in latest:  # type: ignore[attr-defined]
+                    latest[bar.instrument] = bar  # type: ignore[attr-defined,assignment]
             if len(latest) > 1:
                 latest = dict(reversed(latest.items()))
-        self.clock._now = bars[-1].ts
+        self.clock._now = final.ts
         self._cause = last
         actor: Actor | None = None
         try:
             for actor in actors:
                 actor.skip_bars(latest)
         except Exception as exc:  # fail-stop, as a handler failing on the last bar would
-            self._fail(last, bars[-1], actor.skip_bars if actor is not None else None, exc)
+            self._fail(last, final, actor.skip_bars if actor is not None else None, exc)
 
     def publish(self, event: Event) -> int:
         """Publish an output derived by an actor; delivered after the

@@ -942,7 +942,8 @@ class StrategyRunner(Actor):
 
     def skip_bars(self, latest: dict[str, Bar]) -> None:
         """Move to the step of the last bar passed, as its delivery would."""
-        ts = next(reversed(latest.values())).ts
+        final = next(reversed(latest.values()))  # the last bar passed
+        ts = final.ts
         if ts != self._last_ts:
             step = bisect_left(self._timeline, ts)
             if step >= len(self._timeline) or self._timeline[step] != ts:
@@ -951,9 +952,11 @@ class StrategyRunner(Actor):
             self._last_ts = ts
             self._seen = False
         mine = self._mine
-        if any(bar.ts == ts and bar.instrument in mine for bar in latest.values()):
-            self._seen = True
-        self._closed = next(reversed(latest.values())).last
+        for bar in latest.values():
+            if bar.ts == ts and bar.instrument in mine:
+                self._seen = True
+                break
+        self._closed = final.last
 
     def on_reload(self, event: StrategyReloaded) -> None:
         """Swap in new code (hot reload); state in ``ctx`` is kept. The

@@ -6,6 +6,12 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Property tests check behaviour, never speed: no per-example deadline (a
+# busy CI machine stalls single examples by hundreds of milliseconds).
+settings.register_profile("tidemark", deadline=None)
+settings.load_profile("tidemark")
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("TIDEMARK_SHARED_DATA", ROOT.parent / "shared" / "data"))
