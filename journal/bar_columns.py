@@ -122,9 +122,11 @@ def _records(view: _Block, rows: np.ndarray, size: int) -> np.ndarray:
 
 
 def _first_bar(views: list[_Block]) -> Bar | None:
-    for view in views:
-        for i in view.inputs.tolist():
-            event = view.decode(i)
-            if type(event) is Bar:
-                return event
+    """The first bar input, looked for in the first block only: a backtest's
+    first bar follows its header and instrument definitions there, and a
+    journal without one (a book session builds its bars) is not for us."""
+    for i in views[0].inputs.tolist() if views else ():
+        event = views[0].decode(i)
+        if type(event) is Bar:
+            return event
     return None
