@@ -1,9 +1,10 @@
 """A journal writer whose hashing and disk writes run in a child process.
 
-The simulation thread only encodes each event and appends it to columnar
-buffers; full batches go to the child as a few byte blobs. The child holds
-the writer lock, computes the chain hash of every record, writes blocks and
-commits. On the 2-core development machine this takes the ~3 us per event of
+The simulation thread only buffers events (and runs of bars already
+encoded from their columns); a full batch is encoded in one msgpack call and
+goes to the child as a few byte blobs. The child holds the writer lock,
+splits the batch back into payloads, computes the chain hash of every
+record, writes blocks and commits. On the 2-core development machine this takes the ~3 us per event of
 BLAKE2b chaining and SQLite off the simulation's core (a thread cannot: the
 hashing holds the GIL). The records, chain and file are identical to
 :class:`journal.writer.JournalWriter`'s; backtests use this writer, paper
