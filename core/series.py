@@ -164,7 +164,7 @@ class MarketSeries:
         single instrument's come as :class:`BarBlock` (no Bar is built until
         one is needed), several instruments' as lists."""
         symbols = list(self.instruments)
-        if len(symbols) != 1 or self.live:
+        if len(symbols) != 1 or self.live or not self.instruments[symbols[0]].present.all():
             bars = self.bars()
             while chunk := list(islice(bars, size)):
                 yield chunk
