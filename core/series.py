@@ -197,7 +197,7 @@ class BarBlock(Sequence[Bar]):
     strictly increasing, as :class:`MarketSeries` guarantees.
     """
 
-    __slots__ = ("_columns", "_interval", "_payloads", "_symbol", "stamps")
+    __slots__ = ("_columns", "_interval", "_payloads", "_rows", "_symbol", "stamps")
 
     def __init__(self, series: InstrumentSeries, timeline: np.ndarray, start: int, stop: int) -> None:
         if not series.present[start:stop].all():
@@ -207,6 +207,7 @@ class BarBlock(Sequence[Bar]):
         self._columns = (timeline[start:stop], *(series.field(name)[start:stop] for name in FIELDS))
         self.stamps: list[int] = self._columns[0].tolist()
         self._payloads: memoryview | None = None
+        self._rows: list[list[float]] | None = None  # the value columns as lists, made on first use
 
     def __len__(self) -> int:
         return len(self.stamps)
@@ -220,19 +221,11 @@ class BarBlock(Sequence[Bar]):
     def __getitem__(self, index: int | slice) -> Bar | list[Bar]:
         if isinstance(index, slice):
             return [self[k] for k in range(*index.indices(len(self.stamps)))]
-        _, o, h, lo, c, v = self._columns
-        if index < 0:
-            index += len(self.stamps)
-        return Bar(
-            self.stamps[index],
-            self._symbol,
-            o.item(index),
-            h.item(index),
-            lo.item(index),
-            c.item(index),
-            v.item(index),
-            self._interval,
-        )
+        rows = self._rows
+        if rows is None:
+            rows = self._rows = [column.tolist() for column in self._columns[1:]]
+        o, h, lo, c, v = rows
+        return Bar(self.stamps[index], self._symbol, o[index], h[index], lo[index], c[index], v[index], self._interval)
 
     def encoded(self, start: int, stop: int) -> memoryview | None:
         """The msgpack payloads of bars ``start:stop`` back to back, exactly

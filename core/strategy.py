@@ -909,7 +909,6 @@ class StrategyRunner(Actor):
             self._last_ts = ts
             self._step = step = self._step + 1
             self._seen = False
-            self._closed = False
             if self._timeline[step] != ts:
                 raise StrategyError(f"{self.name}: bar at {ts} does not match the timeline step {step}")
         if not self._seen and bar.instrument in self._mine:
