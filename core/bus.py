@@ -187,9 +187,11 @@ class Bus:
                 f"(backwards by {clock._now - ts} ns); inputs must be in time order"
             )
         timers = clock._timers
-        while timers and timers[0][0] <= ts:  # a timer's handler may set another one that is due
-            for fire_at, name in clock.pop_due(ts):
-                self._emit(Timer(fire_at, name), False)
+        while timers and timers[0][0] <= ts:
+            # One at a time: a timer's handler may set another one, due before
+            # timers already due, and it must fire in its place in time.
+            fire_at, name = clock.pop_next(ts)  # type: ignore[misc]
+            self._emit(Timer(fire_at, name), False)
         if self._dispatching:  # fed from inside a handler: queue it like any other event
             return self._emit(event, True)
         self._seq = seq = self._seq + 1

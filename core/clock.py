@@ -51,6 +51,14 @@ class SimulatedClock:
     def next_timer(self) -> int | None:
         return self._timers[0][0] if self._timers else None
 
+    def pop_next(self, until: int) -> tuple[int, str] | None:
+        """Remove and return the earliest timer due at or before ``until``."""
+        timers = self._timers
+        if timers and timers[0][0] <= until:
+            fire_at, _, name = heapq.heappop(timers)
+            return fire_at, name
+        return None
+
     def pop_due(self, until: int) -> list[tuple[int, str]]:
         """Remove and return the timers due at or before ``until``, in order."""
         due: list[tuple[int, str]] = []

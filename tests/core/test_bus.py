@@ -115,6 +115,25 @@ def test_simulated_timers_fire_as_outputs_before_the_input() -> None:
     assert [r[1:3] for r in sink.records] == [("Timer", False)] * 3 + [("Bar", True)]
 
 
+def test_a_timer_set_by_a_timer_fires_in_time_order_among_those_already_due() -> None:
+    """A slow feed can make several timers due at once; one whose handler
+    sets the next (a bar clock) must not be overtaken by a later one."""
+    clock = SimulatedClock()
+    bus = Bus(Recorder(), clock)
+    fired: list[tuple[int, str]] = []
+
+    def on_timer(timer: Timer) -> None:
+        fired.append((timer.ts, timer.name))
+        if timer.name == "bars" and timer.ts < 5:
+            clock.set_timer("bars", timer.ts + 1)
+
+    bus.subscribe(Timer, on_timer)
+    clock.set_timer("bars", 1)
+    clock.set_timer("funding", 4)
+    bus.feed(bar(10))
+    assert fired == [(1, "bars"), (2, "bars"), (3, "bars"), (4, "funding"), (4, "bars"), (5, "bars")]
+
+
 def test_handler_failure_stops_the_bus_and_names_the_event() -> None:
     faults: list[str] = []
 
