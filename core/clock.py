@@ -59,15 +59,6 @@ class SimulatedClock:
             return fire_at, name
         return None
 
-    def pop_due(self, until: int) -> list[tuple[int, str]]:
-        """Remove and return the timers due at or before ``until``, in order."""
-        due: list[tuple[int, str]] = []
-        timers = self._timers
-        while timers and timers[0][0] <= until:
-            fire_at, _, name = heapq.heappop(timers)
-            due.append((fire_at, name))
-        return due
-
 
 class LiveClock(SimulatedClock):
     """Wall-clock source for live adapters: ``wall_ns`` stamps receive times.
