@@ -396,10 +396,12 @@ async def _next(
     queue: asyncio.Queue[Event], feed_task: asyncio.Future[None], stop: asyncio.Event, deadline: float | None
 ) -> Event | None:
     """The next input, or None when the session should end. Raises the
-    feed's fatal error."""
+    feed's fatal error. At the end, inputs already received are still handed
+    out (and so journaled) until the queue is empty: a loaded machine that
+    fell behind the feed loses nothing it was sent."""
     while True:
         if stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
-            return None
+            return queue.get_nowait() if not queue.empty() else None
         if not queue.empty():
             return queue.get_nowait()
         if feed_task.done():

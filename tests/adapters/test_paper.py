@@ -466,3 +466,23 @@ def test_watch_reloads_an_edited_strategy_and_keeps_the_last_good_one_on_a_broke
 )
 def test_ccxt_errors_are_classified(error: BaseException, kind: str) -> None:
     assert classify(error) == kind
+
+
+def test_inputs_received_before_the_session_ends_are_all_handed_out() -> None:
+    """A machine that fell behind the feed still journals what it was sent:
+    at the deadline the queue is drained, then the session ends."""
+    from adapters.paper import _next
+
+    async def drain() -> list[object]:
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        for k in range(3):
+            queue.put_nowait(Log(k, "feed", "info", str(k)))
+        feed_task = asyncio.ensure_future(asyncio.sleep(60))
+        stop = asyncio.Event()
+        got = []
+        while (event := await _next(queue, feed_task, stop, deadline=time.monotonic() - 1.0)) is not None:
+            got.append(event)
+        feed_task.cancel()
+        return got
+
+    assert [e.message for e in asyncio.run(drain())] == ["0", "1", "2"]  # type: ignore[attr-defined]
