@@ -47,6 +47,10 @@ class ReplayReport:
 _Expected = tuple[int, bool, int, Event, memoryview]
 
 
+_HEADER = 5
+"""Bytes of the msgpack array32 header before a block's payloads."""
+
+
 class DecodedBlock:
     """One stored block, shared by every replay pass. Its events are decoded
     on first use (replay from columns never needs most of them)."""
@@ -57,7 +61,7 @@ class DecodedBlock:
         first, _, body, lengths, causes, flags, _ = split_block(row)
         self.first = first
         self.body = body
-        self.data = bytes(body)  # the payloads back to back (bytes compare at C speed)
+        self.data: bytes = row[5]  # type: ignore[assignment]  # msgpack array: a header, then the payloads
         self.lengths = lengths
         self.causes = causes
         self.flags = flags
@@ -121,7 +125,7 @@ class ReplayComparer:
                 )
             start = block.offsets[i]
             payload = self._encode(event)
-            if block.offsets[i + 1] - start != len(payload) or not block.data.startswith(payload, start):
+            if block.offsets[i + 1] - start != len(payload) or not block.data.startswith(payload, start + _HEADER):
                 raise Divergence(seq, "output differs from the journal", block.events[i], event)
             if block.causes[i] != cause:
                 raise Divergence(
