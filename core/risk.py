@@ -58,7 +58,7 @@ class RiskLimits:
     strategy_risk: dict[str, float] = field(default_factory=dict)
 
     @property
-    def none(self) -> bool:
+    def unlimited(self) -> bool:
         """True when no check is configured (every order passes)."""
         return self == RiskLimits()
 
@@ -82,7 +82,7 @@ class RiskEngine:
         self.stops: dict[tuple[str, str], float] = {}
         self._day = -1
         self._day_start_equity = portfolio.initial_cash
-        self._unlimited = limits.none  # limits are frozen
+        self._unlimited = limits.unlimited  # limits are frozen
 
     def observe(self, ts: int) -> None:
         """Track the equity path (once per bar group, only when needed)."""

@@ -65,8 +65,7 @@ def bar_inputs(blocks: list[tuple[memoryview, object, bytes]]) -> BarInputs | No
         constant[offset : offset + 8] = False
     expected = np.frombuffer(template.tobytes(), dtype=np.uint8)[constant]
     columns: list[np.ndarray] = []
-    plans: list[list[tuple[bool, object]]] = []
-    row = 0
+    plans: list[list[int | Event]] = []  # per block, in input order: a run of n bars (n), or an event
     for view in views:
         candidates = view.inputs[view.lengths[view.inputs] == size]
         records = _records(view, candidates, size)
@@ -74,22 +73,21 @@ def bar_inputs(blocks: list[tuple[memoryview, object, bytes]]) -> BarInputs | No
         is_bar = np.zeros(len(view.lengths), dtype=bool)
         is_bar[candidates[fits]] = True
         columns.append(records[fits])
-        others = view.inputs[~is_bar[view.inputs]]
-        if not len(others):  # the usual block: every input is a bar
-            plans.append([(True, len(view.inputs))] if len(view.inputs) else [])
+        if is_bar[view.inputs].all():  # the usual block: every input is a bar
+            plans.append([len(view.inputs)] if len(view.inputs) else [])
             continue
-        plan: list[tuple[bool, object]] = []
+        plan: list[int | Event] = []
         for i in view.inputs.tolist():
             if is_bar[i]:
-                if plan and plan[-1][0]:
-                    plan[-1] = (True, plan[-1][1] + 1)  # type: ignore[operator]
+                if plan and isinstance(plan[-1], int):
+                    plan[-1] += 1
                 else:
-                    plan.append((True, 1))
+                    plan.append(1)
                 continue
             event = view.decode(i)
             if type(event) is Bar:
                 return None  # a bar of another instrument or layout
-            plan.append((False, event))
+            plan.append(event)
         plans.append(plan)
     table = np.concatenate(columns).view(template.dtype).ravel()
     timeline = table["ts"].astype(np.int64)
@@ -99,15 +97,15 @@ def bar_inputs(blocks: list[tuple[memoryview, object, bytes]]) -> BarInputs | No
     series = InstrumentSeries(first.instrument, first.interval, o, h, lo, c, v, np.ones(len(timeline), dtype=bool))
     market = MarketSeries(timeline, {first.instrument: series})
     steps: list[list[Step]] = []
+    row = 0
     for plan in plans:
         out: list[Step] = []
-        for is_run, item in plan:
-            if is_run:
-                count = int(item)  # type: ignore[call-overload]
-                out.append(BarBlock(series, market.timeline, row, row + count))
-                row += count
+        for item in plan:
+            if isinstance(item, int):
+                out.append(BarBlock(series, market.timeline, row, row + item))
+                row += item
             else:
-                out.append(item)  # type: ignore[arg-type]
+                out.append(item)
         steps.append(out)
     return BarInputs(market, steps)
 
