@@ -133,6 +133,7 @@ class Bus:
             sink, "record_encoded", None
         )
         self._bar_actors: list[Actor] | None = None  # built by feed_all, reset by subscribe
+        self._handled: set[type[Event]] = set()  # types with a subscriber (early or late)
 
     # -- wiring -----------------------------------------------------------
 
@@ -162,6 +163,7 @@ class Bus:
     def subscribe(self, event_type: type[Event], handler: Handler, *, late: bool = False) -> None:
         table = self._late_subs if late else self._early_subs
         table[event_type] = (*table.get(event_type, ()), handler)
+        self._handled.add(event_type)
         self._bar_actors = None
 
     def now(self) -> int:
@@ -191,9 +193,9 @@ class Bus:
             # One at a time: a timer's handler may set another one, due before
             # timers already due, and it must fire in its place in time.
             fire_at, name = clock.pop_next(ts)  # type: ignore[misc]
-            self._emit(Timer(fire_at, name), False)
+            self.publish(Timer(fire_at, name))
         if self._dispatching:  # fed from inside a handler: queue it like any other event
-            return self._emit(event, True)
+            return self._queue_input(event)
         self._seq = seq = self._seq + 1
         if self._record is not None:
             self._record(seq, event, True, 0)
@@ -349,15 +351,24 @@ class Bus:
     def publish(self, event: Event) -> int:
         """Publish an output derived by an actor; delivered after the
         current handler (or at once when nothing is being delivered)."""
-        return self._emit(event, False)
-
-    def _emit(self, event: Event, is_input: bool) -> int:
         self._seq = seq = self._seq + 1
         if self._record is not None:
-            self._record(seq, event, is_input, 0 if is_input else self._cause)
+            self._record(seq, event, False, self._cause)
+        if type(event) not in self._handled and event.ts == self.clock._now:
+            # Nobody would be called and the clock would not move: delivering
+            # it is a no-op (OrderAccepted, PositionChanged in most runs).
+            return seq
         self._queue.append((seq, event))
         if not self._dispatching:
             self._drain()
+        return seq
+
+    def _queue_input(self, event: Event) -> int:
+        """An input fed while a handler runs: delivered after it, like an output."""
+        self._seq = seq = self._seq + 1
+        if self._record is not None:
+            self._record(seq, event, True, 0)
+        self._queue.append((seq, event))
         return seq
 
     def _drain(self) -> None:

@@ -65,6 +65,7 @@ from core.orders import (
     PARTIALLY_FILLED,
     STOP,
     STOP_LIMIT,
+    TERMINAL,
     TRIGGERED,
     Order,
     validate,
@@ -116,15 +117,13 @@ def touch_time(path: tuple[float, float, float, float], level: float, upward: bo
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class Touch:
-    """How a bar reaches an order: path time, fill price (None: triggered
-    only), maker or taker, and whether this touch triggers a stop."""
+Touch = tuple[float, float | None, bool, bool]
+"""How a bar reaches an order: ``(when, price, maker, triggers)``: path time
+(0 = open .. 3 = close), fill price (None: triggered only), maker or taker,
+and whether this touch triggers a stop."""
 
-    when: float
-    price: float | None
-    maker: bool
-    triggers: bool
+_UNLIMITED = float("inf")
+_IMMEDIATE = ("IOC", "FOK")
 
 
 def _due_key(item: tuple[float, int, Order, Touch]) -> tuple[float, int]:
@@ -214,8 +213,12 @@ class SimulatedVenue(Actor):
         ts = bus.now()
         reason = self._refusal(cmd)
         last = self.bars.get(cmd.instrument)
-        crosses = last is not None and ((cmd.price >= last.close) if cmd.side == BUY else (cmd.price <= last.close))
-        if reason is None and cmd.post_only and crosses:
+        if (
+            reason is None
+            and cmd.post_only
+            and last is not None
+            and ((cmd.price >= last.close) if cmd.side == BUY else (cmd.price <= last.close))
+        ):
             reason = "post_only_would_cross"
         if reason is not None:
             bus.publish(OrderRejected(ts, cmd.strategy, cmd.order_id, cmd.instrument, reason))
@@ -237,7 +240,7 @@ class SimulatedVenue(Actor):
             and self.config.latency_bars == 0
             and last is not None
         ):
-            self._fill_at(order, last, last.close, last.ts, maker=False)
+            self._fill_at(order, last, last.close, last.ts, False, order.quantity)
             if order.active and cmd.tif in ("IOC", "FOK"):
                 self._cancel(order, "ioc")
             if order.active:
@@ -338,75 +341,77 @@ class SimulatedVenue(Actor):
                 self.bars[instrument] = bar
 
     def _match_bar(self, bar: Bar, orders: list[Order]) -> None:
-        path = _path(bar)
+        """Match ``orders`` (working, submission order) against one bar."""
+        first = bar.open
+        path = (first, bar.low, bar.high, bar.close) if bar.close >= first else (first, bar.high, bar.low, bar.close)
         open_ts = bar.ts - bar.interval
         due: list[tuple[float, int, Order, Touch]] = []
-        for order in orders:
-            if not order.active:
+        for order in tuple(orders):  # expiring or canceling an order removes it from ``orders``
+            if order.state in TERMINAL:
                 continue
             if order.wait > 0:
                 order.wait -= 1
                 continue
             cmd = order.cmd
-            if cmd.tif == "GTD" and open_ts >= cmd.expire_ts:
+            tif = cmd.tif
+            if tif == "GTD" and open_ts >= cmd.expire_ts:
                 self._expire(order)
                 continue
-            touch = self._touch(order, path)
+            touch = (0.0, first, False, False) if cmd.order_type == MARKET else self._touch(order, path)
             if touch is not None:
-                due.append((touch.when, order.seq, order, touch))
-            elif order.fresh and cmd.tif in ("IOC", "FOK"):
-                self._cancel(order, cmd.tif.lower())
+                due.append((touch[0], order.seq, order, touch))
+            elif order.fresh and (tif == "IOC" or tif == "FOK"):
+                self._cancel(order, tif.lower())
             order.fresh = False
         if not due:
             return
-        due.sort(key=_due_key)
-        budget = self.config.participation * bar.volume if self.config.participation is not None else float("inf")
-        for _, _, order, touch in due:
-            if not order.active:
+        if len(due) > 1:
+            due.sort(key=_due_key)
+        participation = self.config.participation
+        budget = participation * bar.volume if participation is not None else _UNLIMITED
+        for when, _, order, (_, price, maker, triggers) in due:
+            if order.state in TERMINAL:
                 continue
-            if touch.triggers and not order.triggered:
+            if triggers and not order.triggered:
                 self._trigger(order)
-            if touch.price is None:
+            if price is None:
                 continue
             tif = order.cmd.tif
-            lucky = not touch.maker or self._rng is None or self._rng.random() < (self.config.fill_probability or 1.0)
-            wanted = order.leaves
+            lucky = not maker or self._rng is None or self._rng.random() < (self.config.fill_probability or 1.0)
+            wanted = order.quantity - order.filled
             if lucky and tif == "FOK" and wanted > budget:
                 lucky = False
-            quantity = min(wanted, budget)
+            quantity = wanted if wanted <= budget else budget
             if lucky and quantity > 0.0:
-                budget -= self._fill_at(
-                    order, bar, touch.price, open_ts, maker=touch.maker, quantity=quantity, at_open=touch.when == 0.0
-                )
-            if order.active and tif in ("IOC", "FOK"):
+                budget -= self._fill_at(order, bar, price, open_ts, maker, quantity, bar.ts if when == 0.0 else -1)
+            if tif in _IMMEDIATE and order.state not in TERMINAL:
                 self._cancel(order, tif.lower())
 
     def _touch(self, order: Order, path: tuple[float, float, float, float]) -> Touch | None:
-        """How the bar reaches the order, if it does (no state is changed)."""
+        """How the bar reaches a limit, stop or stop-limit order, if it does
+        (no state is changed)."""
         cmd = order.cmd
         kind = cmd.order_type
-        if kind == MARKET:
-            return Touch(0.0, path[0], False, False)
         buy = cmd.side == BUY
         if kind == LIMIT or (kind == STOP_LIMIT and order.triggered):
             when = touch_time(path, cmd.price, upward=not buy)
             if when is None:
                 return None
             marketable_on_arrival = order.fresh and when == 0.0 and not cmd.post_only and kind == LIMIT
-            return Touch(when, path[0] if when == 0.0 else cmd.price, not marketable_on_arrival, False)
+            return (when, path[0] if when == 0.0 else cmd.price, not marketable_on_arrival, False)
         when = touch_time(path, cmd.trigger_price, upward=buy)
         if when is None:
             return None
         trigger_fill = path[0] if when == 0.0 else cmd.trigger_price
         if kind == STOP:
-            return Touch(when, trigger_fill, False, True)
+            return (when, trigger_fill, False, True)
         limit = cmd.price
         if (trigger_fill <= limit) if buy else (trigger_fill >= limit):
-            return Touch(when, trigger_fill, False, True)
+            return (when, trigger_fill, False, True)
         rest = touch_time(path, limit, upward=not buy)
         if rest is not None and rest >= when:
-            return Touch(when, limit, True, True)
-        return Touch(when, None, True, True)
+            return (when, limit, True, True)
+        return (when, None, True, True)
 
     def _trigger(self, order: Order) -> None:
         order.triggered = True
@@ -418,32 +423,18 @@ class SimulatedVenue(Actor):
     # -- fills --------------------------------------------------------------------------
 
     def _fill_at(
-        self,
-        order: Order,
-        bar: Bar,
-        price: float,
-        exec_ts: int,
-        *,
-        maker: bool,
-        quantity: float | None = None,
-        at_open: bool = False,
+        self, order: Order, bar: Bar, price: float, exec_ts: int, maker: bool, quantity: float, at_open_ts: int = -1
     ) -> float:
+        """Fill ``quantity`` of ``order`` at ``price`` (before taker slippage)
+        on ``bar``; ``at_open_ts``: the bar's ts when filled at its open."""
         slip, model = 0.0, "none"
         if not maker:
-            inst = self.portfolio.instruments[order.cmd.instrument]
-            price, slip, model = self.config.slippage.apply(
-                inst, order.cmd.side, price, atr=self._atr_value(order.cmd.instrument)
-            )
+            cmd = order.cmd
+            inst = self.portfolio.instruments[cmd.instrument]
+            atr = self._atr_value(cmd.instrument) if self._track_atr else 0.0
+            price, slip, model = self.config.slippage.apply(inst, cmd.side, price, atr)
         return self._execute(
-            order,
-            order.leaves if quantity is None else quantity,
-            price,
-            exec_ts,
-            maker=maker,
-            slippage=slip,
-            slippage_model=model,
-            latency=self.config.latency_bars,
-            at_open_ts=bar.ts if at_open else -1,
+            order, quantity, price, exec_ts, maker, slip, model, 0, 0, self.config.latency_bars, at_open_ts
         )
 
     def _execute(
@@ -452,7 +443,6 @@ class SimulatedVenue(Actor):
         quantity: float,
         price: float,
         exec_ts: int,
-        *,
         maker: bool,
         slippage: float = 0.0,
         slippage_model: str = "none",
@@ -480,23 +470,26 @@ class SimulatedVenue(Actor):
         fee, fee_model = fees.fee(inst, quantity, price, maker)
         if fee_label:
             fee_model = f"{fee_model}@{fees.rate(inst, maker)!r}"
-        order.filled += quantity
-        leaves = order.leaves
-        if leaves <= 1e-12 * max(1.0, order.quantity):
+        order.filled = filled = order.filled + quantity
+        size = order.quantity
+        leaves = size - filled
+        if leaves <= 1e-12 * (size if size > 1.0 else 1.0):
             leaves = 0.0
             order.state = FILLED
-            self._remove_working(order)
+            working = self.working.get(cmd.instrument)
+            if working is not None and order in working:
+                working.remove(order)
         else:
             order.state = PARTIALLY_FILLED
         if at_open_ts >= 0:
             order.filled_at_open_ts = at_open_ts
-        self._fills += 1
+        self._fills = fills = self._fills + 1
         bus = self.bus
         fill = OrderFilled(
             bus.now(),
             cmd.strategy,
             cmd.order_id,
-            f"{cmd.order_id}.{self._fills}",
+            f"{cmd.order_id}.{fills}",
             cmd.instrument,
             cmd.side,
             quantity,
@@ -532,7 +525,7 @@ class SimulatedVenue(Actor):
                 ids.append((f"{cmd.order_id}.sl", STOP, 0.0, cmd.stop_loss))
             if cmd.take_profit:
                 ids.append((f"{cmd.order_id}.tp", LIMIT, cmd.take_profit, 0.0))
-            parent.children = [child_id for child_id, *_ in ids]
+            parent.children = tuple(child_id for child_id, *_ in ids)
             for child_id, kind, price, trigger in ids:
                 self.bus.publish(
                     SubmitOrder(

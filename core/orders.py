@@ -6,7 +6,7 @@ CANCELED / EXPIRED; a refused submission is REJECTED and never accepted.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
 from core.events import SubmitOrder
@@ -45,7 +45,7 @@ class Order:
     filled_at_open_ts: int = -1
     oco: str = ""
     sent_ts: int = 0
-    children: list[str] = field(default_factory=list)
+    children: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:

@@ -115,21 +115,25 @@ class Portfolio:
 
     def apply_fill(self, fill: OrderFilled) -> PositionChanged:
         """Book one fill; returns the PositionChanged event to publish."""
-        inst = self.instruments[fill.instrument]
-        pos = self.position(fill.strategy, fill.instrument)
+        instrument = fill.instrument
+        strategy = fill.strategy
+        inst = self.instruments[instrument]
+        pos = self.positions.get((strategy, instrument))
+        if pos is None:
+            pos = self.position(strategy, instrument)
         signed = fill.quantity if fill.side == BUY else -fill.quantity
         realized = self._trade(inst, pos, signed, fill.price, fill.ts)
         currency = settle_currency(inst)
-        self.balances[currency] = self.balances.get(currency, 0.0) + realized - fill.fee
-        ledger = self._ledger(fill.strategy)
-        for book in (ledger, self.total, self._currency_ledger(currency)):
+        fee = fill.fee
+        balances = self.balances
+        balances[currency] = balances.get(currency, 0.0) + realized - fee
+        for book in (self._ledger(strategy), self.total, self._currency_ledger(currency)):
             book.realized += realized
-            book.fees += fill.fee
+            book.fees += fee
             book.fills += 1
-        self.marks.setdefault(fill.instrument, fill.price)
-        return PositionChanged(
-            fill.ts, fill.strategy, fill.instrument, pos.quantity, pos.avg_price, realized, pos.realized
-        )
+        if instrument not in self.marks:
+            self.marks[instrument] = fill.price
+        return PositionChanged(fill.ts, strategy, instrument, pos.quantity, pos.avg_price, realized, pos.realized)
 
     def apply_funding(self, event: FundingApplied) -> None:
         inst = self.instruments[event.instrument]

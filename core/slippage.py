@@ -36,7 +36,6 @@ class SlippageModel:
         inst: InstrumentDefinition,
         side: str,
         price: float,
-        *,
         atr: float = 0.0,
         half_spread: float = 0.0,
     ) -> tuple[float, float, str]:

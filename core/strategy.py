@@ -42,7 +42,7 @@ import types
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -333,9 +333,9 @@ class SymbolData:
         return self._ctx.position_of(self.symbol)
 
 
-@dataclass(frozen=True, slots=True)
-class PositionView:
-    """``ctx.position``: ``size`` (signed), ``entry_price``, ``pnl`` (unrealized)."""
+class PositionView(NamedTuple):
+    """``ctx.position``: ``size`` (signed), ``entry_price``, ``pnl`` (unrealized),
+    ``realized``. A read-only snapshot taken when read."""
 
     size: float
     entry_price: float

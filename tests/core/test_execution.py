@@ -216,6 +216,21 @@ def test_gtd_order_expires() -> None:
     assert fills(v) == [] and len(v.of(OrderExpired)) == 1
 
 
+def test_orders_after_one_that_expires_or_is_canceled_are_still_matched_on_that_bar() -> None:
+    v = make()
+    v.bar(100, 100, 100, 100)
+    v.submit("buy", 1, order_type="limit", price=90.0, tif="GTD", expire_ts=2 * H)  # expires at bar 3
+    v.submit("buy", 1, order_type="limit", price=90.0, tif="IOC")  # placed for bar 2: canceled there
+    v.submit("buy", 1, order_type="limit", price=98.0)  # touched on bar 2 and on bar 3
+    v.bar(100, 101, 97, 100)
+    assert fills(v) == [("o3", 1.0, 98.0, 1 * H)]
+    assert [(c.order_id, c.reason) for c in v.of(OrderCanceled)] == [("o2", "ioc")]
+    v.submit("buy", 1, order_type="limit", price=99.0)
+    v.bar(100, 101, 80, 100)  # o1 expires (opens at 2H); o4 right after it still fills
+    assert [e.order_id for e in v.of(OrderExpired)] == ["o1"]
+    assert fills(v)[-1] == ("o4", 1.0, 99.0, 2 * H)
+
+
 def test_post_only_that_would_cross_is_rejected_and_resting_fills_as_maker() -> None:
     v = make(fees=FeeModel(maker_bps=1.0, taker_bps=5.0))
     v.bar(100, 100, 100, 100)
