@@ -31,6 +31,7 @@ from core.bus import EventSink
 from core.config import RunConfig, StrategyConfig
 from core.engine import Engine, StrategySlot
 from core.events import Bar, Event, FundingRate, InstrumentDefinition, MarkPrice, RunStarted
+from core.heap import frozen_setup
 from core.ids import canonical_json, content_id, sha256_hex
 from core.metrics import compute as compute_metrics
 from core.params import resolve
@@ -322,13 +323,14 @@ async def drive(
     else:
         chunks = market.bar_chunks(PUMP_EVERY)
     count = 0
-    for chunk in chunks:
-        feed_all(chunk)
-        count += len(chunk)
-        await writer.pump()
-        if progress is not None:
-            progress(count, total)
-    engine.finish()
+    with frozen_setup():
+        for chunk in chunks:
+            feed_all(chunk)
+            count += len(chunk)
+            await writer.pump()
+            if progress is not None:
+                progress(count, total)
+        engine.finish()
     if progress is not None:
         progress(total, total)
 

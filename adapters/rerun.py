@@ -36,6 +36,7 @@ from core.events import (
     SubmitAlgo,
     SubmitOrder,
 )
+from core.heap import frozen_setup
 from core.series import MarketSeries
 from journal.process_writer import ProcessJournalWriter
 from journal.reader import JournalReader
@@ -109,10 +110,11 @@ async def rerun_async(
     try:
         engine = Engine(config, slots_for(config), market, sink=writer)
         engine.feed(header)
-        for start in range(0, len(events), PUMP_EVERY):
-            engine.feed_all(events[start : start + PUMP_EVERY])
-            await writer.pump()
-        engine.finish()
+        with frozen_setup():
+            for start in range(0, len(events), PUMP_EVERY):
+                engine.feed_all(events[start : start + PUMP_EVERY])
+                await writer.pump()
+            engine.finish()
     except BaseException:
         await writer.close(STATUS_FAILED)
         raise

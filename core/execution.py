@@ -148,6 +148,7 @@ class SimulatedVenue(Actor):
         self.config = config
         self.orders: dict[str, Order] = {}
         self.working: dict[str, list[Order]] = {}
+        self._working_count = 0  # orders in ``working`` (all instruments)
         self.bars: dict[str, Bar] = {}
         self._atr: dict[str, tuple[float, float, int]] = {}
         self._track_atr = config.slippage.model == "atr"
@@ -326,7 +327,7 @@ class SimulatedVenue(Actor):
         (ATR slippage needs every bar)."""
         if self._track_atr:
             return NEEDS_EVERY_BAR
-        if any(self.working.values()):
+        if self._working_count:
             return 0
         if self._expiries:
             pending = [ts for inst, ts in self._expiries.items() if inst not in self._settled]
@@ -476,9 +477,7 @@ class SimulatedVenue(Actor):
         if leaves <= 1e-12 * (size if size > 1.0 else 1.0):
             leaves = 0.0
             order.state = FILLED
-            working = self.working.get(cmd.instrument)
-            if working is not None and order in working:
-                working.remove(order)
+            self._remove_working(order)
         else:
             order.state = PARTIALLY_FILLED
         if at_open_ts >= 0:
@@ -590,11 +589,13 @@ class SimulatedVenue(Actor):
 
     def _add_working(self, order: Order) -> None:
         self.working.setdefault(order.cmd.instrument, []).append(order)
+        self._working_count += 1
 
     def _remove_working(self, order: Order) -> None:
         orders = self.working.get(order.cmd.instrument)
         if orders is not None and order in orders:
             orders.remove(order)
+            self._working_count -= 1
 
     def cancel_all(self, reason: str = "run_end") -> None:
         """Cancel every working order (end of a run), in submission order."""

@@ -127,10 +127,18 @@ class Portfolio:
         fee = fill.fee
         balances = self.balances
         balances[currency] = balances.get(currency, 0.0) + realized - fee
-        for book in (self._ledger(strategy), self.total, self._currency_ledger(currency)):
-            book.realized += realized
-            book.fees += fee
-            book.fills += 1
+        ledger = self._ledger(strategy)
+        ledger.realized += realized
+        ledger.fees += fee
+        ledger.fills += 1
+        ledger = self.total
+        ledger.realized += realized
+        ledger.fees += fee
+        ledger.fills += 1
+        ledger = self._currency_ledger(currency)
+        ledger.realized += realized
+        ledger.fees += fee
+        ledger.fills += 1
         if instrument not in self.marks:
             self.marks[instrument] = fill.price
         return PositionChanged(fill.ts, strategy, instrument, pos.quantity, pos.avg_price, realized, pos.realized)

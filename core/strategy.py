@@ -39,7 +39,7 @@ indicators are causal, so the view reveals nothing after the current bar.
 from __future__ import annotations
 
 import types
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -933,9 +933,8 @@ class StrategyRunner(Actor):
         if last is None:
             return 0
         wake_ts = self._wake_ts
-        k = self._next_wake
-        while k < len(wake_ts) and (wake_ts[k] < last or (wake_ts[k] == last and self._closed)):
-            k += 1
+        # the first wake step not passed: after ``last`` once its step closed
+        k = (bisect_right if self._closed else bisect_left)(wake_ts, last, self._next_wake)
         self._next_wake = k
         return wake_ts[k] if k < len(wake_ts) else QUIET_FOREVER
 

@@ -18,6 +18,7 @@ from typing import Protocol
 from core.bus import BusFault, EventSink
 from core.codec import DEFAULT_CODEC
 from core.events import Event, RunFinished
+from core.heap import frozen_setup
 from core.series import BarBlock, MarketSeries
 from journal.bar_columns import bar_inputs
 from journal.reader import JournalReader
@@ -202,18 +203,19 @@ def replay_check(reader: JournalReader, build: ReplayBuild) -> ReplayReport:
         # Feed every input in order; the comparer checks each regenerated
         # output where it stands (outputs before an input, such as timers the
         # input makes due, come out of feeding that input).
-        if columns is not None:
-            for steps in columns.steps:
-                for step in steps:
-                    if type(step) is BarBlock:
-                        graph.feed_all(step)
-                    else:
-                        graph.feed(step)  # type: ignore[arg-type]
-        else:
-            for block in blocks:
-                graph.feed_all([event for event, flag in zip(block.events, block.flags, strict=True) if flag])
-        if not graph.finished and status is not None:
-            graph.finish(status)
+        with frozen_setup():
+            if columns is not None:
+                for steps in columns.steps:
+                    for step in steps:
+                        if type(step) is BarBlock:
+                            graph.feed_all(step)
+                        else:
+                            graph.feed(step)  # type: ignore[arg-type]
+            else:
+                for block in blocks:
+                    graph.feed_all([event for event, flag in zip(block.events, block.flags, strict=True) if flag])
+            if not graph.finished and status is not None:
+                graph.finish(status)
         left = comparer._block
         if left is not None:
             i = comparer._i

@@ -58,7 +58,7 @@ def run_tidemark(n: int, journal: Path, every_bar: bool = False) -> dict[str, ob
 
     frame = synthetic_minutes(n)
     minute = 60_000_000_000
-    timeline = frame.index.asi8 + minute
+    timeline = frame.index.as_unit("ns").asi8 + minute  # pandas 3 indexes default to microseconds
     series = InstrumentSeries(
         "SYN",
         minute,
