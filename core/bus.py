@@ -52,6 +52,12 @@ class EventSink(Protocol):
     def record(self, seq: int, event: Event, is_input: bool, cause: int) -> None: ...
 
 
+# A sink may also take runs of inputs in one call (quiet stretches):
+#   record_inputs(first, events): inputs ``first, first + 1, ...``;
+#   record_bars(first, block, start, stop): bars ``block[start:stop]`` as
+#   those inputs, left as columns (the sink encodes them only if it wants).
+
+
 class BusFault(RuntimeError):
     """A handler raised; the bus stops (fail-stop) and names the event."""
 
@@ -129,9 +135,7 @@ class Bus:
         self._inbound_size = inbound_size
         self._inbound: asyncio.Queue[Event] | None = None
         self._record_inputs: Callable[[int, Sequence[Event]], None] | None = getattr(sink, "record_inputs", None)
-        self._record_encoded: Callable[[int, memoryview, list[int], str], None] | None = getattr(
-            sink, "record_encoded", None
-        )
+        self._record_bars: Callable[[int, BarBlock, int, int], None] | None = getattr(sink, "record_bars", None)
         self._bar_actors: list[Actor] | None = None  # built by feed_all, reset by subscribe
         self._handled: set[type[Event]] = set()  # types with a subscriber (early or late)
 
@@ -316,11 +320,9 @@ class Bus:
         for a sink that takes events)."""
         first = self._seq + 1
         self._seq = last = self._seq + stop - start
-        block = events if type(events) is BarBlock else None
-        payloads = block.encoded(start, stop) if block is not None and self._record_encoded is not None else None
         stretch: Sequence[Event] | None = None
-        if payloads is not None:
-            self._record_encoded(first, payloads, block.stamps[start:stop], "bar")  # type: ignore[misc,union-attr]
+        if type(events) is BarBlock and self._record_bars is not None:
+            self._record_bars(first, events, start, stop)
         elif self._record is not None:
             stretch = events[start:stop]
             if self._record_inputs is not None:

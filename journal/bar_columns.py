@@ -72,7 +72,7 @@ def bar_inputs(blocks: list[tuple[memoryview, object, bytes]]) -> BarInputs | No
         fits = (records[:, constant] == expected).all(axis=1)  # every constant byte is the layout's
         is_bar = np.zeros(len(view.lengths), dtype=bool)
         is_bar[candidates[fits]] = True
-        columns.append(records[fits])
+        columns.append(records if fits.all() else records[fits])
         if is_bar[view.inputs].all():  # the usual block: every input is a bar
             plans.append([len(view.inputs)] if len(view.inputs) else [])
             continue

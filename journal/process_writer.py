@@ -39,6 +39,7 @@ except ImportError:  # not on Windows
 
 from core.codec import DEFAULT_CODEC
 from core.events import SCHEMA_VERSION, TAGS, Event, RunStarted
+from core.series import BarBlock
 from journal.errors import JournalConfigError, JournalError, JournalLockedError, SequenceError
 from journal.records import (
     DDL,
@@ -135,9 +136,18 @@ class ProcessJournalWriter:
         self._causes.extend(repeat(0, n))
         self._inputs.extend(repeat(True, n))
 
-    def record_encoded(self, first: int, payloads: bytes | memoryview, stamps: list[int], kind: str) -> None:
+    def record_bars(self, first: int, block: BarBlock, start: int, stop: int) -> None:
+        """Buffer bars ``block[start:stop]`` as inputs ``first, first + 1, ...``,
+        encoded straight from the block's columns (no Bar is built)."""
+        payloads = block.encoded(start, stop)
+        if payloads is None:
+            self.record_inputs(first, block[start:stop])
+        else:
+            self._record_encoded(first, payloads, block.stamps[start:stop], "bar")
+
+    def _record_encoded(self, first: int, payloads: bytes | memoryview, stamps: list[int], kind: str) -> None:
         """Buffer consecutive inputs ``first, first + 1, ...`` of one ``kind``
-        given as their payloads back to back (bars straight from columns)."""
+        given as their payloads back to back."""
         if first != self._seq + 1:
             raise SequenceError(f"{self.path}: append of seq {first} after {self._seq}")
         n = len(stamps)

@@ -52,6 +52,11 @@ _HEADER = 5
 """Bytes of the msgpack array32 header before a block's payloads."""
 
 
+def _array_header_size(n: int) -> int:
+    """Bytes of the msgpack header of an array of ``n`` items."""
+    return 1 if n < 16 else 3 if n < 1 << 16 else 5
+
+
 class DecodedBlock:
     """One stored block, shared by every replay pass. Its events are decoded
     on first use (replay from columns never needs most of them)."""
@@ -86,7 +91,13 @@ def decode_blocks(reader: JournalReader) -> list[DecodedBlock]:
 
 
 class ReplayComparer:
-    """The replay graph's sink: compares each sequenced event with the journal."""
+    """The replay graph's sink: compares each sequenced event with the journal.
+
+    Sequence numbers, input/output flags and causes are checked as each event
+    comes; output payloads are encoded and compared in one pass per stored
+    block (:meth:`check_outputs`), and a mismatch is then located record by
+    record, so the divergence reported is still the first differing seq.
+    """
 
     def __init__(self, blocks: list[DecodedBlock]) -> None:
         self._blocks = blocks
@@ -94,6 +105,8 @@ class ReplayComparer:
         self._i = 0
         self._block: DecodedBlock | None = blocks[0] if blocks else None
         self._encode = DEFAULT_CODEC.encoder.encode
+        self._outputs: list[Event] = []  # outputs of the current block not compared yet
+        self._output_at: list[int] = []  # ... and their positions in it
         self.inputs = 0
         self.outputs = 0
 
@@ -102,6 +115,7 @@ class ReplayComparer:
         assert block is not None
         self._i += 1
         if self._i >= len(block):
+            self.check_outputs()
             self._block_index += 1
             self._i = 0
             self._block = self._blocks[self._block_index] if self._block_index < len(self._blocks) else None
@@ -113,39 +127,58 @@ class ReplayComparer:
         i = self._i
         exp_seq = block.first + i
         if exp_seq != seq:
+            self.check_outputs()
             raise Divergence(seq, f"sequence mismatch (journal has seq {exp_seq})", block.events[i], event)
         exp_input = block.flags[i]
         if is_input:
             if not exp_input:
+                self.check_outputs()
                 raise Divergence(seq, "replay fed an input where the journal has an output", block.events[i], event)
             self.inputs += 1
         else:
-            if exp_input:
-                raise Divergence(
-                    seq, "replay produced an output where the journal has an input", block.events[i], event
-                )
-            start = block.offsets[i]
-            payload = self._encode(event)
-            if block.offsets[i + 1] - start != len(payload) or not block.data.startswith(payload, start + _HEADER):
-                raise Divergence(seq, "output differs from the journal", block.events[i], event)
-            if block.causes[i] != cause:
-                raise Divergence(
-                    seq, f"output caused by seq {cause}, journal says {block.causes[i]}", block.events[i], event
-                )
-            self.outputs += 1
+            if exp_input or block.causes[i] != cause:
+                self.check_outputs()
+                if exp_input:
+                    why = "replay produced an output where the journal has an input"
+                else:
+                    why = f"output caused by seq {cause}, journal says {block.causes[i]}"
+                raise Divergence(seq, why, block.events[i], event)
+            self._outputs.append(event)
+            self._output_at.append(i)
         if i + 1 < len(block.lengths):
             self._i = i + 1
         else:
             self._advance()
+
+    def check_outputs(self) -> None:
+        """Compare the outputs of the current block recorded so far with the
+        journal's bytes; raises the first :class:`Divergence`."""
+        events, at = self._outputs, self._output_at
+        if not events:
+            return
+        block = self._block
+        assert block is not None
+        self._outputs, self._output_at = [], []
+        data, offsets = memoryview(block.data), block.offsets
+        expected = b"".join([data[offsets[i] + _HEADER : offsets[i + 1] + _HEADER] for i in at])
+        encoded = self._encode(events)  # a msgpack array: its header, then each payload
+        header = len(encoded) - len(expected)
+        if header != _array_header_size(len(events)) or memoryview(encoded)[header:] != expected:
+            for i, event in zip(at, events, strict=True):
+                stored = data[offsets[i] + _HEADER : offsets[i + 1] + _HEADER]
+                if self._encode(event) != stored:
+                    raise Divergence(block.first + i, "output differs from the journal", block.events[i], event)
+        self.outputs += len(events)
 
     def record_inputs(self, first: int, events: Sequence[Event]) -> None:
         """Inputs ``first, first + 1, ...`` passed in one step: the journal must
         hold inputs at exactly those seqs."""
         self._inputs_at(first, len(events), events)
 
-    def record_encoded(self, first: int, payloads: object, stamps: list[int], kind: str) -> None:
-        """A run of bar inputs read from the journal's own columns."""
-        self._inputs_at(first, len(stamps), None)
+    def record_bars(self, first: int, block: BarBlock, start: int, stop: int) -> None:
+        """A run of bar inputs read from the journal's own columns (their
+        bytes were checked when they were read)."""
+        self._inputs_at(first, stop - start, None)
 
     def _inputs_at(self, first: int, n: int, events: Sequence[Event] | None) -> None:
         done = 0
@@ -216,6 +249,7 @@ def replay_check(reader: JournalReader, build: ReplayBuild) -> ReplayReport:
                     graph.feed_all([event for event, flag in zip(block.events, block.flags, strict=True) if flag])
             if not graph.finished and status is not None:
                 graph.finish(status)
+        comparer.check_outputs()
         left = comparer._block
         if left is not None:
             i = comparer._i
@@ -223,6 +257,10 @@ def replay_check(reader: JournalReader, build: ReplayBuild) -> ReplayReport:
     except BusFault as fault:
         if isinstance(fault.error, Divergence):
             return _report(comparer, fault.error)
+        try:
+            comparer.check_outputs()  # an output before the failure may already differ
+        except Divergence as divergence:
+            return _report(comparer, divergence)
         if comparer._block is None:
             return _report(comparer, None)  # the recorded run failed here too, after the same events
         block = comparer._block

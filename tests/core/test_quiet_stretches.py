@@ -20,7 +20,7 @@ from core.codec import DEFAULT_CODEC
 from core.config import RunConfig
 from core.engine import Engine
 from core.events import Bar, Event
-from core.series import InstrumentSeries, MarketSeries
+from core.series import BarBlock, InstrumentSeries, MarketSeries
 from journal.reader import JournalReader
 from journal.records import msgpack_array_header
 
@@ -43,8 +43,10 @@ class ListSink:
 class EncodedSink(ListSink):
     """Also takes runs of bars already encoded (what the journal writer does)."""
 
-    def record_encoded(self, first: int, payloads: memoryview, stamps: list[int], kind: str) -> None:
-        assert kind == "bar"
+    def record_bars(self, first: int, block: BarBlock, start: int, stop: int) -> None:
+        payloads = block.encoded(start, stop)
+        assert payloads is not None
+        stamps = block.stamps[start:stop]
         raws = msgspec.msgpack.Decoder(list[msgspec.Raw]).decode(msgpack_array_header(len(stamps)) + bytes(payloads))
         assert [DEFAULT_CODEC.decode(bytes(raw)).ts for raw in raws] == stamps
         self.records.extend((first + k, bytes(raw), True, 0) for k, raw in enumerate(raws))
