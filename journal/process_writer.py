@@ -28,9 +28,10 @@ from hashlib import blake2b
 from itertools import repeat
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import msgspec
+import numpy as np
 
 try:
     import fcntl
@@ -48,7 +49,6 @@ from journal.records import (
     HASH_SIZE,
     INSERT_BLOCK,
     UPSERT_META,
-    kind_counts,
     msgpack_array_header,
     pack_header,
 )
@@ -73,11 +73,12 @@ class ProcessJournalWriter:
         # The batch being gathered. Events wait in _events and are encoded in
         # one msgpack call (when the batch is sent, or before an already
         # encoded run joins it) into _segments: payloads back to back, with
-        # their _stamps and _kinds. _causes and _inputs cover every record.
+        # their _stamps and _kinds (one KIND_CODES byte per record). _causes
+        # and _inputs cover every record.
         self._events: list[Event] = []
         self._segments: list[bytes | memoryview] = []
         self._stamps: list[int] = []
-        self._kinds: list[str] = []
+        self._kinds = bytearray()
         self._causes: list[int] = []
         self._inputs: list[bool] = []
         self._committed = 0
@@ -155,7 +156,7 @@ class ProcessJournalWriter:
         self._seq = first + n - 1
         self._segments.append(payloads)
         self._stamps.extend(stamps)
-        self._kinds.extend(repeat(kind, n))
+        self._kinds += _KIND_CODE_BYTE[kind] * n
         self._causes.extend(repeat(0, n))
         self._inputs.extend(repeat(True, n))
 
@@ -187,7 +188,7 @@ class ProcessJournalWriter:
             raise
         self._segments.append(memoryview(encoded)[_array_header_size(len(events)) :])
         self._stamps.extend([event.ts for event in events])
-        self._kinds.extend(map(TAGS.__getitem__, map(type, events)))
+        self._kinds += bytes(map(_TYPE_CODES.__getitem__, map(type, events)))
         self._events = []
 
     def _send(self) -> None:
@@ -203,10 +204,11 @@ class ProcessJournalWriter:
             array("q", self._causes).tobytes(),
             bytes(self._inputs),
             array("q", self._stamps).tobytes(),
-            "\x00".join(self._kinds),
+            bytes(self._kinds),
         )
         self._first = self._seq + 1
-        self._segments, self._stamps, self._kinds, self._causes, self._inputs = [], [], [], [], []
+        self._segments, self._stamps, self._causes, self._inputs = [], [], [], []
+        self._kinds = bytearray()
         try:
             self._outbox.send(message)
         except (BrokenPipeError, OSError) as exc:
@@ -378,7 +380,7 @@ class _ChildChain:
         causes_raw: bytes,
         flags: bytes,
         ts_raw: bytes,
-        kinds_text: str,
+        kind_codes: bytes,
     ) -> None:
         payloads = _PAYLOADS.decode(encoded)  # views into ``encoded``, one per record
         if len(payloads) != n:
@@ -389,13 +391,12 @@ class _ChildChain:
         causes.frombytes(causes_raw)
         stamps = array("q")
         stamps.frombytes(ts_raw)
-        kinds = kinds_text.split("\x00")
         prev = self.prev
         hashes = _chain(prev, first, payloads, causes, flags)
         if hashes:
             prev = hashes[-1]
         meta: dict[str, str] = {}
-        if first == 1 and kinds and kinds[0] == "start":
+        if first == 1 and kind_codes[:1] == _KIND_CODE_BYTE["start"]:
             header = DEFAULT_CODEC.decode(body[: lengths[0]])
             if isinstance(header, RunStarted):
                 meta.update(header_meta(header))
@@ -410,7 +411,7 @@ class _ChildChain:
                     stop - start,
                     stamps[start],
                     stamps[stop - 1],
-                    kind_counts(kinds[start:stop]),
+                    _kind_counts(kind_codes[start:stop]),
                     msgpack_array_header(stop - start) + body[offset : offset + size],
                     lengths[start:stop].tobytes(),
                     causes[start:stop].tobytes(),
@@ -439,6 +440,18 @@ class _ChildChain:
             conn.execute("PRAGMA journal_mode=DELETE").fetchall()
         except sqlite3.OperationalError:
             pass
+
+
+KIND_CODES: Final = tuple(sorted(TAGS.values()))
+"""Kinds as they cross the pipe: one byte per record, the kind's index here."""
+_KIND_CODE_BYTE = {kind: bytes([code]) for code, kind in enumerate(KIND_CODES)}
+_TYPE_CODES = {cls: KIND_CODES.index(kind) for cls, kind in TAGS.items()}
+
+
+def _kind_counts(codes: bytes) -> str:
+    """``kind=count`` pairs of a block's records, as :func:`kind_counts` writes them."""
+    counts = np.bincount(np.frombuffer(codes, dtype=np.uint8), minlength=len(KIND_CODES))
+    return ",".join(f"{KIND_CODES[code]}={counts[code]}" for code in np.flatnonzero(counts).tolist())
 
 
 _PAYLOADS = msgspec.msgpack.Decoder(list[msgspec.Raw])

@@ -189,3 +189,46 @@ async def test_writer_process_names_an_event_that_cannot_be_encoded_and_keeps_th
     finally:
         reader.close()
     assert verify(path).ok
+
+
+@pytest.mark.asyncio
+async def test_writer_process_stores_what_the_in_process_writer_stores(tmp_path: Path) -> None:
+    """Same records through both writers (bars as a column run in one): same
+    payloads, hashes, causes, flags and per-kind counts."""
+    import numpy as np
+
+    from core.series import BarBlock, InstrumentSeries
+    from journal.process_writer import ProcessJournalWriter
+
+    n = 10_000
+    hour = 3_600_000_000_000
+    timeline = 1_600_000_000_000_000_000 + hour * np.arange(1, n + 1, dtype=np.int64)
+    close = 100.0 + np.arange(n) * 0.01
+    series = InstrumentSeries("X", hour, close, close + 1, close - 1, close, close * 0 + 5, np.ones(n, dtype=bool))
+    block = BarBlock(series, timeline, 0, n)
+    logs = [Log(int(timeline[k]), "s", "info", f"after bar {k}") for k in range(0, n, 997)]
+
+    async def fill(writer: JournalWriter | ProcessJournalWriter, runs: bool) -> None:
+        writer.record(1, header(), True, 0)
+        seq, start = 2, 0
+        for k, log in zip(range(0, n, 997), logs, strict=True):
+            stop = k + 1
+            if runs and isinstance(writer, ProcessJournalWriter):
+                writer.record_bars(seq, block, start, stop)
+                seq += stop - start
+            else:
+                for bar in block[start:stop]:
+                    writer.record(seq, bar, True, 0)
+                    seq += 1
+            writer.record(seq, log, False, seq - 1)
+            seq, start = seq + 1, stop
+        await writer.close()
+
+    await fill(await JournalWriter.create(tmp_path / "thread.journal"), runs=False)
+    await fill(await ProcessJournalWriter.create(tmp_path / "process.journal"), runs=True)
+    with JournalReader(tmp_path / "thread.journal") as a, JournalReader(tmp_path / "process.journal") as b:
+        assert a.counts_by_kind() == b.counts_by_kind() == {"bar": 9_971, "log": 11, "start": 1}
+        left = [(r.seq, r.payload, r.hash, r.cause, r.is_input) for r in a.records()]
+        right = [(r.seq, r.payload, r.hash, r.cause, r.is_input) for r in b.records()]
+        assert left == right
+    assert verify(tmp_path / "process.journal").ok
