@@ -212,6 +212,11 @@ class BarBlock(Sequence[Bar]):
     def __len__(self) -> int:
         return len(self.stamps)
 
+    @property
+    def times(self) -> np.ndarray:
+        """Bar close times (ns, int64), as ``stamps`` but a numpy column."""
+        return self._columns[0]
+
     @overload
     def __getitem__(self, index: int) -> Bar: ...
 

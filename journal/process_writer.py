@@ -25,7 +25,7 @@ import threading
 from array import array
 from collections.abc import Sequence
 from hashlib import blake2b
-from itertools import repeat
+from itertools import accumulate, repeat
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Final
@@ -70,17 +70,16 @@ class ProcessJournalWriter:
         self._encode = DEFAULT_CODEC.encoder.encode
         self._seq = 0
         self._first = 1
-        # The batch being gathered. Events wait in _events and are encoded in
-        # one msgpack call (when the batch is sent, or before an already
-        # encoded run joins it) into _segments: payloads back to back, with
-        # their _stamps and _kinds (one KIND_CODES byte per record). _causes
-        # and _inputs cover every record.
+        # The batch being gathered: every event, with its cause and input
+        # flag, in _events/_causes/_inputs; runs of bars already encoded in
+        # _bar_runs as (events before the run, payloads, close times). Events
+        # are encoded in one msgpack call when the batch is sent, and the
+        # child splices the runs back in seq order (see _Batch).
         self._events: list[Event] = []
-        self._segments: list[bytes | memoryview] = []
-        self._stamps: list[int] = []
-        self._kinds = bytearray()
         self._causes: list[int] = []
         self._inputs: list[bool] = []
+        self._bar_runs: list[tuple[int, bytes | memoryview, np.ndarray]] = []
+        self._records = 0  # in the batch
         self._committed = 0
         self._head = GENESIS.hex()
         self._closed = False
@@ -143,22 +142,12 @@ class ProcessJournalWriter:
         payloads = block.encoded(start, stop)
         if payloads is None:
             self.record_inputs(first, block[start:stop])
-        else:
-            self._record_encoded(first, payloads, block.stamps[start:stop], "bar")
-
-    def _record_encoded(self, first: int, payloads: bytes | memoryview, stamps: list[int], kind: str) -> None:
-        """Buffer consecutive inputs ``first, first + 1, ...`` of one ``kind``
-        given as their payloads back to back."""
+            return
         if first != self._seq + 1:
             raise SequenceError(f"{self.path}: append of seq {first} after {self._seq}")
-        n = len(stamps)
-        self._encode_pending()
-        self._seq = first + n - 1
-        self._segments.append(payloads)
-        self._stamps.extend(stamps)
-        self._kinds += _KIND_CODE_BYTE[kind] * n
-        self._causes.extend(repeat(0, n))
-        self._inputs.extend(repeat(True, n))
+        self._seq = first + stop - start - 1
+        self._bar_runs.append((len(self._events), payloads, block.times[start:stop]))
+        self._records += stop - start
 
     @property
     def last_seq(self) -> int:
@@ -173,42 +162,34 @@ class ProcessJournalWriter:
         return bytes.fromhex(self._head)
 
     async def pump(self) -> None:
-        if len(self._causes) >= self._batch_size:
+        if self._records + len(self._events) >= self._batch_size:
             self._send()
 
-    def _encode_pending(self) -> None:
-        """Encode the waiting events into a segment (one msgpack call)."""
-        events = self._events
-        if not events:
+    def _send(self) -> None:
+        events, runs = self._events, self._bar_runs
+        n = self._records + len(events)
+        if not n:
             return
         try:
             encoded = self._encode(events)
         except Exception:
             self._send_until_unencodable()
             raise
-        self._segments.append(memoryview(encoded)[_array_header_size(len(events)) :])
-        self._stamps.extend([event.ts for event in events])
-        self._kinds += bytes(map(_TYPE_CODES.__getitem__, map(type, events)))
-        self._events = []
-
-    def _send(self) -> None:
-        self._encode_pending()
-        n = len(self._causes)
-        if not n:
-            return
         message = (
             "batch",
             self._first,
             n,
-            b"".join([msgpack_array_header(n), *self._segments]),
+            encoded,
             array("q", self._causes).tobytes(),
             bytes(self._inputs),
-            array("q", self._stamps).tobytes(),
-            bytes(self._kinds),
+            array("q", [event.ts for event in events]).tobytes(),
+            bytes(map(_TYPE_CODES.__getitem__, map(type, events))),
+            array("q", [x for before, payloads, times in runs for x in (before, len(times), len(payloads))]).tobytes(),
+            b"".join([payloads for _, payloads, _ in runs]),
+            b"".join([times.tobytes() for _, _, times in runs]),
         )
         self._first = self._seq + 1
-        self._segments, self._stamps, self._causes, self._inputs = [], [], [], []
-        self._kinds = bytearray()
+        self._events, self._causes, self._inputs, self._bar_runs, self._records = [], [], [], [], 0
         try:
             self._outbox.send(message)
         except (BrokenPipeError, OSError) as exc:
@@ -222,10 +203,11 @@ class ProcessJournalWriter:
             try:
                 self._encode(event)
             except Exception as exc:
-                kept = len(self._stamps) + k
-                seq = self._first + kept
-                self._events = events[:k]
-                self._causes, self._inputs = self._causes[:kept], self._inputs[:kept]
+                runs = [run for run in self._bar_runs if run[0] <= k]  # the bar runs before event k
+                bars = sum(len(run[2]) for run in runs)
+                seq = self._first + k + bars
+                self._events, self._causes, self._inputs = events[:k], self._causes[:k], self._inputs[:k]
+                self._bar_runs, self._records = runs, bars
                 self._seq = seq - 1
                 self._send()
                 raise JournalError(f"{self.path}: seq {seq} ({type(event).__name__}) cannot be encoded: {exc}") from exc
@@ -372,25 +354,15 @@ class _ChildChain:
         self.prev = GENESIS
         self.committed = 0
 
-    def write(
-        self,
-        first: int,
-        n: int,
-        encoded: bytes,
-        causes_raw: bytes,
-        flags: bytes,
-        ts_raw: bytes,
-        kind_codes: bytes,
-    ) -> None:
+    def write(self, first: int, n: int, *parts: bytes) -> None:
+        batch = _Batch(n, *parts)
+        encoded = batch.payloads()
         payloads = _PAYLOADS.decode(encoded)  # views into ``encoded``, one per record
         if len(payloads) != n:
             raise JournalError(f"batch at seq {first}: {len(payloads)} payloads for {n} records")
         lengths = array("I", map(len, payloads))
         body = encoded[len(encoded) - sum(lengths) :]
-        causes = array("q")
-        causes.frombytes(causes_raw)
-        stamps = array("q")
-        stamps.frombytes(ts_raw)
+        causes, flags, stamps, kind_codes = batch.columns()
         prev = self.prev
         hashes = _chain(prev, first, payloads, causes, flags)
         if hashes:
@@ -409,8 +381,8 @@ class _ChildChain:
                 (
                     first + start,
                     stop - start,
-                    stamps[start],
-                    stamps[stop - 1],
+                    int(stamps[start]),
+                    int(stamps[stop - 1]),
                     _kind_counts(kind_codes[start:stop]),
                     msgpack_array_header(stop - start) + body[offset : offset + size],
                     lengths[start:stop].tobytes(),
@@ -456,6 +428,77 @@ def _kind_counts(codes: bytes) -> str:
 
 _PAYLOADS = msgspec.msgpack.Decoder(list[msgspec.Raw])
 """Splits a batch's msgpack array into its payloads without decoding them."""
+_BAR_CODE = _KIND_CODE_BYTE["bar"]
+
+
+class _Batch:
+    """One batch as the parent sends it: its events (a msgpack array) with
+    their causes, input flags, times and kind codes; and the runs of bars
+    encoded apart, each as (events recorded before it, bars, payload bytes),
+    with their payloads and close times back to back."""
+
+    def __init__(
+        self,
+        n: int,
+        events: bytes,
+        causes: bytes,
+        inputs: bytes,
+        times: bytes,
+        kinds: bytes,
+        runs: bytes,
+        bar_payloads: bytes,
+        bar_times: bytes,
+    ) -> None:
+        self.n = n
+        self.events = events
+        self.causes = np.frombuffer(causes, dtype=np.int64)
+        self.inputs = np.frombuffer(inputs, dtype=np.uint8)
+        self.times = np.frombuffer(times, dtype=np.int64)
+        self.kinds = np.frombuffer(kinds, dtype=np.uint8)
+        self.runs = np.frombuffer(runs, dtype=np.int64).reshape(-1, 3)
+        self.bar_payloads = bar_payloads
+        self.bar_times = np.frombuffer(bar_times, dtype=np.int64)
+        count = len(self.kinds)
+        if count + len(self.bar_times) != n or int(self.runs[:, 1].sum()) != len(self.bar_times):
+            raise JournalError(f"batch of {n} records holds {count} events and {len(self.bar_times)} bars")
+        # an event's place in seq order: its index plus the bars of the runs ahead of it
+        ahead = np.bincount(self.runs[:, 0], weights=self.runs[:, 1], minlength=count + 1).cumsum()
+        self.at = np.arange(count, dtype=np.int64) + ahead[:count].astype(np.int64)
+
+    def payloads(self) -> bytes:
+        """The ``n`` payloads in seq order, as one msgpack array."""
+        if not len(self.runs):
+            return self.events
+        events = _PAYLOADS.decode(self.events)
+        cuts = list(accumulate(map(len, events), initial=_array_header_size(len(events))))
+        view, bars = memoryview(self.events), memoryview(self.bar_payloads)
+        parts: list[bytes | memoryview] = [msgpack_array_header(self.n)]
+        done = used = 0
+        for k, _, size in self.runs.tolist():
+            parts.append(view[cuts[done] : cuts[k]])
+            parts.append(bars[used : used + size])
+            done, used = k, used + size
+        parts.append(view[cuts[done] :])
+        return b"".join(parts)
+
+    def columns(self) -> tuple[array[int], bytes, np.ndarray, bytes]:
+        """Per record in seq order: causes, input flags, times, kind codes
+        (bars: cause 0, input, their close time, kind bar)."""
+        at = self.at
+        is_bar = np.ones(self.n, dtype=bool)
+        is_bar[at] = False
+        causes = np.zeros(self.n, dtype=np.int64)
+        causes[at] = self.causes
+        flags = np.ones(self.n, dtype=np.uint8)
+        flags[at] = self.inputs
+        times = np.empty(self.n, dtype=np.int64)
+        times[at] = self.times
+        times[is_bar] = self.bar_times
+        kinds = np.full(self.n, _BAR_CODE[0], dtype=np.uint8)
+        kinds[at] = self.kinds
+        cause_array = array("q")
+        cause_array.frombytes(causes.tobytes())
+        return cause_array, flags.tobytes(), times, kinds.tobytes()
 
 
 def _chain(prev: bytes, first: int, payloads: list[msgspec.Raw], causes: array[int], flags: bytes) -> list[bytes]:
