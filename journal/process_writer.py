@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import multiprocessing
 import os
+import queue
 import sqlite3
 import threading
 from array import array
@@ -55,6 +56,8 @@ from journal.records import (
 from journal.writer import DURABILITY, STATUS_FINISHED, STATUS_RUNNING, _WriterLock, check_new_journal, header_meta
 
 BLOCK = 4096
+INBOX_BATCHES = 16
+"""Batches the writer process may hold read but not yet written (~1 MB each)."""
 WAL_CHECKPOINT_PAGES = 4_096
 
 
@@ -287,11 +290,11 @@ def _child(path_text: str, durability: str, overwrite: bool, inbox: Connection, 
         return
     outbox.send(("ready",))
     chain = _ChildChain(conn)
+    messages = _drained(inbox)
     try:
         while True:
-            try:
-                message = inbox.recv()
-            except EOFError:
+            message = messages.get()
+            if message is None:
                 return  # parent died: leave the run 'running' for recovery
             verb = message[0]
             if verb == "batch":
@@ -308,6 +311,30 @@ def _child(path_text: str, durability: str, overwrite: bool, inbox: Connection, 
     finally:
         conn.close()
         lock.release()
+
+
+def _drained(inbox: Connection) -> queue.Queue[tuple[Any, ...] | None]:
+    """Messages from the parent, read by a thread as soon as they arrive.
+
+    The pipe holds about one batch; read only between batches, a commit that
+    waits on the disk would stall the simulation's next send. None: the
+    parent is gone. The queue is bounded, so a writer that cannot keep up
+    still holds the parent back (its memory stays bounded)."""
+    messages: queue.Queue[tuple[Any, ...] | None] = queue.Queue(INBOX_BATCHES)
+
+    def read() -> None:
+        while True:
+            try:
+                message = inbox.recv()
+            except (EOFError, OSError):
+                messages.put(None)
+                return
+            messages.put(message)
+            if message[0] == "close":
+                return
+
+    threading.Thread(target=read, name="journal-inbox", daemon=True).start()
+    return messages
 
 
 def _open(path: Path, durability: str, overwrite: bool) -> sqlite3.Connection:
