@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import accumulate
 from typing import Protocol
+
+import numpy as np
 
 from core.bus import BusFault, EventSink
 from core.codec import DEFAULT_CODEC
@@ -52,6 +53,16 @@ _HEADER = 5
 """Bytes of the msgpack array32 header before a block's payloads."""
 
 
+def _spans(offsets: np.ndarray, records: list[int]) -> list[tuple[int, int]]:
+    """Byte spans in a block's data of ``records`` (ascending indexes),
+    consecutive records merged into one span."""
+    at = np.array(records, dtype=np.int64)
+    breaks = np.flatnonzero(np.diff(at) != 1) + 1
+    firsts = at[np.concatenate(([0], breaks))]
+    ends = at[np.concatenate((breaks - 1, [len(at) - 1]))] + 1
+    return list(zip((offsets[firsts] + _HEADER).tolist(), (offsets[ends] + _HEADER).tolist(), strict=True))
+
+
 def _array_header_size(n: int) -> int:
     """Bytes of the msgpack header of an array of ``n`` items."""
     return 1 if n < 16 else 3 if n < 1 << 16 else 5
@@ -73,7 +84,8 @@ class DecodedBlock:
         self.flags = flags
         self._array = row[5]
         self._events: list[Event] | None = None
-        self.offsets = list(accumulate(lengths, initial=0))
+        self.offsets = np.concatenate(([0], np.cumsum(np.frombuffer(lengths, dtype=np.uint32), dtype=np.int64)))
+        """Start of each payload in ``data`` after the header; one more for the end."""
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -159,13 +171,13 @@ class ReplayComparer:
         block = self._block
         assert block is not None
         self._outputs, self._output_at = [], []
-        data, offsets = memoryview(block.data), block.offsets
-        expected = b"".join([data[offsets[i] + _HEADER : offsets[i + 1] + _HEADER] for i in at])
+        offsets = block.offsets
+        data = block.data
+        expected = b"".join([data[start:end] for start, end in _spans(offsets, at)])
         encoded = self._encode(events)  # a msgpack array: its header, then each payload
-        header = len(encoded) - len(expected)
-        if header != _array_header_size(len(events)) or memoryview(encoded)[header:] != expected:
+        if len(encoded) - len(expected) != _array_header_size(len(events)) or not encoded.endswith(expected):
             for i, event in zip(at, events, strict=True):
-                stored = data[offsets[i] + _HEADER : offsets[i + 1] + _HEADER]
+                stored = data[int(offsets[i]) + _HEADER : int(offsets[i + 1]) + _HEADER]
                 if self._encode(event) != stored:
                     raise Divergence(block.first + i, "output differs from the journal", block.events[i], event)
         self.outputs += len(events)
@@ -181,6 +193,16 @@ class ReplayComparer:
         self._inputs_at(first, stop - start, None)
 
     def _inputs_at(self, first: int, n: int, events: Sequence[Event] | None) -> None:
+        block, i = self._block, self._i
+        if (
+            block is not None
+            and block.first + i == first
+            and i + n < len(block.lengths)
+            and block.flags.find(0, i, i + n) < 0
+        ):  # the usual case: inputs inside the current block
+            self._i = i + n
+            self.inputs += n
+            return
         done = 0
         while done < n:
             block = self._block
