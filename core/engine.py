@@ -19,6 +19,7 @@ from core.config import RunConfig, duration_ns, execution_config, risk_limits
 from core.events import Bar, Event, InstrumentDefinition, RunFinished, RunStarted
 from core.execution import SimulatedVenue
 from core.funding import FundingActor
+from core.heap import settle
 from core.margin import MarginActor
 from core.portfolio import Portfolio
 from core.risk import RiskEngine
@@ -167,6 +168,7 @@ class Engine:
         if not self.started:
             self.started = True
             self.bus.start()
+            settle()  # the series, masks and caches the actors just built live as long as the run
             self.feed = self.bus.feed  # type: ignore[method-assign,assignment]  # started: inputs go straight to the bus
 
     def finish(self, status: str = "finished") -> None:

@@ -29,3 +29,11 @@ def frozen_setup() -> Iterator[None]:
         yield
     finally:
         gc.unfreeze()
+
+
+def settle() -> None:
+    """Inside :func:`frozen_setup`, freeze what was allocated since (setup
+    that finished inside the block, such as an engine started by its first
+    input); outside one, do nothing."""
+    if gc.get_freeze_count():
+        gc.freeze()
