@@ -16,18 +16,23 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+_active = False  # inside frozen_setup
+
 
 @contextmanager
 def frozen_setup() -> Iterator[None]:
     """Freeze every tracked object allocated so far until the block ends
     (nested use keeps the outermost freeze)."""
-    if gc.get_freeze_count():
+    global _active
+    if _active:
         yield
         return
     gc.freeze()
+    _active = True
     try:
         yield
     finally:
+        _active = False
         gc.unfreeze()
 
 
@@ -35,5 +40,5 @@ def settle() -> None:
     """Inside :func:`frozen_setup`, freeze what was allocated since (setup
     that finished inside the block, such as an engine started by its first
     input); outside one, do nothing."""
-    if gc.get_freeze_count():
+    if _active:
         gc.freeze()

@@ -1,12 +1,14 @@
 """A journal writer whose hashing and disk writes run in a child process.
 
-The simulation thread only buffers events (and runs of bars already
-encoded from their columns); a full batch is encoded in one msgpack call and
-goes to the child as a few byte blobs. The child holds the writer lock,
-splits the batch back into payloads, computes the chain hash of every
-record, writes blocks and commits. On the 2-core development machine this takes the ~3 us per event of
-BLAKE2b chaining and SQLite off the simulation's core (a thread cannot: the
-hashing holds the GIL). The records, chain and file are identical to
+The simulation thread only buffers events (and runs of bars already encoded
+from their columns). A full batch goes to the child as a few byte blobs: its
+events in one msgpack call, with their causes, input flags, times and kind
+codes, and the bar runs apart, each marked with where it goes. The child
+(a reader thread drains the pipe as batches arrive) splices the runs back in
+seq order, computes the chain hash of every record, writes blocks and
+commits. On the 2-core development machine this takes BLAKE2b chaining and
+SQLite off the simulation's core (a thread cannot: the hashing holds the
+GIL). The records, chain and file are identical to
 :class:`journal.writer.JournalWriter`'s; backtests use this writer, paper
 sessions (low rates, durability FULL) use the in-process aiosqlite one.
 
@@ -51,6 +53,7 @@ from journal.records import (
     INSERT_BLOCK,
     UPSERT_META,
     msgpack_array_header,
+    msgpack_array_header_size,
     pack_header,
 )
 from journal.writer import DURABILITY, STATUS_FINISHED, STATUS_RUNNING, _WriterLock, check_new_journal, header_meta
@@ -250,11 +253,6 @@ class ProcessJournalWriter:
         self._inbox.close()
 
 
-def _array_header_size(n: int) -> int:
-    """Bytes of the msgpack array header msgspec writes for ``n`` items."""
-    return 1 if n < 16 else 3 if n < 1 << 16 else 5
-
-
 def _widen(conn: Connection) -> None:
     """Give the batch pipe a 1 MB buffer where Linux allows (default 64 KB):
     a batch then crosses in a few writes instead of dozens of context
@@ -443,6 +441,7 @@ class _ChildChain:
 
 KIND_CODES: Final = tuple(sorted(TAGS.values()))
 """Kinds as they cross the pipe: one byte per record, the kind's index here."""
+assert len(KIND_CODES) <= 256
 _KIND_CODE_BYTE = {kind: bytes([code]) for code, kind in enumerate(KIND_CODES)}
 _TYPE_CODES = {cls: KIND_CODES.index(kind) for cls, kind in TAGS.items()}
 
@@ -497,7 +496,7 @@ class _Batch:
         if not len(self.runs):
             return self.events
         events = _PAYLOADS.decode(self.events)
-        cuts = list(accumulate(map(len, events), initial=_array_header_size(len(events))))
+        cuts = list(accumulate(map(len, events), initial=msgpack_array_header_size(len(events))))
         view, bars = memoryview(self.events), memoryview(self.bar_payloads)
         parts: list[bytes | memoryview] = [msgpack_array_header(self.n)]
         done = used = 0

@@ -92,8 +92,13 @@ class JournalReader:
 
     # -- iteration -----------------------------------------------------------------
 
-    def _blocks(self, start: int, end: int | None, since: int | None, until: int | None) -> Iterator[tuple[Any, ...]]:
-        sql = [f"SELECT {BLOCK_COLUMNS} FROM blocks WHERE first_seq + n - 1 >= ?"]
+    def _blocks(
+        self, start: int, end: int | None, since: int | None, until: int | None, *, hashes: bool = True
+    ) -> Iterator[tuple[Any, ...]]:
+        """Block rows in seq order; ``hashes=False`` reads an empty hashes
+        column (replay compares payloads; verify checks the chain)."""
+        columns = BLOCK_COLUMNS if hashes else BLOCK_COLUMNS.replace("hashes", "x'' AS hashes")
+        sql = [f"SELECT {columns} FROM blocks WHERE first_seq + n - 1 >= ?"]
         args: list[Any] = [start]
         if end is not None:
             sql.append("AND first_seq <= ?")

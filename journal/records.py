@@ -79,6 +79,11 @@ def msgpack_array_header(n: int) -> bytes:
     return b"\xdd" + n.to_bytes(4, "big")
 
 
+def msgpack_array_header_size(n: int) -> int:
+    """Bytes of the (smallest) msgpack array header msgspec writes for ``n`` items."""
+    return 1 if n < 16 else 3 if n < 1 << 16 else 5
+
+
 def build_block(
     first_seq: int,
     timestamps: list[int],

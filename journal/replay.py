@@ -23,7 +23,7 @@ from core.heap import frozen_setup
 from core.series import BarBlock, MarketSeries
 from journal.bar_columns import bar_inputs
 from journal.reader import JournalReader
-from journal.records import split_block
+from journal.records import msgpack_array_header_size, split_block
 
 
 class Divergence(Exception):
@@ -63,11 +63,6 @@ def _spans(offsets: np.ndarray, records: list[int]) -> list[tuple[int, int]]:
     return list(zip((offsets[firsts] + _HEADER).tolist(), (offsets[ends] + _HEADER).tolist(), strict=True))
 
 
-def _array_header_size(n: int) -> int:
-    """Bytes of the msgpack header of an array of ``n`` items."""
-    return 1 if n < 16 else 3 if n < 1 << 16 else 5
-
-
 class DecodedBlock:
     """One stored block, shared by every replay pass. Its events are decoded
     on first use (replay from columns never needs most of them)."""
@@ -90,6 +85,10 @@ class DecodedBlock:
     def __len__(self) -> int:
         return len(self.lengths)
 
+    def payload(self, i: int) -> bytes:
+        """The stored payload of record ``i`` of this block."""
+        return self.data[int(self.offsets[i]) + _HEADER : int(self.offsets[i + 1]) + _HEADER]
+
     @property
     def events(self) -> list[Event]:
         if self._events is None:
@@ -99,7 +98,7 @@ class DecodedBlock:
 
 def decode_blocks(reader: JournalReader) -> list[DecodedBlock]:
     """Every block of a journal, decoded (one pass over the file)."""
-    return [DecodedBlock(row) for row in reader._blocks(1, None, None, None)]
+    return [DecodedBlock(row) for row in reader._blocks(1, None, None, None, hashes=False)]
 
 
 class ReplayComparer:
@@ -152,6 +151,8 @@ class ReplayComparer:
                 self.check_outputs()
                 if exp_input:
                     why = "replay produced an output where the journal has an input"
+                elif self._encode(event) != block.payload(i):
+                    why = "output differs from the journal"
                 else:
                     why = f"output caused by seq {cause}, journal says {block.causes[i]}"
                 raise Divergence(seq, why, block.events[i], event)
@@ -175,10 +176,9 @@ class ReplayComparer:
         data = block.data
         expected = b"".join([data[start:end] for start, end in _spans(offsets, at)])
         encoded = self._encode(events)  # a msgpack array: its header, then each payload
-        if len(encoded) - len(expected) != _array_header_size(len(events)) or not encoded.endswith(expected):
+        if len(encoded) - len(expected) != msgpack_array_header_size(len(events)) or not encoded.endswith(expected):
             for i, event in zip(at, events, strict=True):
-                stored = data[int(offsets[i]) + _HEADER : int(offsets[i + 1]) + _HEADER]
-                if self._encode(event) != stored:
+                if self._encode(event) != block.payload(i):
                     raise Divergence(block.first + i, "output differs from the journal", block.events[i], event)
         self.outputs += len(events)
 

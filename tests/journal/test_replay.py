@@ -91,3 +91,10 @@ def test_a_journal_cut_short_is_reported_where_it_ends(original: Path, tmp_path:
     report = replay(cut)
     assert report.divergence is not None and report.divergence.seq == last_fill + 1
     assert report.divergence.reason == "replay produced an event beyond the end of the journal"
+
+
+@pytest.mark.parametrize("n", [0, 1, 15, 16, 65_535, 65_536])
+def test_array_header_size_is_what_msgspec_writes(n: int) -> None:
+    from journal.records import msgpack_array_header_size
+
+    assert len(msgspec.msgpack.encode([None] * n)) - n == msgpack_array_header_size(n)  # None: one byte each
