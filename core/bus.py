@@ -123,7 +123,7 @@ class Bus:
         self.clock = clock if clock is not None else SimulatedClock()
         self._record = sink.record if sink is not None else None
         self._seq = start_seq
-        self._queue: deque[tuple[int, Event]] = deque()
+        self._queue: deque[tuple[int, Event | None]] = deque()  # None: an event nobody handles
         self._late: deque[tuple[int, Event, tuple[Handler, ...]]] = deque()
         self._early_subs: dict[type[Event], tuple[Handler, ...]] = {}
         self._late_subs: dict[type[Event], tuple[Handler, ...]] = {}
@@ -357,8 +357,13 @@ class Bus:
         if self._record is not None:
             self._record(seq, event, False, self._cause)
         if type(event) not in self._handled and event.ts == self.clock._now:
-            # Nobody would be called and the clock would not move: delivering
-            # it is a no-op (OrderAccepted, PositionChanged in most runs).
+            # Nobody would be called and the clock would not move (OrderAccepted,
+            # PositionChanged in most runs): only its turn in the delivery order
+            # is kept, as the bus's current cause when it comes.
+            if self._dispatching:
+                self._queue.append((seq, None))
+            else:
+                self._cause = seq
             return seq
         self._queue.append((seq, event))
         if not self._dispatching:
@@ -387,6 +392,9 @@ class Bus:
             while True:
                 while queue:
                     seq, event = queue.popleft()
+                    if event is None:  # an event nobody handles: its turn only
+                        self._cause = seq
+                        continue
                     ts = event.ts
                     if ts != clock._now:
                         clock.advance(ts)

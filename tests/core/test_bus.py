@@ -182,3 +182,23 @@ async def test_inbound_queue_feeds_inputs_in_arrival_order() -> None:
     await runner
     assert got == list(range(1, 11))
     assert all(r[2] for r in sink.records)
+
+
+@pytest.mark.parametrize("handled", [False, True])
+@pytest.mark.parametrize("late", [False, True])
+def test_an_event_nobody_handles_still_takes_its_turn_as_the_current_cause(handled: bool, late: bool) -> None:
+    """Causes are journaled: whether or not an output has a subscriber, an
+    output published after the cascade records the same cause (the last
+    event delivered: the bar's late phase, else the bar's log)."""
+    sink = Recorder()
+    bus = Bus(sink)
+    bus.subscribe(Bar, lambda b: bus.publish(Log(b.ts, "s", "info", "from bar")))
+    if late:
+        bus.subscribe(Bar, lambda b: None, late=True)
+    if handled:
+        bus.subscribe(Log, lambda e: None)
+    bus.feed(bar(1))  # seq 1 bar, seq 2 its log
+    bus.publish(Log(1, "s", "info", "outside any handler"))  # seq 3
+    bus.publish(Log(1, "s", "info", "again"))  # seq 4
+    last = 1 if late else 2
+    assert sink.records == [(1, "Bar", True, 0), (2, "Log", False, 1), (3, "Log", False, last), (4, "Log", False, 3)]
