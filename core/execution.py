@@ -65,7 +65,6 @@ from core.orders import (
     PARTIALLY_FILLED,
     STOP,
     STOP_LIMIT,
-    TERMINAL,
     TRIGGERED,
     Order,
     validate,
@@ -343,12 +342,11 @@ class SimulatedVenue(Actor):
 
     def _match_bar(self, bar: Bar, orders: list[Order]) -> None:
         """Match ``orders`` (working, submission order) against one bar."""
-        first = bar.open
-        path = (first, bar.low, bar.high, bar.close) if bar.close >= first else (first, bar.high, bar.low, bar.close)
+        path = _path(bar)
         open_ts = bar.ts - bar.interval
         due: list[tuple[float, int, Order, Touch]] = []
         for order in tuple(orders):  # expiring or canceling an order removes it from ``orders``
-            if order.state in TERMINAL:
+            if not order.active:
                 continue
             if order.wait > 0:
                 order.wait -= 1
@@ -358,10 +356,10 @@ class SimulatedVenue(Actor):
             if tif == "GTD" and open_ts >= cmd.expire_ts:
                 self._expire(order)
                 continue
-            touch = (0.0, first, False, False) if cmd.order_type == MARKET else self._touch(order, path)
+            touch = (0.0, path[0], False, False) if cmd.order_type == MARKET else self._touch(order, path)
             if touch is not None:
                 due.append((touch[0], order.seq, order, touch))
-            elif order.fresh and (tif == "IOC" or tif == "FOK"):
+            elif order.fresh and tif in _IMMEDIATE:
                 self._cancel(order, tif.lower())
             order.fresh = False
         if not due:
@@ -371,7 +369,7 @@ class SimulatedVenue(Actor):
         participation = self.config.participation
         budget = participation * bar.volume if participation is not None else _UNLIMITED
         for when, _, order, (_, price, maker, triggers) in due:
-            if order.state in TERMINAL:
+            if not order.active:
                 continue
             if triggers and not order.triggered:
                 self._trigger(order)
@@ -379,13 +377,13 @@ class SimulatedVenue(Actor):
                 continue
             tif = order.cmd.tif
             lucky = not maker or self._rng is None or self._rng.random() < (self.config.fill_probability or 1.0)
-            wanted = order.quantity - order.filled
+            wanted = order.leaves
             if lucky and tif == "FOK" and wanted > budget:
                 lucky = False
             quantity = wanted if wanted <= budget else budget
             if lucky and quantity > 0.0:
                 budget -= self._fill_at(order, bar, price, open_ts, maker, quantity, bar.ts if when == 0.0 else -1)
-            if tif in _IMMEDIATE and order.state not in TERMINAL:
+            if tif in _IMMEDIATE and order.active:
                 self._cancel(order, tif.lower())
 
     def _touch(self, order: Order, path: tuple[float, float, float, float]) -> Touch | None:

@@ -115,30 +115,17 @@ class Portfolio:
 
     def apply_fill(self, fill: OrderFilled) -> PositionChanged:
         """Book one fill; returns the PositionChanged event to publish."""
-        instrument = fill.instrument
-        strategy = fill.strategy
+        instrument, strategy, fee = fill.instrument, fill.strategy, fill.fee
         inst = self.instruments[instrument]
-        pos = self.positions.get((strategy, instrument))
-        if pos is None:
-            pos = self.position(strategy, instrument)
+        pos = self.position(strategy, instrument)
         signed = fill.quantity if fill.side == BUY else -fill.quantity
         realized = self._trade(inst, pos, signed, fill.price, fill.ts)
         currency = settle_currency(inst)
-        fee = fill.fee
-        balances = self.balances
-        balances[currency] = balances.get(currency, 0.0) + realized - fee
-        ledger = self._ledger(strategy)
-        ledger.realized += realized
-        ledger.fees += fee
-        ledger.fills += 1
-        ledger = self.total
-        ledger.realized += realized
-        ledger.fees += fee
-        ledger.fills += 1
-        ledger = self._currency_ledger(currency)
-        ledger.realized += realized
-        ledger.fees += fee
-        ledger.fills += 1
+        self.balances[currency] = self.balances.get(currency, 0.0) + realized - fee
+        for book in (self._ledger(strategy), self.total, self._currency_ledger(currency)):
+            book.realized += realized
+            book.fees += fee
+            book.fills += 1
         if instrument not in self.marks:
             self.marks[instrument] = fill.price
         return PositionChanged(fill.ts, strategy, instrument, pos.quantity, pos.avg_price, realized, pos.realized)

@@ -15,9 +15,9 @@ from itertools import islice
 from operator import attrgetter
 from typing import overload
 
-import msgspec
 import numpy as np
 
+from core.codec import DEFAULT_CODEC
 from core.events import Bar
 
 FIELDS = ("open", "high", "low", "close", "volume")
@@ -267,7 +267,7 @@ def bar_layout(symbol: str, interval: int) -> np.ndarray | None:
     key = (symbol, interval)
     if key in _LAYOUTS:
         return _LAYOUTS[key]
-    encode = msgspec.msgpack.Encoder().encode
+    encode = DEFAULT_CODEC.encoder.encode  # the codec's own encoder (events and plain values)
     sample = Bar(1 << 40, symbol, 1.5, 2.5, 0.5, 1.25, 7.0, interval)
     expected = encode(sample)
     head = expected[: expected.index(b"\xcf") + 1]  # array header, tag, uint64 marker

@@ -866,11 +866,12 @@ class StrategyRunner(Actor):
         self.ctx.sizing = self.sizing
         if self.strategy.on_init is not None:
             self.strategy.on_init(self.ctx)
-        self._wake = self._wake_mask()
-        if self._wake is not None:
-            self._wake_ts = [ts for ts, wake in zip(self._timeline, self._wake, strict=True) if wake]
+        mask = self._wake_mask()
+        if mask is not None:
+            self._wake = mask.tolist()
+            self._wake_ts = self.market.timeline[mask].tolist()
 
-    def _wake_mask(self) -> list[bool] | None:
+    def _wake_mask(self) -> np.ndarray | None:
         """The steps at which ``on_bar`` runs, from the strategy's ``wake(ctx)``
         (backtests only: a live series is not known ahead). The mask is
         computed over the whole series, then again over prefixes
@@ -890,7 +891,7 @@ class StrategyRunner(Actor):
                     f"at step {first} from the mask over all {total}"
                 )
         self.ctx._move_to(0)  # type: ignore[union-attr]
-        return [bool(b) for b in full.tolist()]
+        return full
 
     def _mask_over(self, wake: Callable[[Any], Any], n: int) -> np.ndarray:
         ctx: Any = self.ctx

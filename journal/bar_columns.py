@@ -36,7 +36,6 @@ class _Block:
     """Numpy views of one stored block's columns."""
 
     def __init__(self, body: memoryview, lengths: object, flags: bytes) -> None:
-        self.raw = body
         self.body = np.frombuffer(body, dtype=np.uint8)
         self.lengths = np.frombuffer(lengths, dtype=np.uint32)  # type: ignore[call-overload]
         ends = np.cumsum(self.lengths, dtype=np.int64)

@@ -67,7 +67,7 @@ class DecodedBlock:
     """One stored block, shared by every replay pass. Its events are decoded
     on first use (replay from columns never needs most of them)."""
 
-    __slots__ = ("_array", "_events", "body", "causes", "data", "first", "flags", "lengths", "offsets")
+    __slots__ = ("_events", "body", "causes", "data", "first", "flags", "lengths", "offsets")
 
     def __init__(self, row: tuple[object, ...]) -> None:
         first, _, body, lengths, causes, flags, _ = split_block(row)
@@ -77,7 +77,6 @@ class DecodedBlock:
         self.lengths = lengths
         self.causes = causes
         self.flags = flags
-        self._array = row[5]
         self._events: list[Event] | None = None
         self.offsets = np.concatenate(([0], np.cumsum(np.frombuffer(lengths, dtype=np.uint32), dtype=np.int64)))
         """Start of each payload in ``data`` after the header; one more for the end."""
@@ -92,7 +91,7 @@ class DecodedBlock:
     @property
     def events(self) -> list[Event]:
         if self._events is None:
-            self._events = DEFAULT_CODEC.decode_array(self._array)  # type: ignore[arg-type]
+            self._events = DEFAULT_CODEC.decode_array(self.data)
         return self._events
 
 
@@ -203,6 +202,7 @@ class ReplayComparer:
             self._i = i + n
             self.inputs += n
             return
+        self.check_outputs()  # a divergence found below must not hide an earlier output's
         done = 0
         while done < n:
             block = self._block
