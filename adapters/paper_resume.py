@@ -70,7 +70,9 @@ class _CatchUp(ReplayComparer):
         self.writer = writer
 
     def record(self, seq: int, event: Event, is_input: bool, cause: int) -> None:
-        if self._block is None:
+        if seq > self.last_seq:
+            if not self.exhausted:
+                self.finish()  # everything the journal holds matched before anything is appended
             self.writer.record(seq, event, is_input, cause)
         else:
             super().record(seq, event, is_input, cause)
@@ -114,8 +116,12 @@ def _catch_up(path: Path, writer: JournalWriter) -> tuple[Engine, cfg.RunConfig,
     except (BusFault, Divergence) as exc:
         error = exc.error if isinstance(exc, BusFault) else exc
         raise PaperError(f"{path}: the journal does not replay, cannot resume: {error}") from None
-    if sink._block is not None:
-        seq = sink._block.first + sink._i
+    try:
+        sink.check()
+    except Divergence as exc:
+        raise PaperError(f"{path}: the journal does not replay, cannot resume: {exc}") from None
+    if not sink.exhausted:
+        seq, _ = sink.next_record()
         raise PaperError(f"{path}: the journal does not replay, cannot resume: seq {seq} was not regenerated")
     return engine, config, instruments
 

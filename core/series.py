@@ -9,7 +9,8 @@ order) and the last bar of each time step carries ``last=True``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import struct
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from operator import attrgetter
@@ -194,20 +195,29 @@ class BarBlock(Sequence[Bar]):
     the journal payloads of a run of them without building any.
 
     Invariant: every row is present and ``stamps`` (bar close times, ns) is
-    strictly increasing, as :class:`MarketSeries` guarantees.
+    strictly increasing, as :class:`MarketSeries` guarantees. ``payloads``,
+    when given, are those rows' journal payloads (replay reads them from the
+    journal); they must hold exactly the columns' values.
     """
 
-    __slots__ = ("_columns", "_interval", "_payloads", "_rows", "_symbol", "stamps")
+    __slots__ = ("_bar_at", "_columns", "_interval", "_payloads", "_symbol", "stamps")
 
-    def __init__(self, series: InstrumentSeries, timeline: np.ndarray, start: int, stop: int) -> None:
+    def __init__(
+        self,
+        series: InstrumentSeries,
+        timeline: np.ndarray,
+        start: int,
+        stop: int,
+        payloads: memoryview | None = None,
+    ) -> None:
         if not series.present[start:stop].all():
             raise ValueError(f"{series.symbol}: a bar block cannot hold gaps")
         self._symbol = series.symbol
         self._interval = series.interval
         self._columns = (timeline[start:stop], *(series.field(name)[start:stop] for name in FIELDS))
         self.stamps: list[int] = self._columns[0].tolist()
-        self._payloads: memoryview | None = None
-        self._rows: list[list[float]] | None = None  # the value columns as lists, made on first use
+        self._payloads = payloads
+        self._bar_at: Callable[[int], Bar] | None = None  # made on first use
 
     def __len__(self) -> int:
         return len(self.stamps)
@@ -226,11 +236,35 @@ class BarBlock(Sequence[Bar]):
     def __getitem__(self, index: int | slice) -> Bar | list[Bar]:
         if isinstance(index, slice):
             return [self[k] for k in range(*index.indices(len(self.stamps)))]
-        rows = self._rows
-        if rows is None:
-            rows = self._rows = [column.tolist() for column in self._columns[1:]]
-        o, h, lo, c, v = rows
-        return Bar(self.stamps[index], self._symbol, o[index], h[index], lo[index], c[index], v[index], self._interval)
+        bar_at = self._bar_at
+        if bar_at is None:
+            bar_at = self._bar_at = self._reader()
+        return bar_at(index)
+
+    def _reader(self) -> Callable[[int], Bar]:
+        """Builds one Bar: its values unpacked from its payload (a run reads a
+        few bars of each block; listing whole columns would box every value),
+        or from the columns where the fixed payload layout does not apply."""
+        symbol, interval, stamps = self._symbol, self._interval, self.stamps
+        n = len(stamps)
+        payloads = self.encoded(0, n)
+        unpack = bar_unpacker(symbol, interval)
+        if payloads is not None and unpack is not None:
+            unpack_from = unpack.unpack_from
+            size = unpack.size
+
+            def from_payload(i: int) -> Bar:
+                ts = stamps[i]  # IndexError past either end, as a list
+                o, h, lo, c, v = unpack_from(payloads, (i % n) * size)
+                return Bar(ts, symbol, o, h, lo, c, v, interval)
+
+            return from_payload
+        o, h, lo, c, v = (column.tolist() for column in self._columns[1:])
+
+        def from_columns(i: int) -> Bar:
+            return Bar(stamps[i], symbol, o[i], h[i], lo[i], c[i], v[i], interval)
+
+        return from_columns
 
     def encoded(self, start: int, stop: int) -> memoryview | None:
         """The msgpack payloads of bars ``start:stop`` back to back, exactly
@@ -290,3 +324,28 @@ def bar_layout(symbol: str, interval: int) -> np.ndarray | None:
             layout = template
     _LAYOUTS[key] = layout
     return layout
+
+
+_UNPACKERS: dict[tuple[str, int], struct.Struct | None] = {}
+
+
+def bar_unpacker(symbol: str, interval: int) -> struct.Struct | None:
+    """Reads ``(open, high, low, close, volume)`` from one payload of
+    :func:`bar_layout` (the constant bytes skipped); None without a layout."""
+    key = (symbol, interval)
+    if key in _UNPACKERS:
+        return _UNPACKERS[key]
+    layout = bar_layout(symbol, interval)
+    if layout is None:
+        _UNPACKERS[key] = None
+        return None
+    dtype = layout.dtype
+    parts = [">"]
+    at = 0
+    for name in FIELDS:
+        offset = dtype.fields[name][1]  # type: ignore[index]
+        parts.append(f"{offset - at}xd")
+        at = offset + 8
+    parts.append(f"{dtype.itemsize - at}x")
+    unpacker = _UNPACKERS[key] = struct.Struct("".join(parts))
+    return unpacker

@@ -944,7 +944,7 @@ class StrategyRunner(Actor):
         final = next(reversed(latest.values()))  # the last bar passed
         ts = final.ts
         if ts != self._last_ts:
-            step = bisect_left(self._timeline, ts)
+            step = self._step_from(ts)
             if step >= len(self._timeline) or self._timeline[step] != ts:
                 raise StrategyError(f"{self.name}: bar at {ts} is not on the run's timeline")
             self._step = step
@@ -956,6 +956,21 @@ class StrategyRunner(Actor):
                 self._seen = True
                 break
         self._closed = final.last
+
+    def _step_from(self, ts: int) -> int:
+        """Index of the first timeline step at or after ``ts``, searched from
+        the current step on (bar times never go back): a galloping search
+        reads a few nearby entries, where a bisection of the whole timeline
+        would touch ~20 far apart."""
+        timeline = self._timeline
+        n = len(timeline)
+        lo = hi = self._step + 1
+        gap = 1
+        while hi < n and timeline[hi] < ts:  # everything before ``lo`` is before ``ts``
+            lo = hi + 1
+            hi += gap
+            gap += gap
+        return bisect_left(timeline, ts, lo, min(hi, n))
 
     def on_reload(self, event: StrategyReloaded) -> None:
         """Swap in new code (hot reload); state in ``ctx`` is kept. The

@@ -63,15 +63,26 @@ def bar_inputs(blocks: list[tuple[memoryview, object, bytes]]) -> BarInputs | No
         offset = template.dtype.fields[name][1]  # type: ignore[index]
         constant[offset : offset + 8] = False
     expected = np.frombuffer(template.tobytes(), dtype=np.uint8)[constant]
-    columns: list[np.ndarray] = []
+    candidates = [view.inputs[view.lengths[view.inputs] == size] for view in views]
+    capacity = sum(map(len, candidates))
+    names = ("ts", *FIELDS)
+    columns = {name: np.empty(capacity, dtype=np.int64 if name == "ts" else np.float64) for name in names}
+    row = 0
     plans: list[list[int | Event]] = []  # per block, in input order: a run of n bars (n), or an event
-    for view in views:
-        candidates = view.inputs[view.lengths[view.inputs] == size]
-        records = _records(view, candidates, size)
+    payloads: list[memoryview] = []  # per block, its bars' payloads back to back
+    # Block by block, so each block's records are checked and read while in cache.
+    for view, rows in zip(views, candidates, strict=True):
+        records = _records(view, rows, size)
         fits = (records[:, constant] == expected).all(axis=1)  # every constant byte is the layout's
+        if not fits.all():
+            records = records[fits]
+        table = records.view(template.dtype).ravel()
+        for name in names:
+            columns[name][row : row + len(table)] = table[name]
+        row += len(table)
+        payloads.append(memoryview(records.reshape(-1).data))
         is_bar = np.zeros(len(view.lengths), dtype=bool)
-        is_bar[candidates[fits]] = True
-        columns.append(records if fits.all() else records[fits])
+        is_bar[rows[fits]] = True
         if is_bar[view.inputs].all():  # the usual block: every input is a bar
             plans.append([len(view.inputs)] if len(view.inputs) else [])
             continue
@@ -88,21 +99,22 @@ def bar_inputs(blocks: list[tuple[memoryview, object, bytes]]) -> BarInputs | No
                 return None  # a bar of another instrument or layout
             plan.append(event)
         plans.append(plan)
-    table = np.concatenate(columns).view(template.dtype).ravel()
-    timeline = table["ts"].astype(np.int64)
+    timeline = columns["ts"][:row]
     if len(timeline) > 1 and not (np.diff(timeline) > 0).all():
         return None  # let replay feed them one by one and report where time goes back
-    o, h, lo, c, v = (table[name].astype(np.float64) for name in FIELDS)
-    series = InstrumentSeries(first.instrument, first.interval, o, h, lo, c, v, np.ones(len(timeline), dtype=bool))
+    o, h, lo, c, v = (columns[name][:row] for name in FIELDS)
+    series = InstrumentSeries(first.instrument, first.interval, o, h, lo, c, v, np.ones(row, dtype=bool))
     market = MarketSeries(timeline, {first.instrument: series})
     steps: list[list[Step]] = []
     row = 0
-    for plan in plans:
+    for plan, block_payloads in zip(plans, payloads, strict=True):
         out: list[Step] = []
+        at = 0  # bytes into this block's payloads
         for item in plan:
             if isinstance(item, int):
-                out.append(BarBlock(series, market.timeline, row, row + item))
+                out.append(BarBlock(series, market.timeline, row, row + item, block_payloads[at : at + item * size]))
                 row += item
+                at += item * size
             else:
                 out.append(item)
         steps.append(out)

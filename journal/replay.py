@@ -10,6 +10,8 @@ replay with a :class:`Divergence` that carries both events.
 
 from __future__ import annotations
 
+from array import array
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -44,9 +46,6 @@ class ReplayReport:
     inputs: int
     outputs: int
     divergence: Divergence | None = None
-
-
-_Expected = tuple[int, bool, int, Event, memoryview]
 
 
 _HEADER = 5
@@ -101,130 +100,181 @@ def decode_blocks(reader: JournalReader) -> list[DecodedBlock]:
 
 
 class ReplayComparer:
-    """The replay graph's sink: compares each sequenced event with the journal.
+    """The replay graph's sink: compares what the graph sequences with the
+    journal, record for record.
 
-    Sequence numbers, input/output flags and causes are checked as each event
-    comes; output payloads are encoded and compared in one pass per stored
-    block (:meth:`check_outputs`), and a mismatch is then located record by
-    record, so the divergence reported is still the first differing seq.
+    Replay feeds the journal's own inputs in order, so the hot path keeps
+    only the outputs (event, seq, cause) and the last seq; an input costs
+    one store. Once per stored block (:meth:`check`) the output seqs are
+    compared with the journal's output positions, the causes as arrays, and
+    the outputs, encoded in one call, as merged byte spans in one memcmp. A
+    mismatch is then located record by record, so the divergence reported
+    is the first differing seq, with the reason a record-by-record check
+    gives (a changed payload before a changed cause on the same record).
     """
 
     def __init__(self, blocks: list[DecodedBlock]) -> None:
         self._blocks = blocks
-        self._block_index = 0
-        self._i = 0
-        self._block: DecodedBlock | None = blocks[0] if blocks else None
         self._encode = DEFAULT_CODEC.encoder.encode
-        self._outputs: list[Event] = []  # outputs of the current block not compared yet
-        self._output_at: list[int] = []  # ... and their positions in it
+        self._k = 0  # index in ``blocks`` of the block holding the first unchecked record
+        self._checked = blocks[0].first - 1 if blocks else 0  # every record up to this seq matched
+        self.last_seq = blocks[-1].first + len(blocks[-1]) - 1 if blocks else 0
+        """The journal's last seq."""
+        self._block_end = blocks[0].first + len(blocks[0]) - 1 if blocks else 0
+        self._seq = self._checked  # the last seq recorded
+        self._outputs: list[Event] = []  # outputs recorded after ``_checked``
+        self._seqs: list[int] = []
+        self._causes: list[int] = []
         self.inputs = 0
         self.outputs = 0
 
-    def _advance(self) -> None:
-        block = self._block
-        assert block is not None
-        self._i += 1
-        if self._i >= len(block):
-            self.check_outputs()
-            self._block_index += 1
-            self._i = 0
-            self._block = self._blocks[self._block_index] if self._block_index < len(self._blocks) else None
+    @property
+    def exhausted(self) -> bool:
+        """Every record of the journal was regenerated and matched."""
+        return self._checked >= self.last_seq
 
     def record(self, seq: int, event: Event, is_input: bool, cause: int) -> None:
-        block = self._block
-        if block is None:
-            raise Divergence(seq, "replay produced an event beyond the end of the journal", None, event)
-        i = self._i
-        exp_seq = block.first + i
-        if exp_seq != seq:
-            self.check_outputs()
-            raise Divergence(seq, f"sequence mismatch (journal has seq {exp_seq})", block.events[i], event)
-        exp_input = block.flags[i]
+        self._seq = seq
         if is_input:
-            if not exp_input:
-                self.check_outputs()
-                raise Divergence(seq, "replay fed an input where the journal has an output", block.events[i], event)
-            self.inputs += 1
-        else:
-            if exp_input or block.causes[i] != cause:
-                self.check_outputs()
-                if exp_input:
-                    why = "replay produced an output where the journal has an input"
-                elif self._encode(event) != block.payload(i):
-                    why = "output differs from the journal"
-                else:
-                    why = f"output caused by seq {cause}, journal says {block.causes[i]}"
-                raise Divergence(seq, why, block.events[i], event)
-            self._outputs.append(event)
-            self._output_at.append(i)
-        if i + 1 < len(block.lengths):
-            self._i = i + 1
-        else:
-            self._advance()
-
-    def check_outputs(self) -> None:
-        """Compare the outputs of the current block recorded so far with the
-        journal's bytes; raises the first :class:`Divergence`."""
-        events, at = self._outputs, self._output_at
-        if not events:
             return
-        block = self._block
-        assert block is not None
-        self._outputs, self._output_at = [], []
-        offsets = block.offsets
-        data = block.data
-        expected = b"".join([data[start:end] for start, end in _spans(offsets, at)])
-        encoded = self._encode(events)  # a msgpack array: its header, then each payload
-        if len(encoded) - len(expected) != msgpack_array_header_size(len(events)) or not encoded.endswith(expected):
-            for i, event in zip(at, events, strict=True):
-                if self._encode(event) != block.payload(i):
-                    raise Divergence(block.first + i, "output differs from the journal", block.events[i], event)
-        self.outputs += len(events)
+        self._outputs.append(event)
+        self._seqs.append(seq)
+        self._causes.append(cause)
+        if seq > self._block_end:  # past the block: check it (and any passed since)
+            self.check(seq - 1)
 
     def record_inputs(self, first: int, events: Sequence[Event]) -> None:
-        """Inputs ``first, first + 1, ...`` passed in one step: the journal must
-        hold inputs at exactly those seqs."""
-        self._inputs_at(first, len(events), events)
+        """Inputs ``first, first + 1, ...`` passed in one step."""
+        self._seq = first + len(events) - 1
 
     def record_bars(self, first: int, block: BarBlock, start: int, stop: int) -> None:
-        """A run of bar inputs read from the journal's own columns (their
-        bytes were checked when they were read)."""
-        self._inputs_at(first, stop - start, None)
+        """A run of bar inputs (replay reads them from the journal's own
+        columns, whose bytes were checked when they were read)."""
+        self._seq = first + stop - start - 1
 
-    def _inputs_at(self, first: int, n: int, events: Sequence[Event] | None) -> None:
-        block, i = self._block, self._i
-        if (
-            block is not None
-            and block.first + i == first
-            and i + n < len(block.lengths)
-            and block.flags.find(0, i, i + n) < 0
-        ):  # the usual case: inputs inside the current block
-            self._i = i + n
-            self.inputs += n
-            return
-        self.check_outputs()  # a divergence found below must not hide an earlier output's
-        done = 0
-        while done < n:
-            block = self._block
-            if block is None:
-                fed = events[done] if events is not None else None
-                raise Divergence(first + done, "replay fed an input beyond the end of the journal", None, fed)
-            i = self._i
-            if block.first + i != first + done:
-                raise Divergence(first + done, f"sequence mismatch (journal has seq {block.first + i})", None, None)
-            take = min(n - done, len(block) - i)
-            output = block.flags.find(0, i, i + take)
-            if output >= 0:
+    def check(self, upto: int | None = None) -> None:
+        """Compare the records up to seq ``upto`` (default: the last one
+        recorded) with the journal; raises the first :class:`Divergence`."""
+        upto = self._seq if upto is None else upto
+        while self._checked < upto:
+            if self._k >= len(self._blocks):
+                seq = self._seqs[0] if self._seqs else self._checked + 1
+                event = self._outputs[0] if self._outputs else None
+                raise Divergence(seq, "replay produced an event beyond the end of the journal", None, event)
+            block = self._blocks[self._k]
+            last = min(upto, self._block_end)
+            self._check_range(block, self._checked + 1, last)
+            self._checked = last
+            if last == self._block_end:
+                self._k += 1
+                if self._k < len(self._blocks):
+                    self._block_end = self._blocks[self._k].first + len(self._blocks[self._k]) - 1
+
+    def _check_range(self, block: DecodedBlock, first: int, last: int) -> None:
+        """Records ``first..last`` of ``block`` against the outputs recorded
+        with those seqs (the earliest recorded outputs)."""
+        seqs = self._seqs
+        m = bisect_right(seqs, last)
+        start = first - block.first
+        flags = np.frombuffer(block.flags, dtype=np.uint8)[start : last - block.first + 1]
+        expected_at = np.flatnonzero(flags == 0) + start  # the journal's outputs, as positions in the block
+        replayed_at = np.frombuffer(array("q", seqs[:m]), dtype=np.int64) - block.first
+        aligned = min(len(expected_at), m)
+        differ = np.flatnonzero(expected_at[:aligned] != replayed_at[:aligned])
+        if len(differ):
+            aligned = int(differ[0])
+        outputs = self._outputs
+        at = expected_at[:aligned]
+        first_bad = self._first_bad_output(block, at, outputs[:aligned], self._causes[:aligned])
+        if first_bad is not None:
+            j, reason = first_bad
+            i = int(at[j])
+            self._count(start, i, j)
+            raise Divergence(block.first + i, reason, block.events[i], outputs[j])
+        if aligned < len(expected_at) or aligned < m:
+            journal_i = int(expected_at[aligned]) if aligned < len(expected_at) else None
+            replay_i = int(replayed_at[aligned]) if aligned < m else None
+            if replay_i is None or (journal_i is not None and journal_i < replay_i):
+                assert journal_i is not None
+                # replay had an input there: the next journal input in turn
+                self._count(start, journal_i, aligned)
+                fed = self._nth_input(block, start, journal_i - start - aligned)
                 raise Divergence(
-                    block.first + output,
+                    block.first + journal_i,
                     "replay fed an input where the journal has an output",
-                    block.events[output],
-                    events[done + output - i] if events is not None else None,
+                    block.events[journal_i],
+                    fed,
                 )
-            self.inputs += take
-            done += take
-            self._i = i + take - 1
-            self._advance()
+            self._count(start, replay_i, aligned)
+            raise Divergence(
+                block.first + replay_i,
+                "replay produced an output where the journal has an input",
+                block.events[replay_i],
+                outputs[aligned],
+            )
+        self._count(start, last - block.first + 1, m)
+        del self._outputs[:m], self._seqs[:m], self._causes[:m]
+
+    def _count(self, start: int, stop: int, outputs: int) -> None:
+        """Records ``start:stop`` of a block matched, ``outputs`` of them outputs."""
+        self.outputs += outputs
+        self.inputs += stop - start - outputs
+
+    def _first_bad_output(
+        self, block: DecodedBlock, at: np.ndarray, outputs: list[Event], causes: list[int]
+    ) -> tuple[int, str] | None:
+        """The first of ``outputs`` (recorded at positions ``at``) whose bytes
+        or cause differ from the journal's, with the reason."""
+        if not outputs:
+            return None
+        recorded_causes = np.frombuffer(block.causes, dtype=np.int64)[at]
+        wrong_cause = np.flatnonzero(recorded_causes != np.frombuffer(array("q", causes), dtype=np.int64))
+        j_cause = int(wrong_cause[0]) if len(wrong_cause) else len(outputs)
+        data = block.data
+        expected = b"".join([data[a:b] for a, b in _spans(block.offsets, at.tolist())])
+        encoded = self._encode(outputs)  # a msgpack array: its header, then each payload
+        if len(encoded) - len(expected) == msgpack_array_header_size(len(outputs)) and encoded.endswith(expected):
+            j_bytes = len(outputs)
+        else:
+            encode = self._encode
+            j_bytes = next(
+                (
+                    j
+                    for j, (i, event) in enumerate(zip(at.tolist(), outputs, strict=True))
+                    if encode(event) != block.payload(i)
+                ),
+                len(outputs),
+            )
+        if j_bytes <= j_cause and j_bytes < len(outputs):
+            return j_bytes, "output differs from the journal"
+        if j_cause < len(outputs):
+            return j_cause, f"output caused by seq {causes[j_cause]}, journal says {int(recorded_causes[j_cause])}"
+        return None
+
+    @staticmethod
+    def _nth_input(block: DecodedBlock, start: int, n: int) -> Event | None:
+        """The ``n``-th input record of ``block`` from position ``start`` on."""
+        for i in range(start, len(block)):
+            if block.flags[i]:
+                if n == 0:
+                    return block.events[i]
+                n -= 1
+        return None
+
+    def next_record(self) -> tuple[int, Event]:
+        """Seq and event of the first record not checked yet (the journal
+        must not be exhausted)."""
+        block = self._blocks[self._k]
+        seq = self._checked + 1
+        return seq, block.events[seq - block.first]
+
+    def finish(self) -> None:
+        """The inputs are exhausted: check the rest, and that every record
+        of the journal was regenerated."""
+        self.check()
+        if not self.exhausted:
+            seq, event = self.next_record()
+            raise Divergence(seq, "recorded output was not regenerated", event, None)
 
 
 class ReplayGraph(Protocol):
@@ -271,23 +321,18 @@ def replay_check(reader: JournalReader, build: ReplayBuild) -> ReplayReport:
                     graph.feed_all([event for event, flag in zip(block.events, block.flags, strict=True) if flag])
             if not graph.finished and status is not None:
                 graph.finish(status)
-        comparer.check_outputs()
-        left = comparer._block
-        if left is not None:
-            i = comparer._i
-            raise Divergence(left.first + i, "recorded output was not regenerated", left.events[i], None)
+        comparer.finish()
     except BusFault as fault:
         if isinstance(fault.error, Divergence):
             return _report(comparer, fault.error)
         try:
-            comparer.check_outputs()  # an output before the failure may already differ
+            comparer.check()  # an output before the failure may already differ
         except Divergence as divergence:
             return _report(comparer, divergence)
-        if comparer._block is None:
+        if comparer.exhausted:
             return _report(comparer, None)  # the recorded run failed here too, after the same events
-        block = comparer._block
-        seq = block.first + comparer._i
-        return _report(comparer, Divergence(seq, f"replay failed: {fault.error!r}", block.events[comparer._i], None))
+        seq, recorded = comparer.next_record()
+        return _report(comparer, Divergence(seq, f"replay failed: {fault.error!r}", recorded, None))
     except Divergence as divergence:
         return _report(comparer, divergence)
     return _report(comparer, None)

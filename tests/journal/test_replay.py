@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from adapters.backtest import replay, run_backtest
-from core.events import Event, OrderFilled, PositionChanged
+from core.events import Bar, Event, OrderFilled, PositionChanged
 from journal.reader import JournalReader, Record
 from journal.writer import JournalWriter
 
@@ -27,9 +27,10 @@ def original(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def rewritten(source: Path, target: Path, edit: Edit, *, stop: int | None = None) -> None:
+def rewritten(source: Path, target: Path, edit: Edit, *, stop: int | None = None, flip: tuple[int, ...] = ()) -> None:
     """Copy ``source`` record by record through ``edit`` (re-chained, so the
-    copy verifies), up to seq ``stop``."""
+    copy verifies), up to seq ``stop``; the records at ``flip`` change from
+    input to output or back (cause 0)."""
 
     async def write() -> None:
         writer = await JournalWriter.create(target)
@@ -38,6 +39,9 @@ def rewritten(source: Path, target: Path, edit: Edit, *, stop: int | None = None
                 if stop is not None and record.seq > stop:
                     break
                 event, cause = edit(record)
+                if record.seq in flip:
+                    writer.record(record.seq, event, not record.is_input, 0)
+                    continue
                 writer.record(record.seq, event, record.is_input, cause)
         await writer.close()
 
@@ -91,6 +95,51 @@ def test_a_journal_cut_short_is_reported_where_it_ends(original: Path, tmp_path:
     report = replay(cut)
     assert report.divergence is not None and report.divergence.seq == last_fill + 1
     assert report.divergence.reason == "replay produced an event beyond the end of the journal"
+
+
+def unchanged(record: Record) -> tuple[Event, int]:
+    return record.event, record.cause
+
+
+def test_an_output_recorded_as_an_input_is_reported_at_its_seq(original: Path, tmp_path: Path) -> None:
+    target = seqs_of(original, OrderFilled)[2]
+    forged = tmp_path / "flag.journal"
+    rewritten(original, forged, unchanged, flip=(target,))
+    report = replay(forged)
+    d = report.divergence
+    assert d is not None and (d.seq, d.reason) == (target, "replay produced an output where the journal has an input")
+    assert type(d.replayed) is OrderFilled and d.replayed == d.recorded
+
+
+def test_an_input_recorded_as_an_output_is_reported_at_its_seq(original: Path, tmp_path: Path) -> None:
+    bars = seqs_of(original, Bar)
+    target = bars[len(bars) // 2]
+    forged = tmp_path / "input.journal"
+    rewritten(original, forged, unchanged, flip=(target,))
+    report = replay(forged)
+    d = report.divergence
+    assert d is not None and (d.seq, d.reason) == (target, "replay fed an input where the journal has an output")
+    # the replay fed the next recorded input in its place: the bar after it
+    after = next(r.event for r in JournalReader(original).records() if r.seq > target and r.is_input)
+    assert type(d.recorded) is Bar and d.replayed == after
+
+
+def test_the_first_of_two_divergences_in_a_block_is_reported(original: Path, tmp_path: Path) -> None:
+    fill = seqs_of(original, OrderFilled)[4]
+    bar = next(seq for seq in seqs_of(original, Bar) if seq > fill + 3)
+    forged = tmp_path / "two.journal"
+
+    def nudge(record: Record) -> tuple[Event, int]:
+        if record.seq == fill:
+            event = record.event
+            assert isinstance(event, OrderFilled)
+            return msgspec.structs.replace(event, quantity=event.quantity * 2), record.cause
+        return record.event, record.cause
+
+    rewritten(original, forged, nudge, flip=(bar,))
+    report = replay(forged)
+    assert report.divergence is not None
+    assert (report.divergence.seq, report.divergence.reason) == (fill, "output differs from the journal")
 
 
 @pytest.mark.parametrize("n", [0, 1, 15, 16, 65_535, 65_536])
