@@ -51,6 +51,7 @@ from journal.records import (
     GENESIS,
     HASH_SIZE,
     INSERT_BLOCK,
+    PAGE_SIZE,
     UPSERT_META,
     msgpack_array_header,
     msgpack_array_header_size,
@@ -61,7 +62,7 @@ from journal.writer import DURABILITY, STATUS_FINISHED, STATUS_RUNNING, _WriterL
 BLOCK = 4096
 INBOX_BATCHES = 16
 """Batches the writer process may hold read but not yet written (~1 MB each)."""
-WAL_CHECKPOINT_PAGES = 4_096
+WAL_CHECKPOINT_PAGES = (16 << 20) // PAGE_SIZE
 
 
 class ProcessJournalWriter:
@@ -341,6 +342,7 @@ def _open(path: Path, durability: str, overwrite: bool) -> sqlite3.Connection:
             Path(f"{path}{suffix}").unlink(missing_ok=True)
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA busy_timeout=5000")
+    conn.execute(f"PRAGMA page_size={PAGE_SIZE}")  # a new file: before WAL, which fixes it
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={DURABILITY[durability]}")
     # Checkpoint every ~16 MB of WAL rather than SQLite's default ~4 MB: each

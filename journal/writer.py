@@ -31,7 +31,17 @@ from journal.errors import (
     JournalLockedError,
     SequenceError,
 )
-from journal.records import DDL, FORMAT_VERSION, GENESIS, INSERT_BLOCK, UPSERT_META, BlockRow, build_block, pack_header
+from journal.records import (
+    DDL,
+    FORMAT_VERSION,
+    GENESIS,
+    INSERT_BLOCK,
+    PAGE_SIZE,
+    UPSERT_META,
+    BlockRow,
+    build_block,
+    pack_header,
+)
 
 DURABILITY: Final = {"full": 2, "normal": 1}
 """Durability mode -> the ``PRAGMA synchronous`` value it requires."""
@@ -342,6 +352,7 @@ def header_meta(event: RunStarted) -> dict[str, str]:
 async def _connect(path: Path, durability: str) -> aiosqlite.Connection:
     conn = await aiosqlite.connect(path, isolation_level="DEFERRED")
     await conn.execute("PRAGMA busy_timeout=5000")
+    await conn.execute(f"PRAGMA page_size={PAGE_SIZE}")  # a new file: before WAL, which fixes it
     await conn.execute("PRAGMA journal_mode=WAL")
     await conn.execute(f"PRAGMA synchronous={DURABILITY[durability]}")
     settings = await _read_settings(conn)

@@ -14,7 +14,9 @@ from core.bus import Bus
 from core.events import Bar, Log
 from journal.errors import JournalLockedError, SequenceError
 from journal.export import export
+from journal.process_writer import ProcessJournalWriter
 from journal.reader import JournalReader
+from journal.records import PAGE_SIZE
 from journal.verify import verify
 from journal.writer import JournalWriter
 from tests.journal.helpers import header, write_journal
@@ -50,6 +52,18 @@ async def test_durability_pragmas_are_read_back_and_recorded(tmp_path: Path) -> 
         assert int(meta["busy_timeout"]) > 0
         assert meta["sqlite_version"].count(".") == 2
         await writer.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("writer_class", [JournalWriter, ProcessJournalWriter])
+async def test_new_journals_use_the_large_page_size(tmp_path: Path, writer_class: type) -> None:
+    path = tmp_path / "j.journal"
+    writer = await writer_class.create(path)
+    writer.record(1, header(), True, 0)
+    await writer.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE
+    assert verify(path).ok
 
 
 @pytest.mark.asyncio
