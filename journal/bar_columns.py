@@ -35,11 +35,10 @@ class BarInputs:
 class _Block:
     """Numpy views of one stored block's columns."""
 
-    def __init__(self, body: memoryview, lengths: object, flags: bytes) -> None:
+    def __init__(self, body: memoryview, lengths: object, offsets: np.ndarray, flags: bytes) -> None:
         self.body = np.frombuffer(body, dtype=np.uint8)
         self.lengths = np.frombuffer(lengths, dtype=np.uint32)  # type: ignore[call-overload]
-        ends = np.cumsum(self.lengths, dtype=np.int64)
-        self.starts = ends - self.lengths
+        self.starts = offsets[:-1]
         self.inputs = np.flatnonzero(np.frombuffer(flags, dtype=np.uint8))
 
     def decode(self, i: int) -> Event:
@@ -47,9 +46,10 @@ class _Block:
         return DEFAULT_CODEC.decode(self.body[start : start + int(self.lengths[i])].tobytes())
 
 
-def bar_inputs(blocks: list[tuple[memoryview, object, bytes]]) -> BarInputs | None:
-    """Read ``(payloads, lengths, flags)`` of every block; None if the fast
-    path does not apply (see the module docstring)."""
+def bar_inputs(blocks: list[tuple[memoryview, object, np.ndarray, bytes]]) -> BarInputs | None:
+    """Read ``(payloads, lengths, offsets, flags)`` of every block (offsets:
+    where each payload starts, and the end, as ``DecodedBlock.offsets``);
+    None if the fast path does not apply (see the module docstring)."""
     views = [_Block(*block) for block in blocks]
     first = _first_bar(views)
     if first is None:

@@ -297,7 +297,7 @@ bars were read as columns) the run's bar series."""
 def replay_check(reader: JournalReader, build: ReplayBuild) -> ReplayReport:
     """Feed the journal's inputs to ``build(...)``'s graph and compare."""
     blocks = decode_blocks(reader)
-    columns = bar_inputs([(block.body, block.lengths, block.flags) for block in blocks])
+    columns = bar_inputs([(block.body, block.lengths, block.offsets, block.flags) for block in blocks])
     comparer = ReplayComparer(blocks)
     graph = build(reader, blocks, comparer, columns.market if columns is not None else None)
     last = blocks[-1].events[-1] if blocks and blocks[-1].events else None

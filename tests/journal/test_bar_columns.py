@@ -20,7 +20,7 @@ SAMPLES = Path(__file__).resolve().parents[2] / "adapters" / "sample_data"
 def columns_of(path: Path):
     with JournalReader(path) as reader:
         blocks = decode_blocks(reader)
-    return bar_inputs([(block.body, block.lengths, block.flags) for block in blocks])
+    return bar_inputs([(block.body, block.lengths, block.offsets, block.flags) for block in blocks])
 
 
 def inputs_of(path: Path) -> list[bytes]:
