@@ -50,6 +50,7 @@ class MarketSeries:
 
     live = False
     length = 0
+    _stamps: list[int] | None = None
 
     def __init__(self, timeline: np.ndarray, instruments: dict[str, InstrumentSeries]) -> None:
         self.timeline = np.ascontiguousarray(timeline, dtype=np.int64)
@@ -98,6 +99,16 @@ class MarketSeries:
     @property
     def symbols(self) -> list[str]:
         return list(self.instruments)
+
+    @property
+    def stamps(self) -> list[int]:
+        """``timeline`` as a list of ints, made once (a finished series only:
+        the strategy runner and every bar block share it)."""
+        if self.live:
+            raise ValueError("a live series has no fixed timeline to list")
+        if self._stamps is None:
+            self._stamps = self.timeline.tolist()
+        return self._stamps
 
     def __len__(self) -> int:
         return self.length if self.live else len(self.timeline)
@@ -172,7 +183,7 @@ class MarketSeries:
             return
         series = self.instruments[symbols[0]]
         for a in range(0, len(self.timeline), size):
-            yield BarBlock(series, self.timeline, a, min(a + size, len(self.timeline)))
+            yield BarBlock(series, self.timeline, a, min(a + size, len(self.timeline)), timeline_stamps=self.stamps)
 
     def _single_bars(self, series: InstrumentSeries) -> Iterator[Bar]:
         symbol = series.symbol
@@ -198,6 +209,8 @@ class BarBlock(Sequence[Bar]):
     strictly increasing, as :class:`MarketSeries` guarantees. ``payloads``,
     when given, are those rows' journal payloads (replay reads them from the
     journal); they must hold exactly the columns' values.
+    ``timeline_stamps``, when given, is the whole ``timeline`` as a list
+    (:attr:`MarketSeries.stamps`), sliced rather than listed again.
     """
 
     __slots__ = ("_bar_at", "_columns", "_interval", "_payloads", "_symbol", "stamps")
@@ -209,13 +222,16 @@ class BarBlock(Sequence[Bar]):
         start: int,
         stop: int,
         payloads: memoryview | None = None,
+        timeline_stamps: list[int] | None = None,
     ) -> None:
         if not series.present[start:stop].all():
             raise ValueError(f"{series.symbol}: a bar block cannot hold gaps")
         self._symbol = series.symbol
         self._interval = series.interval
         self._columns = (timeline[start:stop], *(series.field(name)[start:stop] for name in FIELDS))
-        self.stamps: list[int] = self._columns[0].tolist()
+        self.stamps: list[int] = (
+            timeline_stamps[start:stop] if timeline_stamps is not None else self._columns[0].tolist()
+        )
         self._payloads = payloads
         self._bar_at: Callable[[int], Bar] | None = None  # made on first use
 

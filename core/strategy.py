@@ -826,7 +826,7 @@ class StrategyRunner(Actor):
         self.portfolio = portfolio
         self.ctx: Context | None = None
         self._live = market.live
-        self._timeline = market.timeline if self._live else market.timeline.tolist()
+        self._timeline = market.timeline if self._live else market.stamps
         self._step = -1
         self._last_ts: int | None = None
         self._mine = set(symbols)

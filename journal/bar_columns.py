@@ -112,7 +112,8 @@ def bar_inputs(blocks: list[tuple[memoryview, object, np.ndarray, bytes]]) -> Ba
         at = 0  # bytes into this block's payloads
         for item in plan:
             if isinstance(item, int):
-                out.append(BarBlock(series, market.timeline, row, row + item, block_payloads[at : at + item * size]))
+                run_payloads = block_payloads[at : at + item * size]
+                out.append(BarBlock(series, market.timeline, row, row + item, run_payloads, market.stamps))
                 row += item
                 at += item * size
             else:
@@ -122,12 +123,16 @@ def bar_inputs(blocks: list[tuple[memoryview, object, np.ndarray, bytes]]) -> Ba
 
 
 def _records(view: _Block, rows: np.ndarray, size: int) -> np.ndarray:
-    """Records ``rows`` (each ``size`` bytes) as a (rows, size) byte array:
-    a row gather over a sliding-window view copies whole records."""
+    """Records ``rows`` (each ``size`` bytes) as a (rows, size) byte array.
+
+    The body is viewed as one ``size``-byte item starting at every byte, so
+    gathering rows of that view copies each record whole (a 2-D gather of a
+    sliding window copies it byte by byte, ~1.6x slower)."""
     if not len(rows) or len(view.body) < size:
         return np.empty((0, size), dtype=np.uint8)
-    windows = np.lib.stride_tricks.sliding_window_view(view.body, size)
-    return np.ascontiguousarray(windows[view.starts[rows]])
+    items = len(view.body) - size + 1
+    windows = np.ndarray(buffer=view.body, dtype=np.dtype((np.void, size)), shape=(items,), strides=(1,))
+    return windows[view.starts[rows]].view(np.uint8).reshape(-1, size)
 
 
 def _first_bar(views: list[_Block]) -> Bar | None:

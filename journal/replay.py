@@ -52,10 +52,9 @@ _HEADER = 5
 """Bytes of the msgpack array32 header before a block's payloads."""
 
 
-def _spans(offsets: np.ndarray, records: list[int]) -> list[tuple[int, int]]:
-    """Byte spans in a block's data of ``records`` (ascending indexes),
-    consecutive records merged into one span."""
-    at = np.array(records, dtype=np.int64)
+def _spans(offsets: np.ndarray, at: np.ndarray) -> list[tuple[int, int]]:
+    """Byte spans in a block's data of records ``at`` (ascending indexes,
+    not empty), consecutive records merged into one span."""
     breaks = np.flatnonzero(np.diff(at) != 1) + 1
     firsts = at[np.concatenate(([0], breaks))]
     ends = at[np.concatenate((breaks - 1, [len(at) - 1]))] + 1
@@ -230,8 +229,8 @@ class ReplayComparer:
         recorded_causes = np.frombuffer(block.causes, dtype=np.int64)[at]
         wrong_cause = np.flatnonzero(recorded_causes != np.frombuffer(array("q", causes), dtype=np.int64))
         j_cause = int(wrong_cause[0]) if len(wrong_cause) else len(outputs)
-        data = block.data
-        expected = b"".join([data[a:b] for a, b in _spans(block.offsets, at.tolist())])
+        data = memoryview(block.data)  # slices of it are not copies
+        expected = b"".join([data[a:b] for a, b in _spans(block.offsets, at)])
         encoded = self._encode(outputs)  # a msgpack array: its header, then each payload
         if len(encoded) - len(expected) == msgpack_array_header_size(len(outputs)) and encoded.endswith(expected):
             j_bytes = len(outputs)
