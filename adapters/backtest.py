@@ -403,7 +403,7 @@ def engine_from_journal(
 ) -> Engine:
     """Rebuild a run's actor graph from its header and its journaled bars
     (``bars``: already read as columns)."""
-    header = blocks[0].events[0] if blocks else None
+    header = blocks[0].event(0) if blocks and len(blocks[0]) else None
     if not isinstance(header, RunStarted):
         raise ValueError(f"{reader.path}: seq 1 is not a run header")
     config = cfg.parse(json.loads(header.config))

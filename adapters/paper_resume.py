@@ -93,10 +93,10 @@ def _catch_up(path: Path, writer: JournalWriter) -> tuple[Engine, cfg.RunConfig,
     """The session's graph, rebuilt from its journal up to the crash."""
     with JournalReader(path) as reader:
         blocks = decode_blocks(reader)
-        if not blocks or not isinstance(blocks[0].events[0], RunStarted):
+        if not blocks or not isinstance(blocks[0].event(0), RunStarted):
             raise PaperError(f"{path}: seq 1 is not a run header")
-        header = blocks[0].events[0]
-        last = blocks[-1].events[-1]
+        header = blocks[0].event(0)
+        last = blocks[-1].event(-1)
         if isinstance(last, RunFinished):
             raise PaperError(f"{path}: the session ended ({last.status}); only an unfinished session can be resumed")
         config = cfg.parse(json.loads(header.config))

@@ -86,6 +86,12 @@ class DecodedBlock:
         """The stored payload of record ``i`` of this block."""
         return self.data[int(self.offsets[i]) + _HEADER : int(self.offsets[i + 1]) + _HEADER]
 
+    def event(self, i: int) -> Event:
+        """Record ``i`` decoded (alone, unless the whole block already is)."""
+        if self._events is not None:
+            return self._events[i]
+        return DEFAULT_CODEC.decode(self.payload(i % len(self.lengths)))
+
     @property
     def events(self) -> list[Event]:
         if self._events is None:
@@ -299,7 +305,7 @@ def replay_check(reader: JournalReader, build: ReplayBuild) -> ReplayReport:
     columns = bar_inputs([(block.body, block.lengths, block.offsets, block.flags) for block in blocks])
     comparer = ReplayComparer(blocks)
     graph = build(reader, blocks, comparer, columns.market if columns is not None else None)
-    last = blocks[-1].events[-1] if blocks and blocks[-1].events else None
+    last = blocks[-1].event(-1) if blocks and len(blocks[-1]) else None
     # A run ends with RunFinished(status); a crashed one has none and is
     # checked up to its last record, without ending it.
     status = last.status if isinstance(last, RunFinished) else None

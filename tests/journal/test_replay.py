@@ -12,6 +12,7 @@ import pytest
 from adapters.backtest import replay, run_backtest
 from core.events import Bar, Event, OrderFilled, PositionChanged
 from journal.reader import JournalReader, Record
+from journal.replay import decode_blocks
 from journal.writer import JournalWriter
 
 Edit = Callable[[Record], tuple[Event, int]]
@@ -147,3 +148,14 @@ def test_array_header_size_is_what_msgspec_writes(n: int) -> None:
     from journal.records import msgpack_array_header_size
 
     assert len(msgspec.msgpack.encode([None] * n)) - n == msgpack_array_header_size(n)  # None: one byte each
+
+
+def test_a_stored_block_decodes_one_record_as_the_whole_block_does(original: Path) -> None:
+    with JournalReader(original) as reader:
+        singles = decode_blocks(reader)
+        wholes = decode_blocks(reader)
+    for single, whole in zip(singles, wholes, strict=True):
+        picks = (0, len(whole) // 2, len(whole) - 1, -1)
+        alone = [single.event(i) for i in picks]  # decoded one by one
+        assert alone == [whole.events[i] for i in picks]
+        assert [whole.event(i) for i in picks] == alone  # from the decoded block
