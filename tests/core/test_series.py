@@ -57,3 +57,17 @@ def test_the_unpacker_reads_values_from_a_codec_payload() -> None:
     assert unpack is not None
     bar = Bar(1_700_000_000_000_000_000, "ETH/USDT", 1.5, 2.25, -0.125, 3e-9, 1e300, MINUTE)
     assert unpack.unpack(DEFAULT_CODEC.encode(bar)) == (1.5, 2.25, -0.125, 3e-9, 1e300)
+
+
+def test_bar_chunks_cut_the_series_into_blocks_of_its_bars() -> None:
+    data = market(1_700_000_000_000_000_000, n=50)
+    blocks = list(data.bar_chunks(16))
+    assert [len(block) for block in blocks] == [16, 16, 16, 2]
+    assert [bar for block in blocks for bar in block] == list(data.bars())
+    assert [ts for block in blocks for ts in block.stamps] == data.timeline.tolist() == data.stamps
+
+
+def test_a_live_series_has_no_listed_timeline() -> None:
+    live = MarketSeries.live_series(["BTC/USDT"], MINUTE, capacity=8)
+    with pytest.raises(ValueError, match="live series"):
+        _ = live.stamps
