@@ -87,10 +87,11 @@ class DecodedBlock:
         return self.data[int(self.offsets[i]) + _HEADER : int(self.offsets[i + 1]) + _HEADER]
 
     def event(self, i: int) -> Event:
-        """Record ``i`` decoded (alone, unless the whole block already is)."""
+        """Record ``i`` decoded (alone, unless the whole block already is);
+        indexes as a list does (negative from the end, IndexError past it)."""
         if self._events is not None:
             return self._events[i]
-        return DEFAULT_CODEC.decode(self.payload(i % len(self.lengths)))
+        return DEFAULT_CODEC.decode(self.payload(range(len(self.lengths))[i]))
 
     @property
     def events(self) -> list[Event]:

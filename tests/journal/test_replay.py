@@ -12,6 +12,7 @@ import pytest
 from adapters.backtest import replay, run_backtest
 from core.events import Bar, Event, OrderFilled, PositionChanged
 from journal.reader import JournalReader, Record
+from journal.records import msgpack_array_header_size
 from journal.replay import decode_blocks
 from journal.writer import JournalWriter
 
@@ -121,7 +122,8 @@ def test_an_input_recorded_as_an_output_is_reported_at_its_seq(original: Path, t
     d = report.divergence
     assert d is not None and (d.seq, d.reason) == (target, "replay fed an input where the journal has an output")
     # the replay fed the next recorded input in its place: the bar after it
-    after = next(r.event for r in JournalReader(original).records() if r.seq > target and r.is_input)
+    with JournalReader(original) as reader:
+        after = next(r.event for r in reader.records() if r.seq > target and r.is_input)
     assert type(d.recorded) is Bar and d.replayed == after
 
 
@@ -145,8 +147,6 @@ def test_the_first_of_two_divergences_in_a_block_is_reported(original: Path, tmp
 
 @pytest.mark.parametrize("n", [0, 1, 15, 16, 65_535, 65_536])
 def test_array_header_size_is_what_msgspec_writes(n: int) -> None:
-    from journal.records import msgpack_array_header_size
-
     assert len(msgspec.msgpack.encode([None] * n)) - n == msgpack_array_header_size(n)  # None: one byte each
 
 
@@ -159,3 +159,6 @@ def test_a_stored_block_decodes_one_record_as_the_whole_block_does(original: Pat
         alone = [single.event(i) for i in picks]  # decoded one by one
         assert alone == [whole.events[i] for i in picks]
         assert [whole.event(i) for i in picks] == alone  # from the decoded block
+        for block in (single, whole):
+            with pytest.raises(IndexError):
+                block.event(len(block))
