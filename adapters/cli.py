@@ -402,17 +402,17 @@ def _describe(event: Any) -> str:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from adapters.backtest import replay
-    from journal.verify import verify
+    from adapters.backtest import replay_verified
 
     path = _existing(args.journal)
     if not args.check:
         raise UsageError("replay needs --check (compare regenerated outputs with the journal)")
-    integrity = verify(path)
-    if not integrity.ok:
-        print(f"{path}: refusing to replay a damaged journal: {integrity.message}", file=sys.stderr)
+    checked = replay_verified(path)
+    report = checked.replay
+    if report is None:
+        message = checked.integrity.message
+        print(f"{path}: refusing to replay a damaged journal: {message}", file=sys.stderr)
         return EXIT_CHECK_FAILED
-    report = replay(path)
     if args.json:
         d = report.divergence
         print(
@@ -440,15 +440,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from adapters.backtest import replay
-    from journal.verify import verify
+    from adapters.backtest import replay_verified
 
     path = _existing(args.journal)
-    integrity = verify(path)
+    checked = replay_verified(path, full_verify=True)
+    integrity = checked.integrity
     result: dict[str, Any] = {"verify": integrity.as_dict()}
     ok = integrity.ok
-    if ok:
-        report = replay(path)
+    report = checked.replay
+    if report is not None:
         d = report.divergence
         result["replay"] = {
             "ok": report.ok,

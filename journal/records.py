@@ -36,7 +36,11 @@ from __future__ import annotations
 import struct
 from array import array
 from collections import Counter
+from collections.abc import Sequence
+from hashlib import blake2b
 from typing import Final
+
+import msgspec
 
 FORMAT_VERSION: Final = 2
 GENESIS: Final = bytes(32)
@@ -141,3 +145,31 @@ def split_block(row: tuple[object, ...]) -> tuple[int, int, memoryview, array[in
     cause_arr = array("q")
     cause_arr.frombytes(causes)
     return int(first_seq), int(n), memoryview(payloads)[5:], lens, cause_arr, inputs, hashes  # type: ignore[call-overload]
+
+
+_PAYLOADS = msgspec.msgpack.Decoder(list[msgspec.Raw])
+
+split_payloads = _PAYLOADS.decode
+"""A msgpack array of payloads (a block's ``payloads``, a writer batch) as
+its payloads, views into the buffer, without decoding them."""
+
+
+def chain_hashes(
+    prev: bytes, first: int, payloads: Sequence[msgspec.Raw], causes: array[int], flags: bytes
+) -> list[bytes]:
+    """The chain hash of each of the records ``first, first + 1, ...`` after
+    the record whose hash is ``prev`` (see the module docstring).
+
+    Hot (the writer and verify run it for every record): under 1 us per
+    record. Copying a prepared BLAKE2b state is cheaper than constructing
+    one (the constructor parses its parameters each time)."""
+    hashes: list[bytes] = []
+    append = hashes.append
+    fresh = blake2b(digest_size=HASH_SIZE).copy
+    pack = pack_header
+    for seq, payload, cause, flag in zip(range(first, first + len(payloads)), payloads, causes, flags, strict=True):
+        state = fresh()
+        state.update(prev + pack(seq, cause, flag) + payload)
+        prev = state.digest()
+        append(prev)
+    return hashes

@@ -7,7 +7,8 @@ invocation:
   included); its ``wake`` mask skips the bars where no cross can happen;
 * tidemark with ``wake = false`` (``--every-bar``): ``on_bar`` at every bar,
   the speed of a strategy that declares no mask;
-* ``tidemark replay --check`` of the first run's journal;
+* ``tidemark replay --check`` of the first run's journal (verify, in a
+  child process, and replay, as the command does);
 * backtesting.py.
 
 The rounds are interleaved and each figure is the best of ``--repeat``
@@ -85,12 +86,14 @@ def run_tidemark(n: int, journal: Path, every_bar: bool = False) -> dict[str, ob
 
 
 def run_replay(journal: Path, n: int) -> dict[str, object]:
-    from adapters.backtest import replay
+    """What ``tidemark replay --check`` does: verify and replay."""
+    from adapters.backtest import replay_verified
 
     start = time.perf_counter()
-    report = replay(journal)
+    checked = replay_verified(journal)
     elapsed = time.perf_counter() - start
-    return {"ok": report.ok, "bars_per_s": n / elapsed, "seconds": elapsed, "events": report.events}
+    events = checked.replay.events if checked.replay is not None else 0
+    return {"ok": checked.ok, "bars_per_s": n / elapsed, "seconds": elapsed, "events": events}
 
 
 def run_backtesting_py(n: int) -> dict[str, object]:
@@ -144,6 +147,8 @@ def child(args: argparse.Namespace) -> None:
     else:
         out = run_backtesting_py(args.bars)
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # tidemark's helper process: the journal writer of a run, verify of a replay
+    out["helper_peak_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(json.dumps(out))
 
 
@@ -185,12 +190,12 @@ def main() -> None:
     for label, run in (("tidemark (journal on)", ours), ("tidemark --every-bar", every)):
         print(
             f"{label:<24}{run['bars_per_s']:>10,.0f} bars/s  {run['seconds']:7.2f} s  peak {run['peak_rss_mb']:5.0f} MB"
-            f"  events {run['events']:,}  journal {run['journal_mb']:.0f} MB  fills {run['fills']:,}"
+            f" (+ writer {run['helper_peak_mb']:.0f} MB)  events {run['events']:,}  journal {run['journal_mb']:.0f} MB  fills {run['fills']:,}"
             f"  final equity {run['final_equity']:,.4f}"
         )
     print(
         f"{'tidemark replay --check':<24}{again['bars_per_s']:>10,.0f} bars/s  {again['seconds']:7.2f} s"
-        f"  peak {again['peak_rss_mb']:5.0f} MB  identical={again['ok']}"
+        f"  peak {again['peak_rss_mb']:5.0f} MB (+ verify {again['helper_peak_mb']:.0f} MB)  identical={again['ok']}"
     )
     print(f"wake and every-bar runs give the same fills: {ours['fills_digest'] == every['fills_digest']}")
     if peer is not None:

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
 import pytest
 
-from adapters.backtest import replay, run_backtest
+from adapters.backtest import replay, replay_verified, run_backtest
 from core.events import Bar, Event, OrderFilled, PositionChanged
 from journal.reader import JournalReader, Record
-from journal.records import msgpack_array_header_size
+from journal.records import GENESIS, chain_hashes, msgpack_array_header_size, split_block, split_payloads
 from journal.replay import decode_blocks
+from journal.verify import verify
 from journal.writer import JournalWriter
 
 Edit = Callable[[Record], tuple[Event, int]]
@@ -162,3 +165,54 @@ def test_a_stored_block_decodes_one_record_as_the_whole_block_does(original: Pat
         for block in (single, whole):
             with pytest.raises(IndexError):
                 block.event(len(block))
+
+
+def rechain(path: Path) -> None:
+    """Recompute every chain hash and the head in meta, as a forger would."""
+    with sqlite3.connect(path) as conn:
+        prev = GENESIS
+        for row in conn.execute("SELECT * FROM blocks ORDER BY first_seq").fetchall():
+            first, _, _, _, causes, flags, _ = split_block(row)
+            hashes = chain_hashes(prev, first, split_payloads(row[5]), causes, flags)
+            conn.execute("UPDATE blocks SET hashes = ? WHERE first_seq = ?", (b"".join(hashes), first))
+            prev = hashes[-1]
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'head_hash'", (prev.hex(),))
+
+
+def test_replay_verified_passes_an_intact_journal(original: Path) -> None:
+    checked = replay_verified(original)
+    assert checked.ok and checked.integrity == verify(original)
+    assert checked.replay is not None and checked.replay.events == checked.integrity.events
+
+
+def test_replay_verified_drops_the_replay_of_a_damaged_journal(original: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "damaged.journal"
+    shutil.copyfile(original, copy)
+    with sqlite3.connect(copy) as conn:
+        conn.execute("UPDATE blocks SET causes = zeroblob(length(causes)) WHERE first_seq = 1")
+    checked = replay_verified(copy)
+    assert not checked.ok and checked.replay is None
+    assert checked.integrity == verify(copy) and checked.integrity.first_bad_seq is not None
+
+
+def test_replay_verified_names_a_chained_payload_that_does_not_decode(original: Path, tmp_path: Path) -> None:
+    """A bar whose open price became an 8-character string, re-chained:
+    its tag and time still read, so only decoding it finds it."""
+    forged = tmp_path / "forged.journal"
+    shutil.copyfile(original, forged)
+    bar = seqs_of(original, Bar)[10]
+    with sqlite3.connect(forged) as conn:
+        first, data, lengths = conn.execute(
+            "SELECT first_seq, payloads, lengths FROM blocks WHERE first_seq <= ? ORDER BY first_seq DESC LIMIT 1",
+            (bar,),
+        ).fetchone()
+        sizes = memoryview(lengths).cast("I")
+        start = 5 + sum(sizes[: bar - first])
+        price = data.index(b"\xcb", start)  # the open: the payload's first float64
+        data = data[:price] + b"\xa8" + b"12345678" + data[price + 9 :]
+        conn.execute("UPDATE blocks SET payloads = ? WHERE first_seq = ?", (data, first))
+    rechain(forged)
+    assert verify(forged, decode=False).ok
+    checked = replay_verified(forged)
+    assert checked.replay is None and checked.integrity.first_bad_seq == bar
+    assert "does not decode" in checked.integrity.problem

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from journal.records import HASH_SIZE
-from journal.verify import verify
+from journal.verify import BackgroundVerify, verify
 from tests.journal.helpers import write_journal
 
 EVENTS = 300  # bars; with their logs and the header: 601 records
@@ -90,22 +90,40 @@ def truncate_tail(conn: sqlite3.Connection, rng: random.Random) -> int:
 TAMPERS = [flip_payload, flip_hash, flip_input_flag, delete_row, swap_rows, truncate_tail]
 
 
+@pytest.mark.parametrize("decode", [True, False], ids=["decoded", "heads"])
 @pytest.mark.parametrize("case", range(120))
-def test_verify_names_the_first_bad_seq(pristine: Path, tmp_path: Path, case: int) -> None:
+def test_verify_names_the_first_bad_seq(pristine: Path, tmp_path: Path, case: int, decode: bool) -> None:
     rng = random.Random(case)
     tamper = TAMPERS[case % len(TAMPERS)]
     path = tmp_path / "t.journal"
     shutil.copyfile(pristine, path)
     with sqlite3.connect(path) as conn:
         expected = tamper(conn, rng)
-    report = verify(path)
+    report = verify(path, decode=decode)
     assert not report.ok, f"{tamper.__name__} went unnoticed (case {case})"
     assert report.first_bad_seq == expected, f"{tamper.__name__}: {report.message} (wanted seq {expected})"
 
 
-def test_verify_reports_an_intact_journal(pristine: Path) -> None:
-    report = verify(pristine)
+@pytest.mark.parametrize("decode", [True, False], ids=["decoded", "heads"])
+def test_verify_reports_an_intact_journal(pristine: Path, decode: bool) -> None:
+    report = verify(pristine, decode=decode)
     assert report.ok and report.first_bad_seq is None and len(report.head) == 64
+    assert report.events == 2 * EVENTS + 1
+
+
+@pytest.mark.parametrize("case", [0, 1, 5])
+def test_a_background_verify_reports_what_verify_does(pristine: Path, tmp_path: Path, case: int) -> None:
+    path = tmp_path / "t.journal"
+    shutil.copyfile(pristine, path)
+    if case:
+        with sqlite3.connect(path) as conn:
+            TAMPERS[case % len(TAMPERS)](conn, random.Random(case))
+    assert BackgroundVerify(path).result() == verify(path)
+
+
+def test_a_background_verify_of_a_missing_journal_raises(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no such journal"):
+        BackgroundVerify(tmp_path / "absent.journal").result()
 
 
 def test_a_damaged_journal_is_quarantined_and_never_resumed(pristine: Path, tmp_path: Path) -> None:
