@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -75,8 +76,7 @@ class _Builder:
             raise ValueError(f"{self.reader.path}: seq 1 is not a run header")
         config = msgspec.json.decode(header.config)
         portfolio = Portfolio(float(config.get("initial_cash", 10_000.0)), config.get("currency", "USD"))
-        eq_ts: list[int] = []
-        eq_values: list[tuple[float, float, float, float]] = []
+        curve = _EquityCurve(portfolio)
         orders: dict[str, dict[str, Any]] = {}
         fills: list[dict[str, Any]] = []
         positions: list[dict[str, Any]] = []
@@ -86,41 +86,83 @@ class _Builder:
         interval = 0
         pending: int | None = None
 
-        def close_step(ts: int) -> None:
-            eq_ts.append(ts)
-            exposed = any(True for _ in portfolio.open_positions())
-            eq_values.append(
-                (portfolio.equity(), portfolio.cash(), portfolio.gross_exposure(), 1.0 if exposed else 0.0)
-            )
+        def apply_bar(bar: Bar) -> None:
+            nonlocal pending, interval
+            curve.moving(bar.instrument)
+            if pending is not None and bar.ts > pending:
+                curve.close(pending)
+                pending = None
+            portfolio.marks[bar.instrument] = bar.close
+            if portfolio.rate_sources:
+                portfolio.update_rate(bar.instrument, bar.close)
+            columns = bars_by_symbol.get(bar.instrument)
+            if columns is None:
+                columns = bars_by_symbol[bar.instrument] = ([], [], [])
+            columns[0].append(bar.ts)
+            columns[1].append(bar.high)
+            columns[2].append(bar.low)
+            interval = bar.interval
+            if bar.last:
+                pending = bar.ts  # the step closes once everything at this time is applied
+
+        def apply_bar_run(run: list[Bar]) -> bool:
+            """Apply bars of one instrument, each the last of its time step,
+            in time order, as :func:`apply_bar` would one by one; False
+            (nothing applied) if the run is not of that shape."""
+            nonlocal pending, interval
+            instrument = run[0].instrument
+            if pending is not None and run[0].ts <= pending:
+                return False
+            if not (all(map(_LAST, run)) and all(map(instrument.__eq__, map(_INSTRUMENT, run)))):
+                return False
+            times = np.fromiter(map(_TS, run), dtype=np.int64, count=len(run))
+            if not bool((times[1:] > times[:-1]).all()) or not curve.moving(instrument):
+                return False
+            if pending is not None:
+                curve.close(pending)
+            # every bar but the last closes a step (the next bar is later)
+            closes = [bar.close for bar in run]
+            curve.close_all(times[:-1].tolist(), closes[:-1])
+            portfolio.marks[instrument] = closes[-1]
+            columns = bars_by_symbol.get(instrument)
+            if columns is None:
+                columns = bars_by_symbol[instrument] = ([], [], [])
+            columns[0].extend(times.tolist())
+            columns[1].extend(map(_HIGH, run))
+            columns[2].extend(map(_LOW, run))
+            interval = run[-1].interval
+            pending = run[-1].ts
+            return True
 
         for seqs, events in self.reader.batches():
-            for seq, event in zip(seqs, events, strict=True):
+            start = 0
+            for at in (*(i for i, event in enumerate(events) if type(event) is not Bar), len(events)):
+                if at - start > 1:
+                    run: list[Bar] = events[start:at]  # type: ignore[assignment]
+                    if not apply_bar_run(run):
+                        for bar in run:
+                            apply_bar(bar)
+                elif at > start:
+                    apply_bar(events[start])  # type: ignore[arg-type]
+                start = at + 1
+                if at == len(events):
+                    break
+                seq, event = seqs[at], events[at]
                 if pending is not None and event.ts > pending:
-                    close_step(pending)
+                    curve.close(pending)
                     pending = None
                 cls = type(event)
-                if cls is Bar:
-                    bar: Bar = event  # type: ignore[assignment]
-                    portfolio.marks[bar.instrument] = bar.close
-                    if portfolio.rate_sources:
-                        portfolio.update_rate(bar.instrument, bar.close)
-                    columns = bars_by_symbol.get(bar.instrument)
-                    if columns is None:
-                        columns = bars_by_symbol[bar.instrument] = ([], [], [])
-                    columns[0].append(bar.ts)
-                    columns[1].append(bar.high)
-                    columns[2].append(bar.low)
-                    interval = bar.interval
-                    if bar.last:
-                        pending = bar.ts  # the step closes once everything at this time is applied
-                elif cls is OrderFilled:
+                if cls is OrderFilled:
                     fill: OrderFilled = event  # type: ignore[assignment]
+                    curve.changing()
                     change = portfolio.apply_fill(fill)
                     fills.append(_fill_row(seq, fill, change.realized))
                     _order_fill(orders, fill)
                 elif cls is InstrumentDefinition:
+                    curve.changing()
                     portfolio.add_instrument(event)  # type: ignore[arg-type]
                 elif cls is FundingApplied:
+                    curve.changing()
                     portfolio.apply_funding(event)  # type: ignore[arg-type]
                     funding.append({"seq": seq, **msgspec.structs.asdict(event)})
                 elif cls is SubmitOrder:
@@ -139,9 +181,8 @@ class _Builder:
                             }
                         )
         if pending is not None:
-            close_step(pending)
-        equity = pd.DataFrame(eq_values, columns=["equity", "cash", "exposure", "in_market"], index=_ts(eq_ts))
-        equity.index.name = "time"
+            curve.close(pending)
+        equity = curve.frame()
         if len(equity):
             peak = equity["equity"].cummax()
             equity["drawdown"] = equity["equity"] / peak - 1.0
@@ -170,6 +211,98 @@ class _Builder:
             portfolio.initial_cash,
             interval,
         )
+
+
+_TS = attrgetter("ts")
+_HIGH = attrgetter("high")
+_LOW = attrgetter("low")
+_LAST = attrgetter("last")
+_INSTRUMENT = attrgetter("instrument")
+
+
+class _EquityCurve:
+    """The account at the close of each time step, as the run's accounting
+    (:class:`core.portfolio.Portfolio`) values it.
+
+    Steps are valued lazily: while only one instrument's mark moves (the
+    usual stretch between two fills), closed steps are kept as (time, mark)
+    and valued together when anything else is about to change, by running
+    the accounting once with that mark as an array. Its arithmetic is
+    elementwise, so each value is the float a step-by-step valuation gives.
+    Invariant: since the first kept step, the portfolio changed only in the
+    mark of ``_moving``, whose value at each kept step is in ``_marks``.
+    """
+
+    def __init__(self, portfolio: Portfolio) -> None:
+        self.portfolio = portfolio
+        self.times: list[int] = []
+        self.columns: dict[str, list[float]] = {"equity": [], "cash": [], "exposure": [], "in_market": []}
+        self._moving: str | None = None
+        self._times: list[int] = []
+        self._marks: list[float] = []
+
+    def moving(self, instrument: str) -> bool:
+        """``instrument``'s mark is about to move; True if steps closed
+        meanwhile are kept for valuing later (its mark is known and sets no
+        exchange rate), False if they will be valued one by one."""
+        if self._moving == instrument:
+            return True
+        self.changing()
+        portfolio = self.portfolio
+        if instrument in portfolio.marks and instrument not in portfolio.rate_sources:
+            self._moving = instrument
+            return True
+        return False
+
+    def changing(self) -> None:
+        """The portfolio is about to change other than by a moving mark."""
+        if self._times:
+            self._value_kept()
+        self._moving = None
+
+    def close(self, ts: int) -> None:
+        """The step at ``ts`` closes with the portfolio as it is."""
+        if self._moving is not None:
+            self._times.append(ts)
+            self._marks.append(self.portfolio.marks[self._moving])
+            return
+        portfolio = self.portfolio
+        self.times.append(ts)
+        self._append(1, portfolio.equity(), portfolio.cash(), portfolio.gross_exposure())
+
+    def close_all(self, times: list[int], marks: list[float]) -> None:
+        """Steps at ``times`` close with the moving instrument's mark at
+        ``marks`` (after :meth:`moving` returned True)."""
+        self._times.extend(times)
+        self._marks.extend(marks)
+
+    def frame(self) -> pd.DataFrame:
+        self.changing()
+        equity = pd.DataFrame(self.columns, index=_ts(self.times))
+        equity.index.name = "time"
+        return equity
+
+    def _value_kept(self) -> None:
+        portfolio = self.portfolio
+        instrument = self._moving
+        assert instrument is not None
+        current = portfolio.marks[instrument]
+        portfolio.marks[instrument] = np.array(self._marks)  # type: ignore[assignment]
+        try:
+            equity, gross = portfolio.equity(), portfolio.gross_exposure()
+        finally:
+            portfolio.marks[instrument] = current
+        self.times.extend(self._times)
+        self._append(len(self._times), equity, portfolio.cash(), gross)
+        self._times.clear()
+        self._marks.clear()
+
+    def _append(self, n: int, equity: Any, cash: float, gross: Any) -> None:
+        """``n`` steps; ``equity`` and ``gross`` a float or ``n`` of them."""
+        exposed = 1.0 if any(True for _ in self.portfolio.open_positions()) else 0.0
+        columns = self.columns
+        for name, value in (("equity", equity), ("cash", cash), ("exposure", gross), ("in_market", exposed)):
+            columns[name].extend(value.tolist() if type(value) is np.ndarray else [value] * n)
 
 
 def _reason(event: Any) -> dict[str, Any]:
