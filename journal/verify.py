@@ -206,12 +206,13 @@ class _Chain:
             raise _Bad(first, f"records out of place (seq {first} after {self.expected - 1})")
         if not (len(lengths) == len(causes) == len(flags) == n and len(hashes) == n * HASH_SIZE and n > 0):
             raise _Bad(first, "block columns disagree in length")
-        times, tags = self._heads(row, first, body, lengths)
-        if not self._block_is_sound(row, first, times, tags, len(body), lengths, causes, flags, hashes):
-            self._locate(row, first, times, tags, body, lengths, causes, flags, hashes)  # raises
+        heads = self._heads(row)
+        if heads is None or not self._block_is_sound(row, first, *heads, len(body), lengths, causes, flags, hashes):
+            self._locate(row, first, body, lengths, causes, flags, hashes)  # raises
+            raise AssertionError(f"block at seq {first}: the block check failed but no record did")
         self.prev = hashes[-HASH_SIZE:]
         self.expected = first + n
-        self.last_ts = times[-1]
+        self.last_ts = heads[0][-1]
 
     def _block_is_sound(
         self,
@@ -244,48 +245,53 @@ class _Chain:
         self,
         row: tuple[object, ...],
         first: int,
-        times: list[int],
-        tags: list[str],
         body: memoryview,
         lengths: array[int],
         causes: array[int],
         flags: bytes,
         hashes: bytes,
     ) -> None:
-        """Check the block record by record and raise the first problem."""
-        n = len(times)
+        """Check the block record by record, every check in seq order, and
+        raise the first problem; the chain head then is the last good
+        record's hash."""
         prev = self.prev
         last = self.last_ts
         offset = 0
-        for i in range(n):
+        times: list[int] = []
+        counts: dict[str, int] = {}
+        for i, size in enumerate(lengths):
             seq = first + i
-            size = lengths[i]
             payload = body[offset : offset + size]
             offset += size
             digest = blake2b(prev + pack_header(seq, causes[i], flags[i]) + payload, digest_size=HASH_SIZE).digest()
             if digest != hashes[HASH_SIZE * i : HASH_SIZE * (i + 1)]:
+                self.prev = prev
                 raise _Bad(seq, "hash chain broken (record altered or out of place)")
-            ts = times[i]
+            try:
+                ts, tag = self._head(bytes(payload))
+            except (EventDecodeError, msgspec.MsgspecError, UnicodeDecodeError) as exc:
+                self.prev = prev
+                raise _Bad(seq, f"payload does not decode: {exc}") from exc
             if ts < last:
+                self.prev = prev
                 raise _Bad(seq, f"event time goes backwards ({ts} < {last})")
             last = ts
+            times.append(ts)
+            counts[tag] = counts.get(tag, 0) + 1
             prev = digest
         if offset != len(body):
-            raise _Bad(first + n - 1, "payload bytes beyond the recorded lengths")
+            raise _Bad(first + len(lengths) - 1, "payload bytes beyond the recorded lengths")
+        if self._heads(row) is None:
+            raise _Bad(first, "block payload array is malformed")
         if times[0] != row[2] or times[-1] != row[3]:
             raise _Bad(first, "block time range disagrees with its events")
-        counts: dict[str, int] = {}
-        for tag in tags:
-            counts[tag] = counts.get(tag, 0) + 1
         if counts != parse_kind_counts(str(row[4])):
             raise _Bad(first, "block kind counts disagree with its events")
-        raise AssertionError(f"block at seq {first}: the block check failed but no record did")
 
-    def _heads(
-        self, row: tuple[object, ...], first: int, body: memoryview, lengths: array[int]
-    ) -> tuple[list[int], list[str]]:
-        """Time and kind of every record, after decoding every payload (or,
-        without ``decode``, its tag and time, the tag checked known)."""
+    def _heads(self, row: tuple[object, ...]) -> tuple[list[int], list[str]] | None:
+        """Time and kind of every record of the block, after decoding every
+        payload (or, without ``decode``, its tag and time, the tag checked
+        known); None if any of that fails."""
         try:
             if self.decode:
                 events = DEFAULT_CODEC.decode_array(row[5])  # type: ignore[arg-type]
@@ -293,19 +299,18 @@ class _Chain:
             else:
                 heads = _HEADS.decode(row[5])  # type: ignore[arg-type]
                 times, tags = list(map(_TS, heads)), list(map(_TAG, heads))
-            if len(times) == row[1] and (self.decode or _KNOWN_TAGS.issuperset(tags)):
-                return times, tags
         except (EventDecodeError, msgspec.MsgspecError, UnicodeDecodeError):
-            pass
-        offset = 0
-        for i, size in enumerate(lengths):
-            data = bytes(body[offset : offset + size])
-            try:
-                if self.decode:
-                    DEFAULT_CODEC.decode(data)
-                elif _HEAD.decode(data).t not in _KNOWN_TAGS:
-                    raise EventDecodeError(f"unknown event tag {_HEAD.decode(data).t!r}")
-            except (EventDecodeError, msgspec.MsgspecError, UnicodeDecodeError) as exc:
-                raise _Bad(first + i, f"payload does not decode: {exc}") from exc
-            offset += size
-        raise _Bad(first, "block payload array is malformed")
+            return None
+        if len(times) != row[1] or not (self.decode or _KNOWN_TAGS.issuperset(tags)):
+            return None
+        return times, tags
+
+    def _head(self, payload: bytes) -> tuple[int, str]:
+        """Time and kind of one payload (decoded whole with ``decode``)."""
+        if self.decode:
+            event = DEFAULT_CODEC.decode(payload)
+            return event.ts, TAGS[type(event)]
+        head = _HEAD.decode(payload)
+        if head.t not in _KNOWN_TAGS:
+            raise EventDecodeError(f"unknown event tag {head.t!r}")
+        return head.ts, head.t

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from journal.records import HASH_SIZE
+from journal.reader import JournalReader
+from journal.records import GENESIS, HASH_SIZE
 from journal.verify import BackgroundVerify, verify
 from tests.journal.helpers import write_journal
 
@@ -26,6 +27,12 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
     report = verify(path)
     assert report.ok and report.events == 2 * EVENTS + 1
     return path
+
+
+def chain_of(path: Path) -> list[bytes]:
+    """The stored chain hash of every record, in seq order."""
+    with JournalReader(path) as reader:
+        return [record.hash for record in reader.records()]
 
 
 def blocks(conn: sqlite3.Connection) -> list[tuple[int, int, bytes]]:
@@ -102,6 +109,29 @@ def test_verify_names_the_first_bad_seq(pristine: Path, tmp_path: Path, case: in
     report = verify(path, decode=decode)
     assert not report.ok, f"{tamper.__name__} went unnoticed (case {case})"
     assert report.first_bad_seq == expected, f"{tamper.__name__}: {report.message} (wanted seq {expected})"
+    # what verified: every record before it, up to its chain hash
+    assert report.events == expected - 1
+    assert report.head == (chain_of(pristine)[expected - 2] if expected > 1 else GENESIS).hex()
+
+
+@pytest.mark.parametrize("decode", [True, False], ids=["decoded", "heads"])
+def test_an_altered_record_is_named_before_a_later_one_that_does_not_decode(
+    pristine: Path, tmp_path: Path, decode: bool
+) -> None:
+    path = tmp_path / "t.journal"
+    shutil.copyfile(pristine, path)
+    first, n, lengths = blocks(sqlite3.connect(pristine))[3]
+    with sqlite3.connect(path) as conn:
+        hashes = bytearray(conn.execute("SELECT hashes FROM blocks WHERE first_seq=?", (first,)).fetchone()[0])
+        hashes[HASH_SIZE * 2] ^= 0xFF  # the block's third record
+        payloads = bytearray(conn.execute("SELECT payloads FROM blocks WHERE first_seq=?", (first,)).fetchone()[0])
+        sizes = [int.from_bytes(lengths[4 * i : 4 * i + 4], "little") for i in range(n)]
+        payloads[5 + sum(sizes[:5])] = 0xC1  # the sixth: a byte msgpack never uses
+        conn.execute(
+            "UPDATE blocks SET hashes=?, payloads=? WHERE first_seq=?", (bytes(hashes), bytes(payloads), first)
+        )
+    report = verify(path, decode=decode)
+    assert (report.first_bad_seq, report.problem) == (first + 2, "hash chain broken (record altered or out of place)")
 
 
 @pytest.mark.parametrize("decode", [True, False], ids=["decoded", "heads"])
@@ -128,7 +158,6 @@ def test_a_background_verify_of_a_missing_journal_raises(tmp_path: Path) -> None
 
 def test_a_damaged_journal_is_quarantined_and_never_resumed(pristine: Path, tmp_path: Path) -> None:
     from journal.errors import JournalIntegrityError
-    from journal.reader import JournalReader
     from journal.writer import JournalWriter
 
     path = tmp_path / "t.journal"
