@@ -37,10 +37,11 @@ from core.metrics import compute as compute_metrics
 from core.params import resolve
 from core.series import MarketSeries
 from core.strategy import load_source
+from journal.blocks import DecodedBlock
 from journal.process_writer import ProcessJournalWriter
 from journal.projections import Projections
 from journal.reader import JournalReader
-from journal.replay import DecodedBlock, ReplayReport, replay_check
+from journal.replay import ReplayReport, replay_check
 from journal.verify import BackgroundVerify, VerifyReport, verify
 from journal.writer import STATUS_FAILED
 

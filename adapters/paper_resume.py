@@ -56,8 +56,9 @@ from core.bars import SESSION_RESUMED
 from core.bus import BusFault
 from core.engine import Engine
 from core.events import Event, FeedGap, InstrumentDefinition, RunFinished, RunStarted
+from journal.blocks import DecodedBlock, decode_blocks
 from journal.reader import JournalReader
-from journal.replay import DecodedBlock, Divergence, ReplayComparer, decode_blocks
+from journal.replay import Divergence, ReplayComparer
 from journal.writer import STATUS_FAILED, JournalIntegrityError, JournalWriter
 
 

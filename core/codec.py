@@ -50,7 +50,7 @@ class Codec:
     def encode(self, event: Event) -> bytes:
         return self._encode(event)
 
-    def decode(self, data: bytes) -> Event:
+    def decode(self, data: bytes | memoryview) -> Event:
         """Decode one payload; raises :class:`EventDecodeError` on bad bytes."""
         try:
             event = self._decoder.decode(data)

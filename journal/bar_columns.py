@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.codec import DEFAULT_CODEC
 from core.events import Bar, Event
 from core.series import FIELDS, BarBlock, InstrumentSeries, MarketSeries, bar_layout
+from journal.blocks import DecodedBlock
 
 Step = BarBlock | Event
 """What replay feeds: a run of consecutive bars, or one other input."""
@@ -32,57 +32,90 @@ class BarInputs:
     steps: list[list[Step]]
 
 
-class _Block:
+class BlockView:
     """Numpy views of one stored block's columns."""
 
-    def __init__(self, body: memoryview, lengths: object, offsets: np.ndarray, flags: bytes) -> None:
-        self.body = np.frombuffer(body, dtype=np.uint8)
-        self.lengths = np.frombuffer(lengths, dtype=np.uint32)  # type: ignore[call-overload]
-        self.starts = offsets[:-1]
-        self.inputs = np.flatnonzero(np.frombuffer(flags, dtype=np.uint8))
-
-    def decode(self, i: int) -> Event:
-        start = int(self.starts[i])
-        return DEFAULT_CODEC.decode(self.body[start : start + int(self.lengths[i])].tobytes())
+    def __init__(self, block: DecodedBlock) -> None:
+        self.block = block
+        self.body = np.frombuffer(block.body, dtype=np.uint8)
+        self.lengths = np.frombuffer(block.lengths, dtype=np.uint32)
+        self.starts = block.offsets[:-1]
+        self.inputs = np.flatnonzero(np.frombuffer(block.flags, dtype=np.uint8))
 
 
-def bar_inputs(blocks: list[tuple[memoryview, object, np.ndarray, bytes]]) -> BarInputs | None:
-    """Read ``(payloads, lengths, offsets, flags)`` of every block (offsets:
-    where each payload starts, and the end, as ``DecodedBlock.offsets``);
-    None if the fast path does not apply (see the module docstring)."""
-    views = [_Block(*block) for block in blocks]
+class BarLayout:
+    """The fixed payload layout of one instrument's bars (see
+    :func:`core.series.bar_layout`), and a reader of them out of stored
+    blocks that checks every constant byte of every record it takes."""
+
+    def __init__(self, instrument: str, interval: int, template: np.ndarray) -> None:
+        self.instrument = instrument
+        self.interval = interval
+        self.dtype = template.dtype
+        self.size = template.dtype.itemsize
+        constant = np.ones(self.size, dtype=bool)  # the bytes that are not values
+        for name in NAMES:
+            offset = template.dtype.fields[name][1]  # type: ignore[index]
+            constant[offset : offset + 8] = False
+        self._constant = constant
+        self._expected = np.frombuffer(template.tobytes(), dtype=np.uint8)[constant]
+
+    @classmethod
+    def of(cls, bar: Bar) -> BarLayout | None:
+        """The layout of ``bar``'s instrument and interval; None if the codec
+        has no fixed layout for them."""
+        template = bar_layout(bar.instrument, bar.interval)
+        return None if template is None else cls(bar.instrument, bar.interval, template)
+
+    def find(self, block: BlockView) -> tuple[np.ndarray, np.ndarray]:
+        """``(positions, records)``: the block's input records that are bars
+        of this layout (ascending positions in the block) and their payloads
+        as a (bars, record size) byte array."""
+        size = self.size
+        rows = block.inputs[block.lengths[block.inputs] == size]
+        records = _records(block, rows, size)
+        fits = (records[:, self._constant] == self._expected).all(axis=1)
+        if not fits.all():
+            records, rows = records[fits], rows[fits]
+        return rows, records
+
+    def columns(self, records: np.ndarray) -> dict[str, np.ndarray]:
+        """``ts`` (int64 ns) and the price and volume columns (float64) of
+        :meth:`find`'s records."""
+        table = records.view(self.dtype).ravel()
+        return {name: table[name].astype(np.int64 if name == "ts" else np.float64) for name in NAMES}
+
+
+NAMES = ("ts", *FIELDS)
+"""The values of a bar payload, in layout order."""
+
+
+def bar_inputs(blocks: list[DecodedBlock]) -> BarInputs | None:
+    """Every block's inputs, its bars read as columns; None if the fast
+    path does not apply (see the module docstring)."""
+    views = [BlockView(block) for block in blocks]
     first = _first_bar(views)
     if first is None:
         return None
-    template = bar_layout(first.instrument, first.interval)
-    if template is None:
+    layout = BarLayout.of(first)
+    if layout is None:
         return None
-    size = template.dtype.itemsize
-    constant = np.ones(size, dtype=bool)  # the bytes that are not values
-    for name in ("ts", *FIELDS):
-        offset = template.dtype.fields[name][1]  # type: ignore[index]
-        constant[offset : offset + 8] = False
-    expected = np.frombuffer(template.tobytes(), dtype=np.uint8)[constant]
-    candidates = [view.inputs[view.lengths[view.inputs] == size] for view in views]
-    capacity = sum(map(len, candidates))
-    names = ("ts", *FIELDS)
-    columns = {name: np.empty(capacity, dtype=np.int64 if name == "ts" else np.float64) for name in names}
+    size = layout.size
+    capacity = sum(int((view.lengths[view.inputs] == size).sum()) for view in views)  # bars at most
+    columns = {name: np.empty(capacity, dtype=np.int64 if name == "ts" else np.float64) for name in NAMES}
     row = 0
     plans: list[list[int | Event]] = []  # per block, in input order: a run of n bars (n), or an event
     payloads: list[memoryview] = []  # per block, its bars' payloads back to back
     # Block by block, so each block's records are checked and read while in cache.
-    for view, rows in zip(views, candidates, strict=True):
-        records = _records(view, rows, size)
-        fits = (records[:, constant] == expected).all(axis=1)  # every constant byte is the layout's
-        if not fits.all():
-            records = records[fits]
-        table = records.view(template.dtype).ravel()
-        for name in names:
+    for view in views:
+        rows, records = layout.find(view)
+        table = records.view(layout.dtype).ravel()
+        for name in NAMES:
             columns[name][row : row + len(table)] = table[name]
         row += len(table)
         payloads.append(memoryview(records.reshape(-1).data))
         is_bar = np.zeros(len(view.lengths), dtype=bool)
-        is_bar[rows[fits]] = True
+        is_bar[rows] = True
         if is_bar[view.inputs].all():  # the usual block: every input is a bar
             plans.append([len(view.inputs)] if len(view.inputs) else [])
             continue
@@ -94,7 +127,7 @@ def bar_inputs(blocks: list[tuple[memoryview, object, np.ndarray, bytes]]) -> Ba
                 else:
                     plan.append(1)
                 continue
-            event = view.decode(i)
+            event = view.block.event(i)
             if type(event) is Bar:
                 return None  # a bar of another instrument or layout
             plan.append(event)
@@ -122,7 +155,7 @@ def bar_inputs(blocks: list[tuple[memoryview, object, np.ndarray, bytes]]) -> Ba
     return BarInputs(market, steps)
 
 
-def _records(view: _Block, rows: np.ndarray, size: int) -> np.ndarray:
+def _records(view: BlockView, rows: np.ndarray, size: int) -> np.ndarray:
     """Records ``rows`` (each ``size`` bytes) as a (rows, size) byte array.
 
     The body is viewed as one ``size``-byte item starting at every byte, so
@@ -135,12 +168,12 @@ def _records(view: _Block, rows: np.ndarray, size: int) -> np.ndarray:
     return windows[view.starts[rows]].view(np.uint8).reshape(-1, size)
 
 
-def _first_bar(views: list[_Block]) -> Bar | None:
+def _first_bar(views: list[BlockView]) -> Bar | None:
     """The first bar input, looked for in the first block only: a backtest's
     first bar follows its header and instrument definitions there, and a
     journal without one (a book session builds its bars) is not for us."""
     for i in views[0].inputs.tolist() if views else ():
-        event = views[0].decode(i)
+        event = views[0].block.event(i)
         if type(event) is Bar:
             return event
     return None

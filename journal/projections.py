@@ -8,14 +8,15 @@ events: it replays fills, funding and closes through the same accounting
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
 
+import msgspec
 import numpy as np
 import pandas as pd
 
+from core.codec import EventDecodeError
 from core.events import (
     Bar,
     Event,
@@ -34,13 +35,12 @@ from core.events import (
 )
 from core.instruments import point_value
 from core.portfolio import Portfolio
+from journal.bar_columns import BarLayout, BlockView
+from journal.blocks import DecodedBlock, stored_blocks
+from journal.errors import JournalDecodeError
 from journal.reader import JournalReader
 
 _ORDER_KINDS = ["submit", "acc", "rej", "trig", "fill", "cxl", "exp", "risk"]
-
-
-def _ts(values: Iterable[int]) -> pd.DatetimeIndex:
-    return pd.to_datetime(np.fromiter(values, dtype=np.int64), unit="ns", utc=True)
 
 
 @dataclass
@@ -65,159 +65,345 @@ class Projections:
 
 
 class _Builder:
+    """One pass over a journal's blocks, in seq order.
+
+    The bars of the first instrument whose payloads have a fixed layout are
+    read as numpy columns (:class:`journal.bar_columns.BarLayout`, which
+    checks every constant byte) and applied a run at a time; every other
+    record is decoded and applied as an event. Both paths give the same
+    frames, float for float."""
+
     def __init__(self, reader: JournalReader) -> None:
         self.reader = reader
 
     def run(self) -> Projections:
-        import msgspec
-
         header = self.reader.event(1)
         if not isinstance(header, RunStarted):
             raise ValueError(f"{self.reader.path}: seq 1 is not a run header")
         config = msgspec.json.decode(header.config)
-        portfolio = Portfolio(float(config.get("initial_cash", 10_000.0)), config.get("currency", "USD"))
-        curve = _EquityCurve(portfolio)
-        orders: dict[str, dict[str, Any]] = {}
-        fills: list[dict[str, Any]] = []
-        positions: list[dict[str, Any]] = []
-        rejections: list[dict[str, Any]] = []
-        funding: list[dict[str, Any]] = []
-        bars_by_symbol: dict[str, tuple[list[int], list[float], list[float]]] = {}
-        interval = 0
-        pending: int | None = None
-
-        def apply_bar(bar: Bar) -> None:
-            nonlocal pending, interval
-            curve.moving(bar.instrument)
-            if pending is not None and bar.ts > pending:
-                curve.close(pending)
-                pending = None
-            portfolio.marks[bar.instrument] = bar.close
-            if portfolio.rate_sources:
-                portfolio.update_rate(bar.instrument, bar.close)
-            columns = bars_by_symbol.get(bar.instrument)
-            if columns is None:
-                columns = bars_by_symbol[bar.instrument] = ([], [], [])
-            columns[0].append(bar.ts)
-            columns[1].append(bar.high)
-            columns[2].append(bar.low)
-            interval = bar.interval
-            if bar.last:
-                pending = bar.ts  # the step closes once everything at this time is applied
-
-        def apply_bar_run(run: list[Bar]) -> bool:
-            """Apply bars of one instrument, each the last of its time step,
-            in time order, as :func:`apply_bar` would one by one; False
-            (nothing applied) if the run is not of that shape."""
-            nonlocal pending, interval
-            instrument = run[0].instrument
-            if pending is not None and run[0].ts <= pending:
-                return False
-            if not (all(map(_LAST, run)) and all(map(instrument.__eq__, map(_INSTRUMENT, run)))):
-                return False
-            times = np.fromiter(map(_TS, run), dtype=np.int64, count=len(run))
-            if not bool((times[1:] > times[:-1]).all()) or not curve.moving(instrument):
-                return False
-            if pending is not None:
-                curve.close(pending)
-            # every bar but the last closes a step (the next bar is later)
-            closes = [bar.close for bar in run]
-            curve.close_all(times[:-1].tolist(), closes[:-1])
-            portfolio.marks[instrument] = closes[-1]
-            columns = bars_by_symbol.get(instrument)
-            if columns is None:
-                columns = bars_by_symbol[instrument] = ([], [], [])
-            columns[0].extend(times.tolist())
-            columns[1].extend(map(_HIGH, run))
-            columns[2].extend(map(_LOW, run))
-            interval = run[-1].interval
-            pending = run[-1].ts
-            return True
-
-        for seqs, events in self.reader.batches():
-            start = 0
-            for at in (*(i for i, event in enumerate(events) if type(event) is not Bar), len(events)):
-                if at - start > 1:
-                    run: list[Bar] = events[start:at]  # type: ignore[assignment]
-                    if not apply_bar_run(run):
-                        for bar in run:
-                            apply_bar(bar)
-                elif at > start:
-                    apply_bar(events[start])  # type: ignore[arg-type]
-                start = at + 1
-                if at == len(events):
-                    break
-                seq, event = seqs[at], events[at]
-                if pending is not None and event.ts > pending:
-                    curve.close(pending)
-                    pending = None
-                cls = type(event)
-                if cls is OrderFilled:
-                    fill: OrderFilled = event  # type: ignore[assignment]
-                    curve.changing()
-                    change = portfolio.apply_fill(fill)
-                    fills.append(_fill_row(seq, fill, change.realized))
-                    _order_fill(orders, fill)
-                elif cls is InstrumentDefinition:
-                    curve.changing()
-                    portfolio.add_instrument(event)  # type: ignore[arg-type]
-                elif cls is FundingApplied:
-                    curve.changing()
-                    portfolio.apply_funding(event)  # type: ignore[arg-type]
-                    funding.append({"seq": seq, **msgspec.structs.asdict(event)})
-                elif cls is SubmitOrder:
-                    _order_submit(orders, seq, event)  # type: ignore[arg-type]
-                elif cls is PositionChanged:
-                    positions.append({"seq": seq, **msgspec.structs.asdict(event)})
-                elif cls in (OrderAccepted, OrderTriggered, OrderCanceled, OrderExpired, OrderRejected, RiskRejected):
-                    _order_status(orders, seq, event)
-                    if cls in (OrderRejected, RiskRejected):
-                        rejections.append(
-                            {
-                                "seq": seq,
-                                "ts": event.ts,
-                                "source": "risk" if cls is RiskRejected else "venue",
-                                **_reason(event),
-                            }
-                        )
-        if pending is not None:
-            curve.close(pending)
-        equity = curve.frame()
+        self.portfolio = portfolio = Portfolio(
+            float(config.get("initial_cash", 10_000.0)), config.get("currency", "USD")
+        )
+        self.curve = _EquityCurve(portfolio)
+        self.orders: dict[str, dict[str, Any]] = {}
+        self.fills: list[dict[str, Any]] = []
+        self.positions: list[dict[str, Any]] = []
+        self.rejections: list[dict[str, Any]] = []
+        self.funding: list[dict[str, Any]] = []
+        self.bars: dict[str, _BarHistory] = {}
+        self.interval = 0
+        self.pending: int | None = None  # time of the last bar's step, until the step closes
+        layout: BarLayout | None = None
+        seen_bar = False
+        for block in stored_blocks(self.reader):
+            try:
+                if layout is None:
+                    events = block.events
+                    self._apply_events(block.first, events)
+                    if not seen_bar:
+                        bar = next((event for event in events if type(event) is Bar), None)
+                        if bar is not None:
+                            seen_bar = True
+                            layout = BarLayout.of(bar)
+                else:
+                    self._apply_block(block, layout)
+            except EventDecodeError as exc:
+                raise JournalDecodeError(f"{self.reader.path}: block at seq {block.first}: {exc}") from exc
+        if self.pending is not None:
+            self.curve.close(self.pending)
+        equity = self.curve.frame()
         if len(equity):
             peak = equity["equity"].cummax()
             equity["drawdown"] = equity["equity"] / peak - 1.0
         else:
             equity["drawdown"] = pd.Series(dtype=float)
-        fills_df = pd.DataFrame(fills)
+        fills_df = pd.DataFrame(self.fills)
+        if len(fills_df):
+            fills_df["exec_time"] = _times(fills_df["exec_time"])
         return Projections(
             header,
             config,
             equity,
-            _orders_frame(orders),
+            _orders_frame(self.orders),
             fills_df,
             round_trips(
-                fills,
+                self.fills,
                 {k: point_value(v) for k, v in portfolio.instruments.items()},
-                {
-                    k: (np.array(v[0], dtype=np.int64), np.array(v[1]), np.array(v[2]))
-                    for k, v in bars_by_symbol.items()
-                },
+                {k: v.arrays() for k, v in self.bars.items()},
             ),
-            pd.DataFrame(positions),
+            pd.DataFrame(self.positions),
             pd.DataFrame(
-                rejections, columns=["seq", "ts", "source", "strategy", "order_id", "instrument", "reason", "detail"]
+                self.rejections,
+                columns=["seq", "ts", "source", "strategy", "order_id", "instrument", "reason", "detail"],
             ),
-            pd.DataFrame(funding),
+            pd.DataFrame(self.funding),
             portfolio.initial_cash,
-            interval,
+            self.interval,
         )
 
+    # -- a block -----------------------------------------------------------------
+
+    def _apply_block(self, block: DecodedBlock, layout: BarLayout) -> None:
+        """A block whose bars of ``layout`` are read as columns."""
+        at, records = layout.find(BlockView(block))
+        if not len(at):
+            self._apply_events(block.first, block.events)
+            return
+        columns = layout.columns(records)
+        times, closes = columns["ts"], columns["close"]
+        self._history(layout.instrument).extend(times, columns["high"], columns["low"])
+        increasing = bool((times[1:] > times[:-1]).all())
+        stamps = times.tolist()
+        is_other = np.ones(len(block), dtype=bool)
+        is_other[at] = False
+        others = np.flatnonzero(is_other).tolist()
+        row = 0  # the next bar, as a row of the columns
+        for k, (i, event) in enumerate(zip(others, block.events_at(others), strict=True)):
+            stop = i - k  # bars before record i
+            if stop > row:
+                self._apply_bar_rows(layout, stamps, times, closes, row, stop, increasing)
+                row = stop
+            self._apply_event(block.first + i, event)
+        if row < len(stamps):
+            self._apply_bar_rows(layout, stamps, times, closes, row, len(stamps), increasing)
+
+    def _apply_bar_rows(
+        self,
+        layout: BarLayout,
+        stamps: list[int],
+        times: np.ndarray,
+        closes: np.ndarray,
+        row: int,
+        stop: int,
+        increasing: bool,
+    ) -> None:
+        """Bars ``row:stop`` of a block's columns (``stamps``: ``times`` as a
+        list), each the last of its time step, in time order if
+        ``increasing``; as :meth:`_apply_bar` would apply them one by one."""
+        instrument, pending, curve = layout.instrument, self.pending, self.curve
+        if not (increasing and (pending is None or stamps[row] > pending) and curve.moving(instrument)):
+            for ts, close in zip(stamps[row:stop], closes[row:stop].tolist(), strict=True):
+                self._apply_bar(instrument, layout.interval, ts, close, True)
+            return
+        marks = self.portfolio.marks
+        start = row
+        if pending is not None:
+            if row and pending == stamps[row - 1] and marks[instrument] == closes[row - 1]:
+                start = row - 1  # the pending step is the row before: close it with the run
+            else:
+                curve.close(pending)
+        if stop - 1 > start:
+            curve.close_all(times[start : stop - 1], closes[start : stop - 1])  # all but the last close a step
+        marks[instrument] = float(closes[stop - 1])
+        self.interval = layout.interval
+        self.pending = stamps[stop - 1]
+
+    # -- bars --------------------------------------------------------------------
+
+    def _apply_bar(self, instrument: str, interval: int, ts: int, close: float, last: bool) -> None:
+        curve, portfolio = self.curve, self.portfolio
+        curve.moving(instrument)
+        if self.pending is not None and ts > self.pending:
+            curve.close(self.pending)
+            self.pending = None
+        portfolio.marks[instrument] = close
+        if portfolio.rate_sources:
+            portfolio.update_rate(instrument, close)
+        self.interval = interval
+        if last:
+            self.pending = ts  # the step closes once everything at this time is applied
+
+    def _apply_decoded_bar(self, bar: Bar) -> None:
+        self._history(bar.instrument).add(bar.ts, bar.high, bar.low)
+        self._apply_bar(bar.instrument, bar.interval, bar.ts, bar.close, bar.last)
+
+    def _apply_bar_arrays(self, instrument: str, interval: int, times: np.ndarray, closes: np.ndarray) -> bool:
+        """Bars of one instrument, each the last of its time step, as
+        :meth:`_apply_bar` would apply them one by one; False (nothing
+        applied) unless they are in time order after the pending step and
+        the curve can keep their steps as marks."""
+        pending = self.pending
+        if pending is not None and int(times[0]) <= pending:
+            return False
+        if not bool((times[1:] > times[:-1]).all()) or not self.curve.moving(instrument):
+            return False
+        if pending is not None:
+            self.curve.close(pending)
+        self.curve.close_all(times[:-1], closes[:-1])  # every bar but the last closes a step
+        self.portfolio.marks[instrument] = float(closes[-1])
+        self.interval = interval
+        self.pending = int(times[-1])
+        return True
+
+    def _history(self, instrument: str) -> _BarHistory:
+        history = self.bars.get(instrument)
+        if history is None:
+            history = self.bars[instrument] = _BarHistory()
+        return history
+
+    # -- events ------------------------------------------------------------------
+
+    def _apply_events(self, first: int, events: list[Event]) -> None:
+        """Records ``first, first + 1, ...``, decoded; runs of bars of one
+        instrument go through :meth:`_apply_bar_arrays` when they can."""
+        start = 0
+        for at in (*(i for i, event in enumerate(events) if type(event) is not Bar), len(events)):
+            if at - start > 1:
+                run: list[Bar] = events[start:at]  # type: ignore[assignment]
+                if not self._apply_bar_list(run):
+                    for bar in run:
+                        self._apply_decoded_bar(bar)
+            elif at > start:
+                self._apply_decoded_bar(events[start])  # type: ignore[arg-type]
+            start = at + 1
+            if at < len(events):
+                self._apply_event(first + at, events[at])
+
+    def _apply_bar_list(self, run: list[Bar]) -> bool:
+        instrument = run[0].instrument
+        if not (all(map(_LAST, run)) and all(map(instrument.__eq__, map(_INSTRUMENT, run)))):
+            return False
+        times = np.fromiter(map(_TS, run), dtype=np.int64, count=len(run))
+        highs, lows, closes = (np.fromiter(map(get, run), dtype=np.float64, count=len(run)) for get in _HLC)
+        if not self._apply_bar_arrays(instrument, run[-1].interval, times, closes):
+            return False
+        self._history(instrument).extend(times, highs, lows)
+        return True
+
+    def _apply_event(self, seq: int, event: Event) -> None:
+        """One record other than a bar read as columns."""
+        cls = type(event)
+        if cls is Bar:
+            self._apply_decoded_bar(event)  # type: ignore[arg-type]
+            return
+        if self.pending is not None and event.ts > self.pending:
+            self.curve.close(self.pending)
+            self.pending = None
+        if cls is OrderFilled:
+            fill: OrderFilled = event  # type: ignore[assignment]
+            self.curve.changing()
+            change = self.portfolio.apply_fill(fill)
+            self.fills.append(_fill_row(seq, fill, change.realized))
+            _order_fill(self.orders, fill)
+        elif cls is InstrumentDefinition:
+            self.curve.changing()
+            self.portfolio.add_instrument(event)  # type: ignore[arg-type]
+        elif cls is FundingApplied:
+            self.curve.changing()
+            self.portfolio.apply_funding(event)  # type: ignore[arg-type]
+            self.funding.append({"seq": seq, **msgspec.structs.asdict(event)})
+        elif cls is SubmitOrder:
+            _order_submit(self.orders, seq, event)  # type: ignore[arg-type]
+        elif cls is PositionChanged:
+            self.positions.append({"seq": seq, **msgspec.structs.asdict(event)})
+        elif cls in (OrderAccepted, OrderTriggered, OrderCanceled, OrderExpired, OrderRejected, RiskRejected):
+            _order_status(self.orders, seq, event)
+            if cls in (OrderRejected, RiskRejected):
+                self.rejections.append(
+                    {
+                        "seq": seq,
+                        "ts": event.ts,
+                        "source": "risk" if cls is RiskRejected else "venue",
+                        **_reason(event),
+                    }
+                )
+
+
+REJECTION_COLUMNS = ["seq", "ts", "source", "strategy", "order_id", "instrument", "reason", "detail"]
 
 _TS = attrgetter("ts")
-_HIGH = attrgetter("high")
-_LOW = attrgetter("low")
+_HLC = (attrgetter("high"), attrgetter("low"), attrgetter("close"))
 _LAST = attrgetter("last")
 _INSTRUMENT = attrgetter("instrument")
+
+
+class _Column:
+    """A growing numpy column: values appended one at a time or as arrays
+    (either stays cheap; a list of chunks would cost a concatenation of
+    tens of thousands of pieces at the end)."""
+
+    __slots__ = ("_buffer", "_size", "_tail")
+
+    def __init__(self, dtype: type) -> None:
+        self._buffer: np.ndarray = np.empty(1024, dtype=dtype)
+        self._size = 0
+        self._tail: list[Any] = []  # appended one at a time, not yet in the buffer
+
+    def __bool__(self) -> bool:
+        return bool(self._size or self._tail)
+
+    def append(self, value: Any) -> None:
+        self._tail.append(value)
+
+    def extend(self, values: np.ndarray) -> None:
+        if self._tail:
+            self._flush()
+        self._room(len(values))[:] = values
+
+    def fill(self, value: Any, n: int) -> None:
+        """``n`` times ``value``."""
+        if self._tail:
+            self._flush()
+        self._room(n)[:] = value
+
+    def view(self) -> np.ndarray:
+        """The values so far (a view: valid until the column changes)."""
+        if self._tail:
+            self._flush()
+        return self._buffer[: self._size]
+
+    def array(self) -> np.ndarray:
+        """The values so far (a copy)."""
+        return self.view().copy()
+
+    def clear(self) -> None:
+        self._size = 0
+        self._tail.clear()
+
+    def _room(self, n: int) -> np.ndarray:
+        """The next ``n`` slots, now counted in."""
+        size = self._size
+        if size + n > len(self._buffer):
+            grown = np.empty(max(2 * len(self._buffer), size + n), dtype=self._buffer.dtype)
+            grown[:size] = self._buffer[:size]
+            self._buffer = grown
+        self._size = size + n
+        return self._buffer[size : size + n]
+
+    def _flush(self) -> None:
+        tail = self._tail
+        self._room(len(tail))[:] = tail
+        tail.clear()
+
+
+class _BarHistory:
+    """One instrument's bar close times (ns), highs and lows, in order."""
+
+    __slots__ = ("highs", "lows", "times")
+
+    def __init__(self) -> None:
+        self.times = _Column(np.int64)
+        self.highs = _Column(np.float64)
+        self.lows = _Column(np.float64)
+
+    def add(self, ts: int, high: float, low: float) -> None:
+        self.times.append(ts)
+        self.highs.append(high)
+        self.lows.append(low)
+
+    def extend(self, times: np.ndarray, highs: np.ndarray, lows: np.ndarray) -> None:
+        self.times.extend(times)
+        self.highs.extend(highs)
+        self.lows.extend(lows)
+
+    def arrays(self) -> BarArrays:
+        """In time order (a block's column bars are added before any bar of
+        the same instrument decoded one by one in that block)."""
+        times, highs, lows = self.times.array(), self.highs.array(), self.lows.array()
+        if len(times) > 1 and not bool((times[1:] >= times[:-1]).all()):
+            order = np.argsort(times, kind="stable")
+            times, highs, lows = times[order], highs[order], lows[order]
+        return times, highs, lows
 
 
 class _EquityCurve:
@@ -233,13 +419,15 @@ class _EquityCurve:
     mark of ``_moving``, whose value at each kept step is in ``_marks``.
     """
 
+    NAMES = ("equity", "cash", "exposure", "in_market")
+
     def __init__(self, portfolio: Portfolio) -> None:
         self.portfolio = portfolio
-        self.times: list[int] = []
-        self.columns: dict[str, list[float]] = {"equity": [], "cash": [], "exposure": [], "in_market": []}
+        self.times = _Column(np.int64)
+        self.columns = {name: _Column(np.float64) for name in self.NAMES}
         self._moving: str | None = None
-        self._times: list[int] = []
-        self._marks: list[float] = []
+        self._times = _Column(np.int64)
+        self._marks = _Column(np.float64)
 
     def moving(self, instrument: str) -> bool:
         """``instrument``'s mark is about to move; True if steps closed
@@ -268,17 +456,26 @@ class _EquityCurve:
             return
         portfolio = self.portfolio
         self.times.append(ts)
-        self._append(1, portfolio.equity(), portfolio.cash(), portfolio.gross_exposure())
+        equity, cash, gross = portfolio.equity(), portfolio.cash(), portfolio.gross_exposure()
+        columns = self.columns
+        columns["equity"].append(equity)
+        columns["cash"].append(cash)
+        columns["exposure"].append(gross)
+        columns["in_market"].append(self._in_market())
 
-    def close_all(self, times: list[int], marks: list[float]) -> None:
-        """Steps at ``times`` close with the moving instrument's mark at
-        ``marks`` (after :meth:`moving` returned True)."""
-        self._times.extend(times)
-        self._marks.extend(marks)
+    def close_all(self, times: np.ndarray, marks: np.ndarray) -> None:
+        """Steps at ``times`` (int64 ns) close with the moving instrument's
+        mark at ``marks`` (after :meth:`moving` returned True)."""
+        if len(times):
+            self._times.extend(times)
+            self._marks.extend(marks)
 
     def frame(self) -> pd.DataFrame:
         self.changing()
-        equity = pd.DataFrame(self.columns, index=_ts(self.times))
+        equity = pd.DataFrame(
+            {name: column.array() for name, column in self.columns.items()},
+            index=pd.to_datetime(self.times.array(), unit="ns", utc=True),
+        )
         equity.index.name = "time"
         return equity
 
@@ -286,23 +483,31 @@ class _EquityCurve:
         portfolio = self.portfolio
         instrument = self._moving
         assert instrument is not None
+        times, marks = self._times.view(), self._marks.view()
         current = portfolio.marks[instrument]
-        portfolio.marks[instrument] = np.array(self._marks)  # type: ignore[assignment]
+        portfolio.marks[instrument] = marks  # type: ignore[assignment]
         try:
             equity, gross = portfolio.equity(), portfolio.gross_exposure()
         finally:
             portfolio.marks[instrument] = current
-        self.times.extend(self._times)
-        self._append(len(self._times), equity, portfolio.cash(), gross)
+        n = len(times)
+        self.times.extend(times)
+        columns = self.columns
+        for name, value in (
+            ("equity", equity),
+            ("cash", portfolio.cash()),
+            ("exposure", gross),
+            ("in_market", self._in_market()),
+        ):
+            if type(value) is np.ndarray:
+                columns[name].extend(value)
+            else:
+                columns[name].fill(value, n)
         self._times.clear()
         self._marks.clear()
 
-    def _append(self, n: int, equity: Any, cash: float, gross: Any) -> None:
-        """``n`` steps; ``equity`` and ``gross`` a float or ``n`` of them."""
-        exposed = 1.0 if any(True for _ in self.portfolio.open_positions()) else 0.0
-        columns = self.columns
-        for name, value in (("equity", equity), ("cash", cash), ("exposure", gross), ("in_market", exposed)):
-            columns[name].extend(value.tolist() if type(value) is np.ndarray else [value] * n)
+    def _in_market(self) -> float:
+        return 1.0 if any(True for _ in self.portfolio.open_positions()) else 0.0
 
 
 def _reason(event: Any) -> dict[str, Any]:
@@ -319,7 +524,7 @@ def _fill_row(seq: int, fill: OrderFilled, realized: float) -> dict[str, Any]:
     return {
         "seq": seq,
         "ts": fill.ts,
-        "exec_time": pd.Timestamp(fill.exec_ts, unit="ns", tz="UTC"),
+        "exec_time": fill.exec_ts,  # ns; a timestamp column in the frame
         "strategy": fill.strategy,
         "order_id": fill.order_id,
         "fill_id": fill.fill_id,
@@ -341,7 +546,7 @@ def _order_submit(orders: dict[str, dict[str, Any]], seq: int, cmd: SubmitOrder)
     orders[cmd.order_id] = {
         "order_id": cmd.order_id,
         "seq": seq,
-        "submitted": pd.Timestamp(cmd.ts, unit="ns", tz="UTC"),
+        "submitted": cmd.ts,  # ns; a timestamp column in the frame
         "strategy": cmd.strategy,
         "instrument": cmd.instrument,
         "side": cmd.side,
@@ -409,7 +614,9 @@ def _orders_frame(orders: dict[str, dict[str, Any]]) -> pd.DataFrame:
         "avg_price",
         "reason",
     ]
-    return pd.DataFrame(list(orders.values()), columns=columns)
+    frame = pd.DataFrame(list(orders.values()), columns=columns)
+    frame["submitted"] = _times(frame["submitted"])
+    return frame
 
 
 TRADE_COLUMNS = [
@@ -479,7 +686,19 @@ def round_trips(
             opened["fees"] = fill["fee"] - fee_share
             state[key] = opened
     trips.extend(_close_trip(trip, None, bars, point_values) for trip in state.values())
-    return pd.DataFrame(trips, columns=TRADE_COLUMNS)
+    frame = pd.DataFrame(trips, columns=TRADE_COLUMNS)
+    entry, exit = _times(frame["entry_time"]), _times(frame["exit_time"])
+    frame["entry_time"], frame["exit_time"], frame["duration"] = entry, exit, exit - entry
+    return frame
+
+
+NO_TIME = np.iinfo(np.int64).min
+"""An open trip's exit time (NaT once converted)."""
+
+
+def _times(ns: pd.Series) -> pd.Series:
+    """Integer nanoseconds as UTC timestamps (NO_TIME: NaT)."""
+    return pd.Series(pd.to_datetime(ns.to_numpy(dtype=np.int64), unit="ns", utc=True), index=ns.index)
 
 
 def _open_trip(fill: dict[str, Any], signed: float) -> dict[str, Any]:
@@ -499,11 +718,11 @@ def _open_trip(fill: dict[str, Any], signed: float) -> dict[str, Any]:
 
 
 def _close_trip(
-    trip: dict[str, Any], exit_time: Any, bars: dict[str, BarArrays], point_values: dict[str, float]
+    trip: dict[str, Any], exit_time: int | None, bars: dict[str, BarArrays], point_values: dict[str, float]
 ) -> dict[str, Any]:
     exit_price = trip["exit_value"] / trip["exit_qty"] if trip["exit_qty"] else np.nan
-    start = trip["entry_time"].value
-    end = exit_time.value if exit_time is not None else None
+    start = trip["entry_time"]
+    end = exit_time
     series = bars.get(trip["instrument"])
     direction = 1.0 if trip["side"] == "long" else -1.0
     size = trip["size"] * point_values.get(trip["instrument"], 1.0)
@@ -528,7 +747,7 @@ def _close_trip(
         "side": trip["side"],
         "size": trip["size"],
         "entry_time": trip["entry_time"],
-        "exit_time": exit_time,
+        "exit_time": NO_TIME if exit_time is None else exit_time,
         "entry_price": trip["entry_price"],
         "exit_price": exit_price,
         "pnl": net,
@@ -536,7 +755,7 @@ def _close_trip(
         "fees": trip["fees"],
         "return_pct": net / notional if notional else np.nan,
         "bars": held,
-        "duration": (exit_time - trip["entry_time"]) if exit_time is not None else pd.NaT,
+        "duration": None,  # exit - entry, as a column
         "mae": min(mae, 0.0),
         "mfe": max(mfe, 0.0),
         "open": exit_time is None,

@@ -24,8 +24,9 @@ from core.events import Event, RunFinished
 from core.heap import frozen_setup
 from core.series import BarBlock, MarketSeries
 from journal.bar_columns import bar_inputs
+from journal.blocks import HEADER, DecodedBlock, decode_blocks
 from journal.reader import JournalReader
-from journal.records import msgpack_array_header_size, split_block
+from journal.records import msgpack_array_header_size
 
 
 class Divergence(Exception):
@@ -48,61 +49,13 @@ class ReplayReport:
     divergence: Divergence | None = None
 
 
-_HEADER = 5
-"""Bytes of the msgpack array32 header before a block's payloads."""
-
-
 def _spans(offsets: np.ndarray, at: np.ndarray) -> list[tuple[int, int]]:
     """Byte spans in a block's data of records ``at`` (ascending indexes,
     not empty), consecutive records merged into one span."""
     breaks = np.flatnonzero(np.diff(at) != 1) + 1
     firsts = at[np.concatenate(([0], breaks))]
     ends = at[np.concatenate((breaks - 1, [len(at) - 1]))] + 1
-    return list(zip((offsets[firsts] + _HEADER).tolist(), (offsets[ends] + _HEADER).tolist(), strict=True))
-
-
-class DecodedBlock:
-    """One stored block, shared by every replay pass. Its events are decoded
-    on first use (replay from columns never needs most of them)."""
-
-    __slots__ = ("_events", "body", "causes", "data", "first", "flags", "lengths", "offsets")
-
-    def __init__(self, row: tuple[object, ...]) -> None:
-        first, _, body, lengths, causes, flags, _ = split_block(row)
-        self.first = first
-        self.body = body
-        self.data: bytes = row[5]  # type: ignore[assignment]  # msgpack array: a header, then the payloads
-        self.lengths = lengths
-        self.causes = causes
-        self.flags = flags
-        self._events: list[Event] | None = None
-        self.offsets = np.concatenate(([0], np.cumsum(np.frombuffer(lengths, dtype=np.uint32), dtype=np.int64)))
-        """Start of each payload in ``data`` after the header; one more for the end."""
-
-    def __len__(self) -> int:
-        return len(self.lengths)
-
-    def payload(self, i: int) -> bytes:
-        """The stored payload of record ``i`` of this block."""
-        return self.data[int(self.offsets[i]) + _HEADER : int(self.offsets[i + 1]) + _HEADER]
-
-    def event(self, i: int) -> Event:
-        """Record ``i`` decoded (alone, unless the whole block already is);
-        indexes as a list does (negative from the end, IndexError past it)."""
-        if self._events is not None:
-            return self._events[i]
-        return DEFAULT_CODEC.decode(self.payload(range(len(self.lengths))[i]))
-
-    @property
-    def events(self) -> list[Event]:
-        if self._events is None:
-            self._events = DEFAULT_CODEC.decode_array(self.data)
-        return self._events
-
-
-def decode_blocks(reader: JournalReader) -> list[DecodedBlock]:
-    """Every block of a journal, decoded (one pass over the file)."""
-    return [DecodedBlock(row) for row in reader._blocks(1, None, None, None, hashes=False)]
+    return list(zip((offsets[firsts] + HEADER).tolist(), (offsets[ends] + HEADER).tolist(), strict=True))
 
 
 class ReplayComparer:
@@ -303,7 +256,7 @@ bars were read as columns) the run's bar series."""
 def replay_check(reader: JournalReader, build: ReplayBuild) -> ReplayReport:
     """Feed the journal's inputs to ``build(...)``'s graph and compare."""
     blocks = decode_blocks(reader)
-    columns = bar_inputs([(block.body, block.lengths, block.offsets, block.flags) for block in blocks])
+    columns = bar_inputs(blocks)
     comparer = ReplayComparer(blocks)
     graph = build(reader, blocks, comparer, columns.market if columns is not None else None)
     last = blocks[-1].event(-1) if blocks and len(blocks[-1]) else None

@@ -10,8 +10,8 @@ from core.codec import DEFAULT_CODEC
 from core.events import Bar, RunStarted
 from core.series import BarBlock
 from journal.bar_columns import bar_inputs
+from journal.blocks import decode_blocks
 from journal.reader import JournalReader
-from journal.replay import decode_blocks
 from journal.writer import JournalWriter
 
 SAMPLES = Path(__file__).resolve().parents[2] / "adapters" / "sample_data"
@@ -20,7 +20,7 @@ SAMPLES = Path(__file__).resolve().parents[2] / "adapters" / "sample_data"
 def columns_of(path: Path):
     with JournalReader(path) as reader:
         blocks = decode_blocks(reader)
-    return bar_inputs([(block.body, block.lengths, block.offsets, block.flags) for block in blocks])
+    return bar_inputs(blocks)
 
 
 def inputs_of(path: Path) -> list[bytes]:

@@ -1,5 +1,6 @@
-"""The equity curve projection values every time step exactly as the run's
-accounting does step by step (it values long stretches at once)."""
+"""The projections: the equity curve values every time step exactly as the
+run's accounting does step by step (it values long stretches at once), and
+bars read as columns give the same frames as bars decoded one by one."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ from pathlib import Path
 
 import msgspec
 import numpy as np
+import pandas as pd
 import pytest
 
 from adapters.backtest import Result, run_backtest
 from core.events import Bar, FundingApplied, InstrumentDefinition, OrderFilled, RunStarted
 from core.portfolio import Portfolio
+from journal import projections
+from journal.projections import Projections
 from journal.reader import JournalReader
 
 SAMPLES = Path(__file__).resolve().parents[2] / "adapters" / "sample_data"
@@ -23,7 +27,38 @@ RUNS = {
     "shorts, every bar": dict(
         strategy="ema_cross", data=[SAMPLES / "SYNTH_ETH-1h.csv"], params={"long_only": False, "size": 0.5}, wake=False
     ),
+    "many blocks": dict(strategy="ema_cross", data=["minutes"], params={"fast": 3, "slow": 7}),
 }
+
+
+@pytest.fixture(scope="module")
+def minutes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """30,000 one-minute bars (a seeded random walk): a journal of several
+    blocks, most of them read as columns."""
+    n = 30_000
+    rng = np.random.default_rng(7)
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.002, n)))
+    open_ = np.concatenate(([100.0], close[:-1]))
+    spread = np.abs(rng.normal(0.0, 0.001, n)) * close
+    frame = pd.DataFrame(
+        {
+            "date": pd.date_range("2024-01-01", periods=n, freq="1min", tz="UTC"),
+            "open": open_,
+            "high": np.maximum(open_, close) + spread,
+            "low": np.minimum(open_, close) - spread,
+            "close": close,
+            "volume": 1.0,
+        }
+    )
+    path = tmp_path_factory.mktemp("data") / "SYN.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def run(name: str, path: Path, minutes: Path) -> Result:
+    kwargs = dict(RUNS[name])
+    kwargs["data"] = [minutes if item == "minutes" else item for item in kwargs["data"]]  # type: ignore[union-attr]
+    return run_backtest(kwargs.pop("strategy"), journal=path, **kwargs)  # type: ignore[arg-type]
 
 
 def stepwise_equity(path: Path) -> np.ndarray:
@@ -62,13 +97,50 @@ def stepwise_equity(path: Path) -> np.ndarray:
 
 
 @pytest.mark.parametrize("name", list(RUNS))
-def test_the_equity_curve_is_the_step_by_step_valuation(name: str, tmp_path: Path) -> None:
+def test_the_equity_curve_is_the_step_by_step_valuation(name: str, tmp_path: Path, minutes: Path) -> None:
     path = tmp_path / "run.journal"
-    kwargs = dict(RUNS[name])
-    result = run_backtest(kwargs.pop("strategy"), journal=path, **kwargs)  # type: ignore[arg-type]
+    result = run(name, path, minutes)
     assert len(result.fills) > 10
     expected = stepwise_equity(path)
     equity = Result.from_journal(path).equity
     assert equity.index.asi8.tolist() == expected[:, 0].tolist()
     for i, column in enumerate(("equity", "cash", "exposure", "in_market"), start=1):
         assert equity[column].tolist() == expected[:, i].tolist(), column  # exactly, float for float
+
+
+def build(path: Path) -> Projections:
+    with JournalReader(path) as reader:
+        return Projections.build(reader)
+
+
+@pytest.mark.parametrize("name", list(RUNS))
+def test_bars_read_as_columns_give_the_frames_of_bars_decoded_one_by_one(
+    name: str, tmp_path: Path, minutes: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "run.journal"
+    run(name, path, minutes)
+    from_columns = build(path)
+    monkeypatch.setattr(projections.BarLayout, "of", staticmethod(lambda bar: None))  # every bar decoded
+    decoded = build(path)
+    assert len(from_columns.equity) > 3000
+    for frame in ("equity", "orders", "fills", "trades", "positions", "rejections", "funding"):
+        pd.testing.assert_frame_equal(getattr(from_columns, frame), getattr(decoded, frame), check_exact=True)
+
+
+def test_an_open_trade_has_no_exit_time_and_no_duration(tmp_path: Path) -> None:
+    data = SAMPLES / "SYNTH_BTC-1h.csv"
+    trades = run_backtest("ema_cross", data=[data], journal=tmp_path / "run.journal").trades
+    assert trades["open"].iloc[-1] and not trades["open"].iloc[:-1].any()
+    assert pd.isna(trades["exit_time"].iloc[-1]) and pd.isna(trades["duration"].iloc[-1])
+    closed = trades.iloc[:-1]
+    assert (closed["duration"] == closed["exit_time"] - closed["entry_time"]).all()
+    assert str(trades["exit_time"].dtype) == "datetime64[ns, UTC]" and trades["duration"].dtype.kind == "m"
+
+
+def test_a_run_without_orders_has_timestamp_columns(tmp_path: Path) -> None:
+    idle = tmp_path / "idle.py"
+    idle.write_text('def schema():\n    return {"id": "idle", "inputs": {}}\n\n\ndef on_bar(ctx, i):\n    pass\n')
+    result = run_backtest(str(idle), data=[SAMPLES / "SYNTH_BTC-1h.csv"], journal=tmp_path / "run.journal")
+    assert result.orders.empty and result.trades.empty
+    assert str(result.orders["submitted"].dtype) == "datetime64[ns, UTC]"
+    assert str(result.trades["entry_time"].dtype) == "datetime64[ns, UTC]"

@@ -13,9 +13,9 @@ import pytest
 
 from adapters.backtest import replay, replay_verified, run_backtest
 from core.events import Bar, Event, OrderFilled, PositionChanged
+from journal.blocks import decode_blocks
 from journal.reader import JournalReader, Record
 from journal.records import GENESIS, chain_hashes, msgpack_array_header_size, split_block, split_payloads
-from journal.replay import decode_blocks
 from journal.verify import verify
 from journal.writer import JournalWriter
 
