@@ -652,7 +652,8 @@ def round_trips(
     PnL the accounting booked on the trip's closing fills (so point values and
     inverse contracts are right); ``pnl`` is net of the trip's fees;
     ``mae``/``mfe`` are the worst/best unrealized PnL (money, linear
-    approximation for inverse) seen on bar extremes while the trip was open."""
+    approximation for inverse) seen on bar extremes while the trip was open:
+    the bars closing after entry, up to and including the exit time."""
     trips: list[dict[str, Any]] = []
     state: dict[tuple[str, str], dict[str, Any]] = {}
     for fill in fills:
@@ -679,17 +680,61 @@ def round_trips(
         if abs(signed) < abs(qty) - 1e-12 * abs(qty):
             trip["qty"] = qty + signed
             continue
-        trips.append(_close_trip(trip, fill["exec_time"], bars, point_values))
+        trips.append(_close_trip(trip, fill["exec_time"], point_values))
         del state[key]
         if abs(signed) > abs(qty) + 1e-12 * abs(qty):
             opened = _open_trip(fill, signed + qty)
             opened["fees"] = fill["fee"] - fee_share
             state[key] = opened
-    trips.extend(_close_trip(trip, None, bars, point_values) for trip in state.values())
-    frame = pd.DataFrame(trips, columns=TRADE_COLUMNS)
+    trips.extend(_close_trip(trip, None, point_values) for trip in state.values())
+    frame = pd.DataFrame(trips, columns=[*TRADE_COLUMNS, "_scale"])
+    _excursions(frame, bars)
     entry, exit = _times(frame["entry_time"]), _times(frame["exit_time"])
     frame["entry_time"], frame["exit_time"], frame["duration"] = entry, exit, exit - entry
-    return frame
+    return frame.drop(columns="_scale")
+
+
+def _excursions(trips: pd.DataFrame, bars: dict[str, BarArrays]) -> None:
+    """Fill ``bars``, ``mae`` and ``mfe`` of ``trips`` (times still integer
+    ns; ``_scale``: size times point value), instrument by instrument with
+    one search and one max/min reduction over each bar history."""
+    bars_held = np.zeros(len(trips), dtype=np.int64)
+    mae = np.zeros(len(trips))
+    mfe = np.zeros(len(trips))
+    instruments = trips["instrument"].to_numpy(dtype=object)
+    for instrument, (times, highs, lows) in bars.items():
+        rows = np.flatnonzero(instruments == instrument)
+        if not len(rows) or not len(times):
+            continue
+        entry = trips["entry_time"].to_numpy(dtype=np.int64)[rows]
+        exit = trips["exit_time"].to_numpy(dtype=np.int64)[rows]
+        lo = np.searchsorted(times, entry, side="right")
+        hi = np.where(exit == NO_TIME, len(times), np.searchsorted(times, exit, side="right"))
+        held = np.maximum(hi - lo, 0)
+        bars_held[rows] = held
+        some = held > 0
+        if not some.any():
+            continue
+        rows, lo, hi = rows[some], lo[some], hi[some]
+        top, bottom = _range_max(highs, lo, hi), -_range_max(-lows, lo, hi)
+        long = trips["side"].to_numpy(dtype=object)[rows] == "long"
+        direction = np.where(long, 1.0, -1.0)
+        best, worst = np.where(long, top, bottom), np.where(long, bottom, top)
+        entry_price = trips["entry_price"].to_numpy(dtype=np.float64)[rows]
+        scale = trips["_scale"].to_numpy(dtype=np.float64)[rows]
+        mfe[rows] = direction * (best - entry_price) * scale
+        mae[rows] = direction * (worst - entry_price) * scale
+    trips["bars"] = bars_held
+    trips["mae"] = np.minimum(mae, 0.0)
+    trips["mfe"] = np.maximum(mfe, 0.0)
+
+
+def _range_max(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """``values[lo[i]:hi[i]].max()`` for each i (every range non-empty)."""
+    padded = np.append(values, values[-1])  # reduceat needs every index in range; hi may be len(values)
+    bounds = np.empty(2 * len(lo), dtype=np.int64)
+    bounds[0::2], bounds[1::2] = lo, hi
+    return np.maximum.reduceat(padded, bounds)[0::2]
 
 
 NO_TIME = np.iinfo(np.int64).min
@@ -717,30 +762,13 @@ def _open_trip(fill: dict[str, Any], signed: float) -> dict[str, Any]:
     }
 
 
-def _close_trip(
-    trip: dict[str, Any], exit_time: int | None, bars: dict[str, BarArrays], point_values: dict[str, float]
-) -> dict[str, Any]:
+def _close_trip(trip: dict[str, Any], exit_time: int | None, point_values: dict[str, float]) -> dict[str, Any]:
+    """The trip's row (``bars``, ``mae``, ``mfe`` and ``duration`` are
+    filled in for all trips at once)."""
     exit_price = trip["exit_value"] / trip["exit_qty"] if trip["exit_qty"] else np.nan
-    start = trip["entry_time"]
-    end = exit_time
-    series = bars.get(trip["instrument"])
-    direction = 1.0 if trip["side"] == "long" else -1.0
-    size = trip["size"] * point_values.get(trip["instrument"], 1.0)
-    held = 0
-    mfe = mae = 0.0
-    if series is not None:
-        times, highs, lows = series
-        lo = int(np.searchsorted(times, start, side="right"))
-        hi = int(np.searchsorted(times, end, side="right")) if end is not None else len(times)
-        held = max(0, hi - lo)
-        if held:
-            top = float(highs[lo:hi].max())
-            bottom = float(lows[lo:hi].min())
-            best, worst = (top, bottom) if direction > 0 else (bottom, top)
-            mfe = direction * (best - trip["entry_price"]) * size
-            mae = direction * (worst - trip["entry_price"]) * size
+    scale = trip["size"] * point_values.get(trip["instrument"], 1.0)
     net = trip["gross"] - trip["fees"]
-    notional = trip["entry_price"] * size
+    notional = trip["entry_price"] * scale
     return {
         "strategy": trip["strategy"],
         "instrument": trip["instrument"],
@@ -754,9 +782,6 @@ def _close_trip(
         "gross_pnl": trip["gross"],
         "fees": trip["fees"],
         "return_pct": net / notional if notional else np.nan,
-        "bars": held,
-        "duration": None,  # exit - entry, as a column
-        "mae": min(mae, 0.0),
-        "mfe": max(mfe, 0.0),
         "open": exit_time is None,
+        "_scale": scale,
     }

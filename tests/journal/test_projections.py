@@ -144,3 +144,26 @@ def test_a_run_without_orders_has_timestamp_columns(tmp_path: Path) -> None:
     assert result.orders.empty and result.trades.empty
     assert str(result.orders["submitted"].dtype) == "datetime64[ns, UTC]"
     assert str(result.trades["entry_time"].dtype) == "datetime64[ns, UTC]"
+
+
+@pytest.mark.parametrize("name", ["shorts, every bar", "many blocks"])
+def test_trip_excursions_are_the_extremes_of_the_bars_held(name: str, tmp_path: Path, minutes: Path) -> None:
+    path = tmp_path / "run.journal"
+    trades = run(name, path, minutes).trades
+    with JournalReader(path) as reader:
+        bars = [event for _, event in reader.events(kinds=["bar"])]
+    times = np.array([bar.ts for bar in bars])
+    highs, lows = np.array([bar.high for bar in bars]), np.array([bar.low for bar in bars])
+    assert trades["side"].nunique() == (2 if name.startswith("shorts") else 1)
+    for trade in trades.itertuples():
+        end = times[-1] if trade.open else trade.exit_time.value
+        held = (times > trade.entry_time.value) & (times <= end)  # bars closing while the trip was open
+        assert trade.bars == held.sum()
+        if not held.any():
+            assert trade.mae == trade.mfe == 0.0
+            continue
+        top, bottom = highs[held].max(), lows[held].min()
+        sign = 1.0 if trade.side == "long" else -1.0
+        best, worst = (top, bottom) if sign > 0 else (bottom, top)
+        assert trade.mfe == max(sign * (best - trade.entry_price) * trade.size, 0.0)
+        assert trade.mae == min(sign * (worst - trade.entry_price) * trade.size, 0.0)
