@@ -192,8 +192,7 @@ class _Builder:
                 start = row - 1  # the pending step is the row before: close it with the run
             else:
                 curve.close(pending)
-        if stop - 1 > start:
-            curve.close_all(times[start : stop - 1], closes[start : stop - 1])  # all but the last close a step
+        curve.close_rows(times, closes, start, stop - 1)  # every bar but the last closes a step
         marks[instrument] = float(closes[stop - 1])
         self.interval = layout.interval
         self.pending = stamps[stop - 1]
@@ -229,7 +228,7 @@ class _Builder:
             return False
         if pending is not None:
             self.curve.close(pending)
-        self.curve.close_all(times[:-1], closes[:-1])  # every bar but the last closes a step
+        self.curve.close_rows(times, closes, 0, len(times) - 1)  # every bar but the last closes a step
         self.portfolio.marks[instrument] = float(closes[-1])
         self.interval = interval
         self.pending = int(times[-1])
@@ -416,7 +415,9 @@ class _EquityCurve:
     the accounting once with that mark as an array. Its arithmetic is
     elementwise, so each value is the float a step-by-step valuation gives.
     Invariant: since the first kept step, the portfolio changed only in the
-    mark of ``_moving``, whose value at each kept step is in ``_marks``.
+    mark of ``_moving``, whose values at the kept steps are ``_marks``
+    followed by the rows ``_rows`` of the columns ``_columns`` (a stretch of
+    a block's bars, kept as a view until it is valued).
     """
 
     NAMES = ("equity", "cash", "exposure", "in_market")
@@ -428,6 +429,8 @@ class _EquityCurve:
         self._moving: str | None = None
         self._times = _Column(np.int64)
         self._marks = _Column(np.float64)
+        self._columns: tuple[np.ndarray, np.ndarray] | None = None  # (times, marks) of a block's bars
+        self._rows = (0, 0)
 
     def moving(self, instrument: str) -> bool:
         """``instrument``'s mark is about to move; True if steps closed
@@ -444,13 +447,14 @@ class _EquityCurve:
 
     def changing(self) -> None:
         """The portfolio is about to change other than by a moving mark."""
-        if self._times:
+        if self._times or self._columns is not None:
             self._value_kept()
         self._moving = None
 
     def close(self, ts: int) -> None:
         """The step at ``ts`` closes with the portfolio as it is."""
         if self._moving is not None:
+            self._keep_rows()
             self._times.append(ts)
             self._marks.append(self.portfolio.marks[self._moving])
             return
@@ -463,12 +467,19 @@ class _EquityCurve:
         columns["exposure"].append(gross)
         columns["in_market"].append(self._in_market())
 
-    def close_all(self, times: np.ndarray, marks: np.ndarray) -> None:
-        """Steps at ``times`` (int64 ns) close with the moving instrument's
-        mark at ``marks`` (after :meth:`moving` returned True)."""
-        if len(times):
-            self._times.extend(times)
-            self._marks.extend(marks)
+    def close_rows(self, times: np.ndarray, marks: np.ndarray, start: int, stop: int) -> None:
+        """Steps at ``times[start:stop]`` (int64 ns) close with the moving
+        instrument's mark at ``marks[start:stop]`` (after :meth:`moving`
+        returned True); rows that continue the kept ones are not copied."""
+        if stop <= start:
+            return
+        kept = self._columns
+        if kept is not None and kept[0] is times and self._rows[1] == start:
+            self._rows = (self._rows[0], stop)
+            return
+        self._keep_rows()
+        self._columns = (times, marks)
+        self._rows = (start, stop)
 
     def frame(self) -> pd.DataFrame:
         self.changing()
@@ -479,11 +490,24 @@ class _EquityCurve:
         equity.index.name = "time"
         return equity
 
+    def _keep_rows(self) -> None:
+        """Copy the kept rows after the kept marks."""
+        if self._columns is not None:
+            (times, marks), (start, stop) = self._columns, self._rows
+            self._times.extend(times[start:stop])
+            self._marks.extend(marks[start:stop])
+            self._columns = None
+
     def _value_kept(self) -> None:
         portfolio = self.portfolio
         instrument = self._moving
         assert instrument is not None
-        times, marks = self._times.view(), self._marks.view()
+        if self._columns is not None and not self._times:
+            (times, marks), (start, stop) = self._columns, self._rows
+            times, marks = times[start:stop], marks[start:stop]
+        else:
+            self._keep_rows()
+            times, marks = self._times.view(), self._marks.view()
         current = portfolio.marks[instrument]
         portfolio.marks[instrument] = marks  # type: ignore[assignment]
         try:
@@ -505,9 +529,10 @@ class _EquityCurve:
                 columns[name].fill(value, n)
         self._times.clear()
         self._marks.clear()
+        self._columns = None
 
     def _in_market(self) -> float:
-        return 1.0 if any(True for _ in self.portfolio.open_positions()) else 0.0
+        return 1.0 if any(position.quantity != 0.0 for position in self.portfolio.positions.values()) else 0.0
 
 
 def _reason(event: Any) -> dict[str, Any]:
