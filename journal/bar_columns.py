@@ -7,7 +7,8 @@ every constant byte of every record is checked, into the run's
 :class:`MarketSeries`; replay then feeds them as :class:`BarBlock` runs. A
 journal this does not fit (several instruments, another layout, bar times
 not strictly increasing, a book session) gets None, and replay decodes its
-events one by one as before.
+events one by one as before. The projections (:mod:`journal.projections`)
+use :class:`BarLayout` block by block the same way, for any journal.
 """
 
 from __future__ import annotations
