@@ -71,6 +71,9 @@ class Result:
     funding: pd.DataFrame
     head: str
     events: int
+    bars: dict[str, pd.DataFrame]
+    """Per instrument, the bars the run saw: open, high, low, close, volume
+    indexed by close time (UTC)."""
 
     @classmethod
     def from_journal(cls, path: str | os.PathLike[str]) -> Result:
@@ -96,6 +99,7 @@ class Result:
             proj.funding,
             head,
             seq,
+            proj.bars,
         )
 
     def rejections_by_reason(self) -> dict[str, int]:

@@ -58,22 +58,12 @@ def _line_chart(
 
 
 def _price_chart(result: Any) -> str:
-    from journal.reader import JournalReader
-
     symbols = result.config.get("symbols") or []
-    if not symbols:
+    bars = result.bars.get(symbols[0]) if symbols else None
+    if bars is None or not len(bars):
         return ""
     symbol = symbols[0]
-    times, closes = [], []
-    with JournalReader(result.journal) as reader:
-        for _, bar in reader.events(kinds=["bar"]):
-            if bar.instrument == symbol:  # type: ignore[attr-defined]
-                times.append(bar.ts - bar.interval)  # type: ignore[attr-defined]
-                closes.append(bar.close)  # type: ignore[attr-defined]
-    if not times:
-        return ""
-    index = pd.to_datetime(np.array(times, dtype=np.int64), unit="ns", utc=True)
-    values = np.array(closes)
+    index, values = bars.index, bars["close"].to_numpy()  # at each bar's close time
     x, y = _downsample(index, values)
     lo, hi = float(np.nanmin(y)), float(np.nanmax(y))
     x0, x1 = float(x[0]), float(x[-1])

@@ -35,7 +35,7 @@ from core.events import (
 )
 from core.instruments import point_value
 from core.portfolio import Portfolio
-from journal.bar_columns import BarLayout, BlockView
+from journal.bar_columns import NAMES, BarLayout, BlockView
 from journal.blocks import DecodedBlock, stored_blocks
 from journal.errors import JournalDecodeError
 from journal.reader import JournalReader
@@ -58,6 +58,9 @@ class Projections:
     funding: pd.DataFrame
     initial_cash: float
     bar_interval: int
+    bars: dict[str, pd.DataFrame]
+    """Per instrument, the bars the run saw: open, high, low, close, volume
+    indexed by close time (UTC)."""
 
     @classmethod
     def build(cls, reader: JournalReader) -> Projections:
@@ -117,6 +120,7 @@ class _Builder:
             equity["drawdown"] = equity["equity"] / peak - 1.0
         else:
             equity["drawdown"] = pd.Series(dtype=float)
+        bars = {instrument: history.frame() for instrument, history in self.bars.items()}
         fills_df = pd.DataFrame(self.fills)
         if len(fills_df):
             fills_df["exec_time"] = _times(fills_df["exec_time"])
@@ -129,7 +133,7 @@ class _Builder:
             round_trips(
                 self.fills,
                 {k: point_value(v) for k, v in portfolio.instruments.items()},
-                {k: v.arrays() for k, v in self.bars.items()},
+                bars,
             ),
             pd.DataFrame(self.positions),
             pd.DataFrame(
@@ -139,6 +143,7 @@ class _Builder:
             pd.DataFrame(self.funding),
             portfolio.initial_cash,
             self.interval,
+            bars,
         )
 
     # -- a block -----------------------------------------------------------------
@@ -151,7 +156,7 @@ class _Builder:
             return
         columns = layout.columns(records)
         times, closes = columns["ts"], columns["close"]
-        self._history(layout.instrument).extend(times, columns["high"], columns["low"])
+        self._history(layout.instrument).extend(columns)
         increasing = bool((times[1:] > times[:-1]).all())
         stamps = times.tolist()
         is_other = np.ones(len(block), dtype=bool)
@@ -213,7 +218,7 @@ class _Builder:
             self.pending = ts  # the step closes once everything at this time is applied
 
     def _apply_decoded_bar(self, bar: Bar) -> None:
-        self._history(bar.instrument).add(bar.ts, bar.high, bar.low)
+        self._history(bar.instrument).add(bar)
         self._apply_bar(bar.instrument, bar.interval, bar.ts, bar.close, bar.last)
 
     def _apply_bar_arrays(self, instrument: str, interval: int, times: np.ndarray, closes: np.ndarray) -> bool:
@@ -262,11 +267,15 @@ class _Builder:
         instrument = run[0].instrument
         if not (all(map(_LAST, run)) and all(map(instrument.__eq__, map(_INSTRUMENT, run)))):
             return False
-        times = np.fromiter(map(_TS, run), dtype=np.int64, count=len(run))
-        highs, lows, closes = (np.fromiter(map(get, run), dtype=np.float64, count=len(run)) for get in _HLC)
-        if not self._apply_bar_arrays(instrument, run[-1].interval, times, closes):
+        columns = {
+            name: np.fromiter(
+                map(attrgetter(name), run), dtype=np.int64 if name == "ts" else np.float64, count=len(run)
+            )
+            for name in NAMES
+        }
+        if not self._apply_bar_arrays(instrument, run[-1].interval, columns["ts"], columns["close"]):
             return False
-        self._history(instrument).extend(times, highs, lows)
+        self._history(instrument).extend(columns)
         return True
 
     def _apply_event(self, seq: int, event: Event) -> None:
@@ -310,9 +319,8 @@ class _Builder:
 
 REJECTION_COLUMNS = ["seq", "ts", "source", "strategy", "order_id", "instrument", "reason", "detail"]
 
-_TS = attrgetter("ts")
-_HLC = (attrgetter("high"), attrgetter("low"), attrgetter("close"))
 _LAST = attrgetter("last")
+_DTYPES: dict[str, type] = {name: np.int64 if name == "ts" else np.float64 for name in NAMES}
 _INSTRUMENT = attrgetter("instrument")
 
 
@@ -376,33 +384,34 @@ class _Column:
 
 
 class _BarHistory:
-    """One instrument's bar close times (ns), highs and lows, in order."""
+    """One instrument's bars as columns: close times (ns) and the values of
+    :data:`core.series.FIELDS`, in the order they were added."""
 
-    __slots__ = ("highs", "lows", "times")
+    __slots__ = ("columns",)
 
     def __init__(self) -> None:
-        self.times = _Column(np.int64)
-        self.highs = _Column(np.float64)
-        self.lows = _Column(np.float64)
+        self.columns = {name: _Column(_DTYPES[name]) for name in NAMES}
 
-    def add(self, ts: int, high: float, low: float) -> None:
-        self.times.append(ts)
-        self.highs.append(high)
-        self.lows.append(low)
+    def add(self, bar: Bar) -> None:
+        for name, column in self.columns.items():
+            column.append(getattr(bar, name))
 
-    def extend(self, times: np.ndarray, highs: np.ndarray, lows: np.ndarray) -> None:
-        self.times.extend(times)
-        self.highs.extend(highs)
-        self.lows.extend(lows)
+    def extend(self, columns: dict[str, np.ndarray]) -> None:
+        for name, column in self.columns.items():
+            column.extend(columns[name])
 
-    def arrays(self) -> BarArrays:
-        """In time order (a block's column bars are added before any bar of
-        the same instrument decoded one by one in that block)."""
-        times, highs, lows = self.times.array(), self.highs.array(), self.lows.array()
+    def frame(self) -> pd.DataFrame:
+        """Indexed by close time (UTC), in time order (a block's column bars
+        are added before any bar of the same instrument decoded one by one
+        in that block)."""
+        values = {name: column.array() for name, column in self.columns.items()}
+        times = values.pop("ts")
         if len(times) > 1 and not bool((times[1:] >= times[:-1]).all()):
             order = np.argsort(times, kind="stable")
-            times, highs, lows = times[order], highs[order], lows[order]
-        return times, highs, lows
+            times, values = times[order], {name: value[order] for name, value in values.items()}
+        frame = pd.DataFrame(values, index=pd.to_datetime(times, unit="ns", utc=True))
+        frame.index.name = "time"
+        return frame
 
 
 class _EquityCurve:
@@ -665,12 +674,8 @@ TRADE_COLUMNS = [
 ]
 
 
-BarArrays = tuple[np.ndarray, np.ndarray, np.ndarray]
-"""Per instrument: bar close times (ns), highs, lows."""
-
-
 def round_trips(
-    fills: list[dict[str, Any]], point_values: dict[str, float], bars: dict[str, BarArrays]
+    fills: list[dict[str, Any]], point_values: dict[str, float], bars: dict[str, pd.DataFrame]
 ) -> pd.DataFrame:
     """Round-trip trades per (strategy, instrument): from flat to flat (a
     flip closes one trip and opens the next). ``gross_pnl`` is the realized
@@ -719,7 +724,7 @@ def round_trips(
     return frame.drop(columns="_scale")
 
 
-def _excursions(trips: pd.DataFrame, bars: dict[str, BarArrays]) -> None:
+def _excursions(trips: pd.DataFrame, bars: dict[str, pd.DataFrame]) -> None:
     """Fill ``bars``, ``mae`` and ``mfe`` of ``trips`` (times still integer
     ns; ``_scale``: size times point value), instrument by instrument with
     one search and one max/min reduction over each bar history."""
@@ -727,7 +732,9 @@ def _excursions(trips: pd.DataFrame, bars: dict[str, BarArrays]) -> None:
     mae = np.zeros(len(trips))
     mfe = np.zeros(len(trips))
     instruments = trips["instrument"].to_numpy(dtype=object)
-    for instrument, (times, highs, lows) in bars.items():
+    for instrument, frame in bars.items():
+        times = pd.DatetimeIndex(frame.index).asi8
+        highs, lows = frame["high"].to_numpy(), frame["low"].to_numpy()
         rows = np.flatnonzero(instruments == instrument)
         if not len(rows) or not len(times):
             continue

@@ -125,6 +125,19 @@ def test_bars_read_as_columns_give_the_frames_of_bars_decoded_one_by_one(
     assert len(from_columns.equity) > 3000
     for frame in ("equity", "orders", "fills", "trades", "positions", "rejections", "funding"):
         pd.testing.assert_frame_equal(getattr(from_columns, frame), getattr(decoded, frame), check_exact=True)
+    assert list(from_columns.bars) == list(decoded.bars)
+    for instrument, bars in from_columns.bars.items():
+        pd.testing.assert_frame_equal(bars, decoded.bars[instrument], check_exact=True)
+
+
+def test_the_bars_are_the_data_the_run_saw(tmp_path: Path) -> None:
+    data = SAMPLES / "SYNTH_BTC-1h.csv"
+    result = run_backtest("ema_cross", data=[data], journal=tmp_path / "run.journal")
+    csv = pd.read_csv(data)
+    (bars,) = result.bars.values()
+    assert bars.index.tolist() == (pd.to_datetime(csv["date"]) + pd.Timedelta("1h")).tolist()  # close times
+    for column in ("open", "high", "low", "close", "volume"):
+        assert bars[column].tolist() == csv[column].tolist(), column
 
 
 def test_an_open_trade_has_no_exit_time_and_no_duration(tmp_path: Path) -> None:
