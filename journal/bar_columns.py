@@ -84,11 +84,13 @@ class BarLayout:
         """``ts`` (int64 ns) and the price and volume columns (float64) of
         :meth:`find`'s records."""
         table = records.view(self.dtype).ravel()
-        return {name: table[name].astype(np.int64 if name == "ts" else np.float64) for name in NAMES}
+        return {name: table[name].astype(DTYPES[name]) for name in NAMES}
 
 
 NAMES = ("ts", *FIELDS)
 """The values of a bar payload, in layout order."""
+DTYPES: dict[str, type] = {name: np.int64 if name == "ts" else np.float64 for name in NAMES}
+"""Their column types: times in int64 ns, the rest float64."""
 
 
 def bar_inputs(blocks: list[DecodedBlock]) -> BarInputs | None:
@@ -103,7 +105,7 @@ def bar_inputs(blocks: list[DecodedBlock]) -> BarInputs | None:
         return None
     size = layout.size
     capacity = sum(int((view.lengths[view.inputs] == size).sum()) for view in views)  # bars at most
-    columns = {name: np.empty(capacity, dtype=np.int64 if name == "ts" else np.float64) for name in NAMES}
+    columns: dict[str, np.ndarray] = {name: np.empty(capacity, dtype=DTYPES[name]) for name in NAMES}
     row = 0
     plans: list[list[int | Event]] = []  # per block, in input order: a run of n bars (n), or an event
     payloads: list[memoryview] = []  # per block, its bars' payloads back to back

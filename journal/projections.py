@@ -37,7 +37,7 @@ from core.events import (
 )
 from core.instruments import point_value
 from core.portfolio import Portfolio
-from journal.bar_columns import NAMES, BarLayout, BlockView
+from journal.bar_columns import DTYPES, NAMES, BarLayout, BlockView
 from journal.blocks import DecodedBlock, stored_blocks
 from journal.columns import Column, utc_times
 from journal.equity_curve import EquityCurve
@@ -168,15 +168,18 @@ class _Builder:
         for k, (i, event) in enumerate(zip(others, block.events_at(others), strict=True)):
             stop = i - k  # bars before record i
             if stop > row:
-                self._apply_bar_rows(layout, stamps, times, closes, row, stop, increasing)
+                self._apply_bar_rows(layout.instrument, layout.interval, stamps, times, closes, row, stop, increasing)
                 row = stop
             self._apply_event(block.first + i, event)
         if row < len(stamps):
-            self._apply_bar_rows(layout, stamps, times, closes, row, len(stamps), increasing)
+            self._apply_bar_rows(
+                layout.instrument, layout.interval, stamps, times, closes, row, len(stamps), increasing
+            )
 
     def _apply_bar_rows(
         self,
-        layout: BarLayout,
+        instrument: str,
+        interval: int,
         stamps: list[int],
         times: np.ndarray,
         closes: np.ndarray,
@@ -184,13 +187,13 @@ class _Builder:
         stop: int,
         increasing: bool,
     ) -> None:
-        """Bars ``row:stop`` of a block's columns (``stamps``: ``times`` as a
-        list), each the last of its time step, in time order if
+        """Bars ``row:stop`` of one instrument's columns (``stamps``: ``times``
+        as a list), each the last of its time step, in time order if
         ``increasing``; as :meth:`_apply_bar` would apply them one by one."""
-        instrument, pending, curve = layout.instrument, self.pending, self.curve
+        pending, curve = self.pending, self.curve
         if not (increasing and (pending is None or stamps[row] > pending) and curve.moving(instrument)):
             for ts, close in zip(stamps[row:stop], closes[row:stop].tolist(), strict=True):
-                self._apply_bar(instrument, layout.interval, ts, close, True)
+                self._apply_bar(instrument, interval, ts, close, True)
             return
         marks = self.portfolio.marks
         start = row
@@ -201,7 +204,7 @@ class _Builder:
                 curve.close(pending)
         curve.close_rows(times, closes, start, stop - 1)  # every bar but the last closes a step
         marks[instrument] = float(closes[stop - 1])
-        self.interval = layout.interval
+        self.interval = interval
         self.pending = stamps[stop - 1]
 
     # -- bars --------------------------------------------------------------------
@@ -223,24 +226,6 @@ class _Builder:
         self._history(bar.instrument).add(bar)
         self._apply_bar(bar.instrument, bar.interval, bar.ts, bar.close, bar.last)
 
-    def _apply_bar_arrays(self, instrument: str, interval: int, times: np.ndarray, closes: np.ndarray) -> bool:
-        """Bars of one instrument, each the last of its time step, as
-        :meth:`_apply_bar` would apply them one by one; False (nothing
-        applied) unless they are in time order after the pending step and
-        the curve can keep their steps as marks."""
-        pending = self.pending
-        if pending is not None and int(times[0]) <= pending:
-            return False
-        if not bool((times[1:] > times[:-1]).all()) or not self.curve.moving(instrument):
-            return False
-        if pending is not None:
-            self.curve.close(pending)
-        self.curve.close_rows(times, closes, 0, len(times) - 1)  # every bar but the last closes a step
-        self.portfolio.marks[instrument] = float(closes[-1])
-        self.interval = interval
-        self.pending = int(times[-1])
-        return True
-
     def _history(self, instrument: str) -> _BarHistory:
         history = self.bars.get(instrument)
         if history is None:
@@ -251,7 +236,7 @@ class _Builder:
 
     def _apply_events(self, first: int, events: list[Event]) -> None:
         """Records ``first, first + 1, ...``, decoded; runs of bars of one
-        instrument go through :meth:`_apply_bar_arrays` when they can."""
+        instrument go through :meth:`_apply_bar_rows` as columns."""
         start = 0
         for at in (*(i for i, event in enumerate(events) if type(event) is not Bar), len(events)):
             if at - start > 1:
@@ -266,18 +251,20 @@ class _Builder:
                 self._apply_event(first + at, events[at])
 
     def _apply_bar_list(self, run: list[Bar]) -> bool:
+        """Decoded bars of one instrument, each the last of its time step,
+        as columns; False (nothing applied) if the run is not of that shape."""
         instrument = run[0].instrument
         if not (all(map(_LAST, run)) and all(map(instrument.__eq__, map(_INSTRUMENT, run)))):
             return False
-        columns = {
-            name: np.fromiter(
-                map(attrgetter(name), run), dtype=np.int64 if name == "ts" else np.float64, count=len(run)
-            )
-            for name in NAMES
+        columns: dict[str, np.ndarray] = {
+            name: np.fromiter(map(attrgetter(name), run), dtype=DTYPES[name], count=len(run)) for name in NAMES
         }
-        if not self._apply_bar_arrays(instrument, run[-1].interval, columns["ts"], columns["close"]):
-            return False
+        times = columns["ts"]
         self._history(instrument).extend(columns)
+        increasing = bool((times[1:] > times[:-1]).all())
+        self._apply_bar_rows(
+            instrument, run[-1].interval, times.tolist(), times, columns["close"], 0, len(run), increasing
+        )
         return True
 
     def _apply_event(self, seq: int, event: Event) -> None:
@@ -322,7 +309,6 @@ class _Builder:
 REJECTION_COLUMNS = ["seq", "ts", "source", "strategy", "order_id", "instrument", "reason", "detail"]
 
 _LAST = attrgetter("last")
-_DTYPES: dict[str, type] = {name: np.int64 if name == "ts" else np.float64 for name in NAMES}
 _INSTRUMENT = attrgetter("instrument")
 
 
@@ -333,7 +319,7 @@ class _BarHistory:
     __slots__ = ("columns",)
 
     def __init__(self) -> None:
-        self.columns = {name: Column(_DTYPES[name]) for name in NAMES}
+        self.columns = {name: Column(DTYPES[name]) for name in NAMES}
 
     def add(self, bar: Bar) -> None:
         for name, column in self.columns.items():

@@ -88,14 +88,16 @@ def _excursions(trips: pd.DataFrame, bars: dict[str, pd.DataFrame]) -> None:
     mae = np.zeros(len(trips))
     mfe = np.zeros(len(trips))
     instruments = trips["instrument"].to_numpy(dtype=object)
+    entries, exits = trips["entry_time"].to_numpy(dtype=np.int64), trips["exit_time"].to_numpy(dtype=np.int64)
+    longs = trips["side"].to_numpy(dtype=object) == "long"
+    prices, scales = trips["entry_price"].to_numpy(dtype=np.float64), trips["_scale"].to_numpy(dtype=np.float64)
     for instrument, frame in bars.items():
         times = pd.DatetimeIndex(frame.index).asi8
         highs, lows = frame["high"].to_numpy(), frame["low"].to_numpy()
         rows = np.flatnonzero(instruments == instrument)
         if not len(rows) or not len(times):
             continue
-        entry = trips["entry_time"].to_numpy(dtype=np.int64)[rows]
-        exit = trips["exit_time"].to_numpy(dtype=np.int64)[rows]
+        entry, exit = entries[rows], exits[rows]
         lo = np.searchsorted(times, entry, side="right")
         hi = np.where(exit == NO_TIME, len(times), np.searchsorted(times, exit, side="right"))
         held = np.maximum(hi - lo, 0)
@@ -105,11 +107,10 @@ def _excursions(trips: pd.DataFrame, bars: dict[str, pd.DataFrame]) -> None:
             continue
         rows, lo, hi = rows[some], lo[some], hi[some]
         top, bottom = _range_max(highs, lo, hi), -_range_max(-lows, lo, hi)
-        long = trips["side"].to_numpy(dtype=object)[rows] == "long"
+        long = longs[rows]
         direction = np.where(long, 1.0, -1.0)
         best, worst = np.where(long, top, bottom), np.where(long, bottom, top)
-        entry_price = trips["entry_price"].to_numpy(dtype=np.float64)[rows]
-        scale = trips["_scale"].to_numpy(dtype=np.float64)[rows]
+        entry_price, scale = prices[rows], scales[rows]
         mfe[rows] = direction * (best - entry_price) * scale
         mae[rows] = direction * (worst - entry_price) * scale
     trips["bars"] = bars_held
