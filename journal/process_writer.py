@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import queue
 import sqlite3
@@ -270,6 +271,9 @@ def _error(reply: tuple[Any, ...]) -> Exception:
 
 
 def _child(path_text: str, durability: str, overwrite: bool, inbox: Connection, outbox: Connection) -> None:
+    # A forked child inherits the run's heap: keep the collector off it (a
+    # full collection would walk every inherited object and dirty its page).
+    gc.freeze()
     path = Path(path_text)
     try:
         lock = _WriterLock(path)
