@@ -159,7 +159,7 @@ def events_of(path: Path) -> list[Any]:
 def test_session_fills_on_the_book_replays_identically_and_reruns_with_the_same_decisions(
     standin: UsdmLiveStandIn, tmp_path: Path, strategy_file: Path
 ) -> None:
-    path = session(standin, tmp_path, strategy_file, 5.0)
+    path = session(standin, tmp_path, strategy_file, 5.0, config=funding_may_lag(tmp_path))
     events = events_of(path)
     (inst,) = [e for e in events if isinstance(e, InstrumentDefinition)]
     # From the recorded exchangeInfo, through ccxt's market parser.
@@ -203,7 +203,7 @@ def test_a_book_driven_strategy_trades_on_quotes_and_replays_identically(
 ) -> None:
     strategy = tmp_path / "quote_flip.py"
     strategy.write_text(QUOTE_FLIP)
-    path = session(standin, tmp_path, strategy, 4.0)
+    path = session(standin, tmp_path, strategy, 4.0, config=funding_may_lag(tmp_path))
     events = events_of(path)
     fills = [e for e in events if isinstance(e, OrderFilled)]
     assert len(fills) >= 2, "on_quote placed orders that filled"
