@@ -23,6 +23,9 @@ class Column:
     def __bool__(self) -> bool:
         return bool(self._size or self._tail)
 
+    def __len__(self) -> int:
+        return self._size + len(self._tail)
+
     def append(self, value: Any) -> None:
         self._tail.append(value)
 

@@ -13,15 +13,19 @@ class EquityCurve:
     """The account at the close of each time step, as the run's accounting
     (:class:`core.portfolio.Portfolio`) values it.
 
-    Steps are valued lazily: while only one instrument's mark moves (the
-    usual stretch between two fills), closed steps are kept as (time, mark)
-    and valued together when anything else is about to change, by running
-    the accounting once with that mark as an array. Its arithmetic is
-    elementwise, so each value is the float a step-by-step valuation gives.
+    Steps are valued lazily: while only marks move (the stretches between
+    fills, funding and new instruments), closed steps are kept as their time
+    and the mark of each instrument that moved, and valued together when
+    anything else is about to change, by running the accounting once with
+    those marks as arrays. Its arithmetic is elementwise, so each value is
+    the float a step-by-step valuation gives.
+
     Invariant: since the first kept step, the portfolio changed only in the
-    mark of ``_moving``, whose values at the kept steps are ``_marks``
-    followed by the rows ``_rows`` of the columns ``_columns`` (a stretch of
-    a block's bars, kept as a view until it is valued).
+    marks of the instruments in ``_moving``. Kept step ``k`` closed at
+    ``_times[k]`` with mark ``_moving[name][k]`` for each of them; then come
+    the rows ``_rows`` of a block's bars of one instrument (``_view``, kept
+    as a view until it is valued), over which every other moving mark was
+    and still is its current one.
     """
 
     NAMES = ("equity", "cash", "exposure", "in_market")
@@ -30,39 +34,45 @@ class EquityCurve:
         self.portfolio = portfolio
         self.times = Column(np.int64)
         self.columns = {name: Column(np.float64) for name in self.NAMES}
-        self._moving: str | None = None
+        self._moving: dict[str, Column] = {}
         self._times = Column(np.int64)
-        self._marks = Column(np.float64)
-        self._columns: tuple[np.ndarray, np.ndarray] | None = None  # (times, marks) of a block's bars
+        self._view: tuple[str, np.ndarray, np.ndarray] | None = None  # (instrument, times, marks)
         self._rows = (0, 0)
 
     def moving(self, instrument: str) -> bool:
         """``instrument``'s mark is about to move; True if steps closed
         meanwhile are kept for valuing later (its mark is known and sets no
         exchange rate), False if they will be valued one by one."""
-        if self._moving == instrument:
+        moving = self._moving
+        view = self._view
+        if view is not None and view[0] != instrument:
+            self._keep_rows()  # the rows' other marks are current only until this one moves
+        if instrument in moving:
             return True
-        self.changing()
         portfolio = self.portfolio
         if instrument in portfolio.marks and instrument not in portfolio.rate_sources:
-            self._moving = instrument
+            marks = moving[instrument] = Column(np.float64)
+            marks.fill(portfolio.marks[instrument], len(self._times))  # constant until now
             return True
+        self.changing()
         return False
 
     def changing(self) -> None:
         """The portfolio is about to change other than by a moving mark."""
-        if self._times or self._columns is not None:
+        if self._times or self._view is not None:
             self._value_kept()
-        self._moving = None
+        self._moving = {}
 
     def close(self, ts: int) -> None:
         """The step at ``ts`` closes with the portfolio as it is."""
-        if self._moving is not None:
+        portfolio = self.portfolio
+        if self._moving:
             self._keep_rows()
             self._times.append(ts)
-            self._marks.append(self.portfolio.marks[self._moving])
+            marks = portfolio.marks
+            for instrument, column in self._moving.items():
+                column.append(marks[instrument])
             return
-        portfolio = self.portfolio
         self.times.append(ts)
         equity, cash, gross = portfolio.equity(), portfolio.cash(), portfolio.gross_exposure()
         columns = self.columns
@@ -71,18 +81,19 @@ class EquityCurve:
         columns["exposure"].append(gross)
         columns["in_market"].append(self._in_market())
 
-    def close_rows(self, times: np.ndarray, marks: np.ndarray, start: int, stop: int) -> None:
-        """Steps at ``times[start:stop]`` (int64 ns) close with the moving
-        instrument's mark at ``marks[start:stop]`` (after :meth:`moving`
-        returned True); rows that continue the kept ones are not copied."""
+    def close_rows(self, instrument: str, times: np.ndarray, marks: np.ndarray, start: int, stop: int) -> None:
+        """Steps at ``times[start:stop]`` (int64 ns) close with
+        ``instrument``'s mark at ``marks[start:stop]`` and the other marks as
+        they are (after :meth:`moving` returned True for it); rows that
+        continue the kept ones are not copied."""
         if stop <= start:
             return
-        kept = self._columns
-        if kept is not None and kept[0] is times and self._rows[1] == start:
+        view = self._view
+        if view is not None and view[1] is times and view[0] == instrument and self._rows[1] == start:
             self._rows = (self._rows[0], stop)
             return
         self._keep_rows()
-        self._columns = (times, marks)
+        self._view = (instrument, times, marks)
         self._rows = (start, stop)
 
     def frame(self) -> pd.DataFrame:
@@ -95,29 +106,37 @@ class EquityCurve:
         return equity
 
     def _keep_rows(self) -> None:
-        """Copy the kept rows after the kept marks."""
-        if self._columns is not None:
-            (times, marks), (start, stop) = self._columns, self._rows
-            self._times.extend(times[start:stop])
-            self._marks.extend(marks[start:stop])
-            self._columns = None
+        """Copy the rows of the view after the kept steps."""
+        if self._view is None:
+            return
+        (instrument, times, marks), (start, stop) = self._view, self._rows
+        self._times.extend(times[start:stop])
+        current = self.portfolio.marks
+        for name, column in self._moving.items():
+            if name == instrument:
+                column.extend(marks[start:stop])
+            else:
+                column.fill(current[name], stop - start)
+        self._view = None
 
     def _value_kept(self) -> None:
         portfolio = self.portfolio
-        instrument = self._moving
-        assert instrument is not None
-        if self._columns is not None and not self._times:
-            (times, marks), (start, stop) = self._columns, self._rows
-            times, marks = times[start:stop], marks[start:stop]
+        marks = portfolio.marks
+        arrays: dict[str, np.ndarray]
+        if self._view is not None and not self._times:  # the rows alone: valued without a copy
+            (instrument, times, view_marks), (start, stop) = self._view, self._rows
+            times = times[start:stop]
+            arrays = {instrument: view_marks[start:stop]}
         else:
             self._keep_rows()
-            times, marks = self._times.view(), self._marks.view()
-        current = portfolio.marks[instrument]
-        portfolio.marks[instrument] = marks  # type: ignore[assignment]
+            times = self._times.view()
+            arrays = {name: column.view() for name, column in self._moving.items()}
+        current = {name: marks[name] for name in arrays}
+        marks.update(arrays)  # type: ignore[arg-type]
         try:
             equity, gross = portfolio.equity(), portfolio.gross_exposure()
         finally:
-            portfolio.marks[instrument] = current
+            marks.update(current)
         n = len(times)
         self.times.extend(times)
         columns = self.columns
@@ -132,8 +151,7 @@ class EquityCurve:
             else:
                 columns[name].fill(value, n)
         self._times.clear()
-        self._marks.clear()
-        self._columns = None
+        self._view = None
 
     def _in_market(self) -> float:
         return 1.0 if any(position.quantity != 0.0 for position in self.portfolio.positions.values()) else 0.0

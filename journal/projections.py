@@ -202,7 +202,7 @@ class _Builder:
                 start = row - 1  # the pending step is the row before: close it with the run
             else:
                 curve.close(pending)
-        curve.close_rows(times, closes, start, stop - 1)  # every bar but the last closes a step
+        curve.close_rows(instrument, times, closes, start, stop - 1)  # every bar but the last closes a step
         marks[instrument] = float(closes[stop - 1])
         self.interval = interval
         self.pending = stamps[stop - 1]
@@ -314,18 +314,23 @@ _INSTRUMENT = attrgetter("instrument")
 
 class _BarHistory:
     """One instrument's bars as columns: close times (ns) and the values of
-    :data:`core.series.FIELDS`, in the order they were added."""
+    :data:`core.series.FIELDS`, in the order they were added. Bars decoded
+    one by one wait in a list and join the columns a few thousand at a time."""
 
-    __slots__ = ("columns",)
+    __slots__ = ("_decoded", "columns")
 
     def __init__(self) -> None:
         self.columns = {name: Column(DTYPES[name]) for name in NAMES}
+        self._decoded: list[Bar] = []
 
     def add(self, bar: Bar) -> None:
-        for name, column in self.columns.items():
-            column.append(getattr(bar, name))
+        decoded = self._decoded
+        decoded.append(bar)
+        if len(decoded) >= 4096:
+            self._flush()
 
     def extend(self, columns: dict[str, np.ndarray]) -> None:
+        self._flush()
         for name, column in self.columns.items():
             column.extend(columns[name])
 
@@ -333,6 +338,7 @@ class _BarHistory:
         """Indexed by close time (UTC), in time order (a block's column bars
         are added before any bar of the same instrument decoded one by one
         in that block)."""
+        self._flush()
         values = {name: column.array() for name, column in self.columns.items()}
         times = values.pop("ts")
         if len(times) > 1 and not bool((times[1:] >= times[:-1]).all()):
@@ -341,6 +347,16 @@ class _BarHistory:
         frame = pd.DataFrame(values, index=pd.to_datetime(times, unit="ns", utc=True))
         frame.index.name = "time"
         return frame
+
+    def _flush(self) -> None:
+        decoded = self._decoded
+        if decoded:
+            for name, column in self.columns.items():
+                column.extend(np.fromiter(map(_FIELD[name], decoded), dtype=DTYPES[name], count=len(decoded)))
+            decoded.clear()
+
+
+_FIELD = {name: attrgetter(name) for name in NAMES}
 
 
 def _reason(event: Any) -> dict[str, Any]:

@@ -28,19 +28,34 @@ RUNS = {
         strategy="ema_cross", data=[SAMPLES / "SYNTH_ETH-1h.csv"], params={"long_only": False, "size": 0.5}, wake=False
     ),
     "many blocks": dict(strategy="ema_cross", data=["minutes"], params={"fast": 3, "slow": 7}),
+    "many blocks, two instruments": dict(
+        strategy=None,
+        data=["minutes", "minutes2"],
+        strategies=[  # one strategy per instrument: both hold positions, each stretch moves both marks
+            {"strategy": "sma_cross", "symbols": ["SYN"], "params": {"fast": 3, "slow": 9}},
+            {"strategy": "ema_cross", "symbols": ["SYN2"], "params": {"fast": 4, "slow": 11, "long_only": False}},
+        ],
+    ),
 }
 
 
 @pytest.fixture(scope="module")
 def minutes(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """30,000 one-minute bars (a seeded random walk): a journal of several
-    blocks, most of them read as columns."""
-    n = 30_000
-    rng = np.random.default_rng(7)
+    blocks, most of them read as columns. A second instrument's minutes
+    (another walk) are beside it, as ``SYN2.csv``."""
+    folder = tmp_path_factory.mktemp("data")
+    random_walk(11).to_csv(folder / "SYN2.csv", index=False)
+    random_walk(7).to_csv(folder / "SYN.csv", index=False)
+    return folder / "SYN.csv"
+
+
+def random_walk(seed: int, n: int = 30_000) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
     close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.002, n)))
     open_ = np.concatenate(([100.0], close[:-1]))
     spread = np.abs(rng.normal(0.0, 0.001, n)) * close
-    frame = pd.DataFrame(
+    return pd.DataFrame(
         {
             "date": pd.date_range("2024-01-01", periods=n, freq="1min", tz="UTC"),
             "open": open_,
@@ -50,14 +65,12 @@ def minutes(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "volume": 1.0,
         }
     )
-    path = tmp_path_factory.mktemp("data") / "SYN.csv"
-    frame.to_csv(path, index=False)
-    return path
 
 
 def run(name: str, path: Path, minutes: Path) -> Result:
     kwargs = dict(RUNS[name])
-    kwargs["data"] = [minutes if item == "minutes" else item for item in kwargs["data"]]  # type: ignore[union-attr]
+    files = {"minutes": minutes, "minutes2": minutes.with_name("SYN2.csv")}
+    kwargs["data"] = [files.get(item, item) for item in kwargs["data"]]  # type: ignore[union-attr,call-overload]
     return run_backtest(kwargs.pop("strategy"), journal=path, **kwargs)  # type: ignore[arg-type]
 
 
@@ -130,14 +143,20 @@ def test_bars_read_as_columns_give_the_frames_of_bars_decoded_one_by_one(
         pd.testing.assert_frame_equal(bars, decoded.bars[instrument], check_exact=True)
 
 
-def test_the_bars_are_the_data_the_run_saw(tmp_path: Path) -> None:
-    data = SAMPLES / "SYNTH_BTC-1h.csv"
-    result = run_backtest("ema_cross", data=[data], journal=tmp_path / "run.journal")
-    csv = pd.read_csv(data)
-    (bars,) = result.bars.values()
-    assert bars.index.tolist() == (pd.to_datetime(csv["date"]) + pd.Timedelta("1h")).tolist()  # close times
-    for column in ("open", "high", "low", "close", "volume"):
-        assert bars[column].tolist() == csv[column].tolist(), column
+@pytest.mark.parametrize("name", ["one instrument", "many blocks, two instruments"])
+def test_the_bars_are_the_data_the_run_saw(name: str, tmp_path: Path, minutes: Path) -> None:
+    result = run(name, tmp_path / "run.journal", minutes)
+    files = {
+        "one instrument": [SAMPLES / "SYNTH_BTC-1h.csv"],
+        "many blocks, two instruments": [minutes, minutes.with_name("SYN2.csv")],
+    }
+    assert len(result.bars) == len(files[name])
+    for data, bars in zip(files[name], result.bars.values(), strict=True):
+        csv = pd.read_csv(data)
+        step = pd.Timedelta("1h" if "1h" in data.name else "1min")
+        assert bars.index.tolist() == (pd.to_datetime(csv["date"]) + step).tolist()  # close times
+        for column in ("open", "high", "low", "close", "volume"):
+            assert bars[column].tolist() == csv[column].tolist(), column
 
 
 def test_an_open_trade_has_no_exit_time_and_no_duration(tmp_path: Path) -> None:
