@@ -358,12 +358,13 @@ def start_cli_session(
     standin: UsdmLiveStandIn, strategy: Path, journal: Path, run_for: float, *extra: str, **popen: Any
 ) -> subprocess.Popen[bytes]:
     """``tidemark paper`` in a child process, running ``run_for`` s past the
-    moment its journal appears."""
+    moment its journal appears (these tests are not about funding)."""
     opts_file = journal.with_suffix(".ccxt.json")
     opts_file.write_text(json.dumps(standin.ccxt_options()))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     args = ["paper", "--exchange", "binanceusdm", "--symbol", SYMBOL, "--strategy", str(strategy)]
-    args += ["--bar", "1s", "--journal", str(journal), "--ccxt-options", str(opts_file), *extra]
+    args += ["--bar", "1s", "--journal", str(journal), "--ccxt-options", str(opts_file)]
+    args += ["--config", str(funding_may_lag(journal.parent)), *extra]
     proc = subprocess.Popen([sys.executable, "-m", "adapters.cli", *args], env=env, cwd=ROOT, **popen)
     deadline = time.monotonic() + 30
     while not journal.exists() and time.monotonic() < deadline:
@@ -441,6 +442,7 @@ def test_watch_reloads_an_edited_strategy_and_keeps_the_last_good_one_on_a_broke
             bar_interval="1s",
             watch=True,
             settings=FeedSettings(funding_poll=0.2),
+            config=funding_may_lag(tmp_path),
         )
         editor = asyncio.ensure_future(edit())
         path = await run_paper(options)
