@@ -20,9 +20,6 @@ class Column:
         self._size = 0
         self._tail: list[Any] = []  # appended one at a time, not yet in the buffer
 
-    def __bool__(self) -> bool:
-        return bool(self._size or self._tail)
-
     def __len__(self) -> int:
         return self._size + len(self._tail)
 

@@ -256,9 +256,7 @@ class _Builder:
         instrument = run[0].instrument
         if not (all(map(_LAST, run)) and all(map(instrument.__eq__, map(_INSTRUMENT, run)))):
             return False
-        columns: dict[str, np.ndarray] = {
-            name: np.fromiter(map(attrgetter(name), run), dtype=DTYPES[name], count=len(run)) for name in NAMES
-        }
+        columns = _as_columns(run)
         times = columns["ts"]
         self._history(instrument).extend(columns)
         increasing = bool((times[1:] > times[:-1]).all())
@@ -351,12 +349,18 @@ class _BarHistory:
     def _flush(self) -> None:
         decoded = self._decoded
         if decoded:
-            for name, column in self.columns.items():
-                column.extend(np.fromiter(map(_FIELD[name], decoded), dtype=DTYPES[name], count=len(decoded)))
+            columns = _as_columns(decoded)
             decoded.clear()
+            for name, column in self.columns.items():
+                column.extend(columns[name])
 
 
 _FIELD = {name: attrgetter(name) for name in NAMES}
+
+
+def _as_columns(bars: list[Bar]) -> dict[str, np.ndarray]:
+    """Decoded bars as the columns :class:`BarLayout` reads (``NAMES``, ``DTYPES``)."""
+    return {name: np.fromiter(map(_FIELD[name], bars), dtype=DTYPES[name], count=len(bars)) for name in NAMES}
 
 
 def _reason(event: Any) -> dict[str, Any]:
