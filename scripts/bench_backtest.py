@@ -55,9 +55,9 @@ def synthetic_minutes(n: int, seed: int = 1) -> pd.DataFrame:
 
 
 def run_tidemark(n: int, journal: Path, every_bar: bool = False) -> dict[str, object]:
-    from adapters.backtest import Result, build_config, run_async
-    from core.ids import content_id
-    from core.series import InstrumentSeries, MarketSeries
+    from tidemark.adapters.backtest import Result, build_config, run_async
+    from tidemark.core.ids import content_id
+    from tidemark.core.series import InstrumentSeries, MarketSeries
 
     frame = synthetic_minutes(n)
     minute = 60_000_000_000
@@ -92,7 +92,7 @@ def run_tidemark(n: int, journal: Path, every_bar: bool = False) -> dict[str, ob
 
 def run_replay(journal: Path, n: int) -> dict[str, object]:
     """What ``tidemark replay --check`` does: verify and replay."""
-    from adapters.backtest import replay_verified
+    from tidemark.adapters.backtest import replay_verified
 
     start = time.perf_counter()
     checked = replay_verified(journal)

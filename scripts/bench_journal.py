@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.events import (
+from tidemark.core.events import (
     AccountSnapshot,
     Bar,
     Event,
@@ -33,10 +33,10 @@ from core.events import (
     RunStarted,
     SubmitOrder,
 )
-from journal.process_writer import ProcessJournalWriter
-from journal.reader import JournalReader
-from journal.verify import verify
-from journal.writer import JournalWriter
+from tidemark.journal.process_writer import ProcessJournalWriter
+from tidemark.journal.reader import JournalReader
+from tidemark.journal.verify import verify
+from tidemark.journal.writer import JournalWriter
 
 
 def event_mix(n: int) -> list[tuple[Event, bool, int]]:

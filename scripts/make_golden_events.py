@@ -12,9 +12,9 @@ from pathlib import Path
 
 import msgspec
 
-from core.codec import encode
-from core.events import EVENT_TYPES, TAGS
 from tests.core.event_samples import sample_event
+from tidemark.core.codec import encode
+from tidemark.core.events import EVENT_TYPES, TAGS
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "data" / "events"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-OUT = Path(__file__).resolve().parent.parent / "adapters" / "sample_data"
+OUT = Path(__file__).resolve().parent.parent / "tidemark" / "adapters" / "sample_data"
 
 
 def synth(symbol: str, seed: int, start_price: float, bars: int = 4000) -> pd.DataFrame:

@@ -27,4 +27,4 @@ def shared_data() -> Path:
 
 @pytest.fixture
 def sample_csv() -> Path:
-    return ROOT / "adapters" / "sample_data" / "SYNTH_BTC-1h.csv"
+    return ROOT / "tidemark" / "adapters" / "sample_data" / "SYNTH_BTC-1h.csv"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = sorted((ROOT / "adapters" / "sample_data").glob("*.csv"))
+SAMPLES = sorted((ROOT / "tidemark" / "adapters" / "sample_data").glob("*.csv"))
 
 
 def run(tmp: Path, hashseed: str, name: str) -> dict[str, object]:
@@ -36,7 +36,7 @@ def run(tmp: Path, hashseed: str, name: str) -> dict[str, object]:
         [
             sys.executable,
             "-m",
-            "adapters.cli",
+            "tidemark",
             "backtest",
             "--config",
             str(config_path),
@@ -77,8 +77,8 @@ GOLDEN_HEADS = {
 
 @pytest.mark.slow
 def test_the_same_runs_write_the_same_journals_as_earlier_versions(tmp_path: Path) -> None:
-    from adapters.backtest import run_backtest
-    from journal.verify import verify
+    from tidemark.adapters.backtest import run_backtest
+    from tidemark.journal.verify import verify
 
     assert run(tmp_path, "0", "multi")["head"] == GOLDEN_HEADS["multi"]
     journal = tmp_path / "ema.journal"

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = ROOT / "adapters" / "sample_data" / "SYNTH_BTC-1h.csv"
+SAMPLE = ROOT / "tidemark" / "adapters" / "sample_data" / "SYNTH_BTC-1h.csv"
 
 
 def tidemark(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", "adapters.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "tidemark", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
     )
 
 
@@ -75,9 +75,9 @@ def test_replay_reports_the_first_divergent_output(default_run: tuple[Path, Path
     verifies, but its outputs no longer follow from its inputs."""
     import asyncio
 
-    from core.events import RunStarted
-    from journal.reader import JournalReader
-    from journal.writer import JournalWriter
+    from tidemark.core.events import RunStarted
+    from tidemark.journal.reader import JournalReader
+    from tidemark.journal.writer import JournalWriter
 
     cwd, journal = default_run
     forged = tmp_path / "forged.journal"

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adapters.backtest import run_backtest
+from tidemark.adapters.backtest import run_backtest
 
 backtesting = pytest.importorskip("backtesting")
 from backtesting import Backtest, Strategy  # noqa: E402

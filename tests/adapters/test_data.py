@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adapters.data import DataError, align, load_bars
+from tidemark.adapters.data import DataError, align, load_bars
 
 GOOD = "date,open,high,low,close,volume\n" + "\n".join(
     f"2024-01-01T{h:02d}:00:00Z,{100 + h},{102 + h},{99 + h},{101 + h},{10 + h}" for h in range(6)

@@ -32,7 +32,7 @@ def fetch(standin: BinanceStandIn, tmp_path: Path, *args: str) -> subprocess.Com
     cmd = [
         sys.executable,
         "-m",
-        "adapters.cli",
+        "tidemark",
         "fetch",
         "--exchange",
         "binance",
@@ -122,7 +122,7 @@ def test_fetched_cache_runs_a_funded_backtest(standin: BinanceStandIn, tmp_path:
         [
             sys.executable,
             "-m",
-            "adapters.cli",
+            "tidemark",
             "backtest",
             "--data",
             paths["ohlcv"],
@@ -167,7 +167,7 @@ def test_backtest_takes_data_by_symbol_from_the_cache(standin: BinanceStandIn, t
     cmd = [
         sys.executable,
         "-m",
-        "adapters.cli",
+        "tidemark",
         "backtest",
         "--data",
         "BTC/USDT",

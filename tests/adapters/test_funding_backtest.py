@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from adapters.backtest import run_backtest
-from core.events import AccountSnapshot, FundingApplied, FundingUnavailable, OrderFilled
-from journal.reader import JournalReader
+from tidemark.adapters.backtest import run_backtest
+from tidemark.core.events import AccountSnapshot, FundingApplied, FundingUnavailable, OrderFilled
+from tidemark.journal.reader import JournalReader
 
 HOLD = """
 def schema():
@@ -110,7 +110,7 @@ def test_a_missing_rate_is_explicit_never_a_silent_zero(shared_data: Path, tmp_p
     assert [(g.funding_ts, g.fallback) for g in gaps] == [(missing_ts, "rate:0.0001")]
     fallback_charges = [e for e in events if isinstance(e, FundingApplied) and e.source.startswith("fallback")]
     assert len(fallback_charges) == 1 and fallback_charges[0].rate == 0.0001
-    from core.bus import BusFault
+    from tidemark.core.bus import BusFault
 
     with pytest.raises(BusFault, match="no funding rate"):
         run_backtest(

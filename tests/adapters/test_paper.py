@@ -18,12 +18,13 @@ from typing import Any
 import ccxt
 import pytest
 
-from adapters.backtest import replay
-from adapters.ccxt_errors import FATAL, RESUBSCRIBE, RETRY, classify
-from adapters.live_feed import FeedSettings
-from adapters.paper import PaperOptions, mask_options, run_paper
-from adapters.rerun import diff_runs, rerun_async
-from core.events import (
+from tests.standin.usdm_live import UsdmLiveStandIn
+from tidemark.adapters.backtest import replay
+from tidemark.adapters.ccxt_errors import FATAL, RESUBSCRIBE, RETRY, classify
+from tidemark.adapters.live_feed import FeedSettings
+from tidemark.adapters.paper import PaperOptions, mask_options, run_paper
+from tidemark.adapters.rerun import diff_runs, rerun_async
+from tidemark.core.events import (
     BookDelta,
     BookSnapshot,
     FeedGap,
@@ -39,8 +40,7 @@ from core.events import (
     Timer,
     Trade,
 )
-from journal.reader import JournalReader
-from tests.standin.usdm_live import UsdmLiveStandIn
+from tidemark.journal.reader import JournalReader
 
 SYMBOL = "BTC/USDT:USDT"
 ROOT = Path(__file__).resolve().parents[2]
@@ -350,7 +350,7 @@ def test_secrets_never_reach_the_journal_or_the_logs(
 def cli(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", "adapters.cli", *args], capture_output=True, text=True, env=env, cwd=ROOT, **kwargs
+        [sys.executable, "-m", "tidemark", *args], capture_output=True, text=True, env=env, cwd=ROOT, **kwargs
     )
 
 
@@ -365,7 +365,7 @@ def start_cli_session(
     args = ["paper", "--exchange", "binanceusdm", "--symbol", SYMBOL, "--strategy", str(strategy)]
     args += ["--bar", "1s", "--journal", str(journal), "--ccxt-options", str(opts_file)]
     args += ["--config", str(funding_may_lag(journal.parent)), *extra]
-    proc = subprocess.Popen([sys.executable, "-m", "adapters.cli", *args], env=env, cwd=ROOT, **popen)
+    proc = subprocess.Popen([sys.executable, "-m", "tidemark", *args], env=env, cwd=ROOT, **popen)
     deadline = time.monotonic() + 30
     while not journal.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -483,7 +483,7 @@ def test_ccxt_errors_are_classified(error: BaseException, kind: str) -> None:
 def test_inputs_received_before_the_session_ends_are_all_handed_out() -> None:
     """A machine that fell behind the feed still journals what it was sent:
     at the deadline the queue is drained, then the session ends."""
-    from adapters.paper import _next
+    from tidemark.adapters.paper import _next
 
     async def drain() -> list[object]:
         queue: asyncio.Queue[Any] = asyncio.Queue()

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from core.events import Event
+from tidemark.core.events import Event
 
 
 def _value(tp: Any, name: str, k: int) -> Any:

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adapters.backtest import run_backtest
-from core.events import AlgoFinished, OrderFilled, SubmitOrder
-from journal.reader import JournalReader
+from tidemark.adapters.backtest import run_backtest
+from tidemark.core.events import AlgoFinished, OrderFilled, SubmitOrder
+from tidemark.journal.reader import JournalReader
 
 HOUR = 3_600_000_000_000
 

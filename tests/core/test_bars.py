@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.bars import SESSION_RESUMED, BarAggregator
-from core.bus import Bus
-from core.events import Bar, Event, FeedGap, MarkPrice, Timer, Trade
-from core.series import MarketSeries
+from tidemark.core.bars import SESSION_RESUMED, BarAggregator
+from tidemark.core.bus import Bus
+from tidemark.core.events import Bar, Event, FeedGap, MarkPrice, Timer, Trade
+from tidemark.core.series import MarketSeries
 
 S = 1_000_000_000
 

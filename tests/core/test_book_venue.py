@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from core.book_venue import BookVenue
-from core.bus import Bus
-from core.events import (
+from tidemark.core.book_venue import BookVenue
+from tidemark.core.bus import Bus
+from tidemark.core.events import (
     BookDelta,
     BookSnapshot,
     Event,
@@ -20,9 +20,9 @@ from core.events import (
     SubmitOrder,
     Trade,
 )
-from core.execution import ExecutionConfig
-from core.portfolio import Portfolio
-from core.risk import RiskEngine, RiskLimits
+from tidemark.core.execution import ExecutionConfig
+from tidemark.core.portfolio import Portfolio
+from tidemark.core.risk import RiskEngine, RiskLimits
 
 SYM = "BTC/USDT:USDT"
 MS = 1_000_000

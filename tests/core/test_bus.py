@@ -7,9 +7,9 @@ from collections.abc import Iterable
 
 import pytest
 
-from core.bus import Actor, Bus, BusFault, Handler
-from core.clock import SimulatedClock
-from core.events import Bar, Event, Log, Timer
+from tidemark.core.bus import Actor, Bus, BusFault, Handler
+from tidemark.core.clock import SimulatedClock
+from tidemark.core.events import Bar, Event, Log, Timer
 
 
 def bar(ts: int, symbol: str = "X") -> Bar:

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.codec import DEFAULT_CODEC, Codec, EventDecodeError, decode, encode
-from core.events import EVENT_TYPES, TAGS, Bar, Event
+from tidemark.core.codec import DEFAULT_CODEC, Codec, EventDecodeError, decode, encode
+from tidemark.core.events import EVENT_TYPES, TAGS, Bar, Event
 
 GOLDEN = Path(__file__).resolve().parent.parent / "data" / "events"
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from core.bus import Bus
-from core.engine import AccountActor
-from core.events import (
+from tidemark.core.bus import Bus
+from tidemark.core.engine import AccountActor
+from tidemark.core.events import (
     EVENT_TYPES,
     Bar,
     Event,
@@ -21,11 +21,11 @@ from core.events import (
     OrderRejected,
     SubmitOrder,
 )
-from core.execution import ExecutionConfig, SimulatedVenue
-from core.fees import FeeModel
-from core.margin import MarginActor, liquidation_price
-from core.portfolio import Portfolio
-from core.risk import RiskEngine, RiskLimits
+from tidemark.core.execution import ExecutionConfig, SimulatedVenue
+from tidemark.core.fees import FeeModel
+from tidemark.core.margin import MarginActor, liquidation_price
+from tidemark.core.portfolio import Portfolio
+from tidemark.core.risk import RiskEngine, RiskLimits
 
 H = 3_600_000_000_000
 INVERSE = InstrumentDefinition(

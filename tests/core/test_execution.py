@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from core.bus import Bus
-from core.events import (
+from tidemark.core.bus import Bus
+from tidemark.core.events import (
     Bar,
     CancelOrder,
     Event,
@@ -20,12 +20,12 @@ from core.events import (
     RiskRejected,
     SubmitOrder,
 )
-from core.execution import ExecutionConfig, SimulatedVenue
-from core.fees import FeeModel
-from core.instruments import spot
-from core.portfolio import Portfolio
-from core.risk import RiskEngine, RiskLimits
-from core.slippage import SlippageModel
+from tidemark.core.execution import ExecutionConfig, SimulatedVenue
+from tidemark.core.fees import FeeModel
+from tidemark.core.instruments import spot
+from tidemark.core.portfolio import Portfolio
+from tidemark.core.risk import RiskEngine, RiskLimits
+from tidemark.core.slippage import SlippageModel
 
 H = 3_600_000_000_000  # one hour in ns
 
@@ -63,7 +63,7 @@ def make(**config: Any) -> Venue:
     bus = Bus()
     bus.add(venue)
     v = Venue(bus, venue, portfolio)
-    from core.events import EVENT_TYPES
+    from tidemark.core.events import EVENT_TYPES
 
     for cls in EVENT_TYPES:
         bus.subscribe(cls, v.events.append)

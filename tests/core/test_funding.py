@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import pytest
 
-from core.bus import Bus
-from core.events import FundingApplied, FundingRate, FundingUnavailable, InstrumentDefinition, MarkPrice, OrderFilled
-from core.funding import FundingActor
-from core.portfolio import Portfolio
 from tests.core.test_book_venue import Recorder
+from tidemark.core.bus import Bus
+from tidemark.core.events import (
+    FundingApplied,
+    FundingRate,
+    FundingUnavailable,
+    InstrumentDefinition,
+    MarkPrice,
+    OrderFilled,
+)
+from tidemark.core.funding import FundingActor
+from tidemark.core.portfolio import Portfolio
 
 SYM = "BTC/USDT:USDT"
 S = 1_000_000_000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-from core.heap import frozen_setup, settle
+from tidemark.core.heap import frozen_setup, settle
 
 
 def test_setup_is_frozen_for_the_block_and_released_after() -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import indicators as ind
+from tidemark.core import indicators as ind
 
 
 @pytest.fixture

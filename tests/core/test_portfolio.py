@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.events import InstrumentDefinition, OrderFilled
-from core.instruments import spot
-from core.portfolio import Portfolio
+from tidemark.core.events import InstrumentDefinition, OrderFilled
+from tidemark.core.instruments import spot
+from tidemark.core.portfolio import Portfolio
 
 FUT = InstrumentDefinition(
     0, "ES", kind="equity_future", quote="USD", settle="USD", multiplier=50.0, fee_per_contract=2.5
@@ -144,7 +144,7 @@ steps = st.lists(
 @given(steps)
 @settings(max_examples=300, deadline=None)
 def test_identity_holds_with_funding_liquidations_and_coin_cash(stream: list[tuple]) -> None:
-    from core.events import FundingApplied
+    from tidemark.core.events import FundingApplied
 
     pf = book(spot("X"), INVERSE, PERP, cash=1_000_000.0)
     for step in stream:

@@ -14,15 +14,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.backtest import build_config, instruments_for, run_backtest, slots_for, strategy_configs
-from core.bus import BusFault
-from core.codec import DEFAULT_CODEC
-from core.config import RunConfig
-from core.engine import Engine
-from core.events import Bar, Event
-from core.series import BarBlock, InstrumentSeries, MarketSeries
-from journal.reader import JournalReader
-from journal.records import msgpack_array_header
+from tidemark.adapters.backtest import build_config, instruments_for, run_backtest, slots_for, strategy_configs
+from tidemark.core.bus import BusFault
+from tidemark.core.codec import DEFAULT_CODEC
+from tidemark.core.config import RunConfig
+from tidemark.core.engine import Engine
+from tidemark.core.events import Bar, Event
+from tidemark.core.series import BarBlock, InstrumentSeries, MarketSeries
+from tidemark.journal.reader import JournalReader
+from tidemark.journal.records import msgpack_array_header
 
 HOUR = 3_600_000_000_000
 START = 1_600_000_000_000_000_000

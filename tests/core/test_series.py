@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.codec import DEFAULT_CODEC
-from core.events import Bar
-from core.series import BarBlock, InstrumentSeries, MarketSeries, bar_unpacker
+from tidemark.core.codec import DEFAULT_CODEC
+from tidemark.core.events import Bar
+from tidemark.core.series import BarBlock, InstrumentSeries, MarketSeries, bar_unpacker
 
 MINUTE = 60_000_000_000
 

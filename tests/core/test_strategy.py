@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adapters.backtest import run_backtest
-from core import indicators
-from core.params import ParamError, resolve
-from core.strategy import StrategyError, load_source
+from tidemark.adapters.backtest import SAMPLE_DIR, run_backtest
+from tidemark.core import indicators
+from tidemark.core.params import ParamError, resolve
+from tidemark.core.strategy import StrategyError, load_source
 
 SCHEMA = {
     "id": "t",
@@ -95,7 +95,7 @@ def test_class_based_strategy_and_attribution(tmp_path: Path, sample_csv: Path) 
         tmp_path,
         "cls.py",
         """
-        from core.strategy import Strategy
+        from tidemark.core.strategy import Strategy
         class Flipper(Strategy):
             @classmethod
             def schema(cls):
@@ -121,7 +121,7 @@ def test_class_based_strategy_and_attribution(tmp_path: Path, sample_csv: Path) 
 
 
 def test_multi_symbol_access_and_target_weights(tmp_path: Path) -> None:
-    samples = sorted((Path(__file__).resolve().parents[2] / "adapters" / "sample_data").glob("*.csv"))
+    samples = sorted(SAMPLE_DIR.glob("*.csv"))
     path = write(
         tmp_path,
         "rot.py",
@@ -174,8 +174,8 @@ def test_run_config_sizing_drives_size_default(tmp_path: Path, sample_csv: Path)
 
 def _outputs(path: Path) -> list[tuple[str, bytes]]:
     """Every record after the header, as (kind, payload): what the run did."""
-    from core.events import TAGS, RunStarted
-    from journal.reader import JournalReader
+    from tidemark.core.events import TAGS, RunStarted
+    from tidemark.journal.reader import JournalReader
 
     reader = JournalReader(path)
     try:

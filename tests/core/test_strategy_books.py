@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from core.book_venue import BookVenue
-from core.bus import Bus
-from core.events import BookDelta, FeedGap, OrderFilled
-from core.execution import ExecutionConfig
-from core.portfolio import Portfolio
-from core.risk import RiskEngine, RiskLimits
-from core.series import MarketSeries
-from core.strategy import StrategyRunner, load_source
 from tests.core.test_book_venue import INSTRUMENT, SYM, Recorder, snapshot
+from tidemark.core.book_venue import BookVenue
+from tidemark.core.bus import Bus
+from tidemark.core.events import BookDelta, FeedGap, OrderFilled
+from tidemark.core.execution import ExecutionConfig
+from tidemark.core.portfolio import Portfolio
+from tidemark.core.risk import RiskEngine, RiskLimits
+from tidemark.core.series import MarketSeries
+from tidemark.core.strategy import StrategyRunner, load_source
 
 QUOTER = """
 def schema():

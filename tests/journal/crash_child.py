@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from core.bus import Bus
-from core.events import Bar, Log
-from journal.writer import JournalWriter
 from tests.journal.helpers import header
+from tidemark.core.bus import Bus
+from tidemark.core.events import Bar, Log
+from tidemark.journal.writer import JournalWriter
 
 
 async def main(path: str, resume: bool) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.bus import Bus
-from core.events import Bar, Log, RunStarted
-from journal.writer import JournalWriter
+from tidemark.core.bus import Bus
+from tidemark.core.events import Bar, Log, RunStarted
+from tidemark.journal.writer import JournalWriter
 
 
 def header() -> RunStarted:

@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from adapters.backtest import replay, run_backtest
-from core.codec import DEFAULT_CODEC
-from core.events import Bar, RunStarted
-from core.series import BarBlock
-from journal.bar_columns import bar_inputs
-from journal.blocks import decode_blocks
-from journal.reader import JournalReader
-from journal.writer import JournalWriter
+from tidemark.adapters.backtest import SAMPLE_DIR, replay, run_backtest
+from tidemark.core.codec import DEFAULT_CODEC
+from tidemark.core.events import Bar, RunStarted
+from tidemark.core.series import BarBlock
+from tidemark.journal.bar_columns import bar_inputs
+from tidemark.journal.blocks import decode_blocks
+from tidemark.journal.reader import JournalReader
+from tidemark.journal.writer import JournalWriter
 
-SAMPLES = Path(__file__).resolve().parents[2] / "adapters" / "sample_data"
+SAMPLES = SAMPLE_DIR
 
 
 def columns_of(path: Path):

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from journal.reader import JournalReader
-from journal.verify import verify
-from journal.writer import STATUS_RECOVERED, JournalWriter
+from tidemark.journal.reader import JournalReader
+from tidemark.journal.verify import verify
+from tidemark.journal.writer import STATUS_RECOVERED, JournalWriter
 
 ROOT = Path(__file__).resolve().parents[2]
 KILLS = int(os.environ.get("TIDEMARK_CRASH_KILLS", "20"))

@@ -11,10 +11,10 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.events import OrderFilled
-from core.instruments import spot
-from core.portfolio import Portfolio
-from journal.equity_curve import EquityCurve
+from tidemark.core.events import OrderFilled
+from tidemark.core.instruments import spot
+from tidemark.core.portfolio import Portfolio
+from tidemark.journal.equity_curve import EquityCurve
 
 INSTRUMENTS = ("A", "B", "C")  # C has no mark until its first one: it starts without being kept
 prices = st.floats(min_value=0.5, max_value=2_000.0, allow_nan=False)

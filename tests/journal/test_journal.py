@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from core.bus import Bus
-from core.events import Bar, Log
-from journal.errors import JournalLockedError, SequenceError
-from journal.export import export
-from journal.process_writer import ProcessJournalWriter
-from journal.reader import JournalReader
-from journal.records import PAGE_SIZE
-from journal.verify import verify
-from journal.writer import JournalWriter
 from tests.journal.helpers import header, write_journal
+from tidemark.core.bus import Bus
+from tidemark.core.events import Bar, Log
+from tidemark.journal.errors import JournalLockedError, SequenceError
+from tidemark.journal.export import export
+from tidemark.journal.process_writer import ProcessJournalWriter
+from tidemark.journal.reader import JournalReader
+from tidemark.journal.records import PAGE_SIZE
+from tidemark.journal.verify import verify
+from tidemark.journal.writer import JournalWriter
 
 
 @pytest.mark.asyncio
@@ -91,8 +91,8 @@ async def test_second_writer_fails_fast_in_process_and_across_processes(tmp_path
         await JournalWriter.create(path, overwrite=True)
     code = (
         "import asyncio,sys\n"
-        "from journal.writer import JournalWriter\n"
-        "from journal.errors import JournalLockedError\n"
+        "from tidemark.journal.writer import JournalWriter\n"
+        "from tidemark.journal.errors import JournalLockedError\n"
         f"try:\n    asyncio.run(JournalWriter.resume({str(path)!r}))\n"
         "except JournalLockedError:\n    sys.exit(7)\n"
     )
@@ -167,7 +167,7 @@ async def test_export_formats_carry_every_record(tmp_path: Path, fmt: str) -> No
 
 
 def test_a_file_that_is_not_a_journal_is_reported(tmp_path: Path) -> None:
-    from journal.errors import JournalFormatError
+    from tidemark.journal.errors import JournalFormatError
 
     path = tmp_path / "not.journal"
     path.write_bytes(b"hello, I am not SQLite" * 100)
@@ -183,9 +183,9 @@ def test_a_file_that_is_not_a_journal_is_reported(tmp_path: Path) -> None:
 async def test_writer_process_names_an_event_that_cannot_be_encoded_and_keeps_the_ones_before(
     tmp_path: Path,
 ) -> None:
-    from journal.errors import JournalError
-    from journal.process_writer import ProcessJournalWriter
-    from journal.writer import STATUS_FAILED
+    from tidemark.journal.errors import JournalError
+    from tidemark.journal.process_writer import ProcessJournalWriter
+    from tidemark.journal.writer import STATUS_FAILED
 
     path = tmp_path / "bad.journal"
     writer = await ProcessJournalWriter.create(path)
@@ -211,8 +211,8 @@ async def test_writer_process_stores_what_the_in_process_writer_stores(tmp_path:
     payloads, hashes, causes, flags and per-kind counts."""
     import numpy as np
 
-    from core.series import BarBlock, InstrumentSeries
-    from journal.process_writer import ProcessJournalWriter
+    from tidemark.core.series import BarBlock, InstrumentSeries
+    from tidemark.journal.process_writer import ProcessJournalWriter
 
     n = 10_000
     hour = 3_600_000_000_000

@@ -11,14 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adapters.backtest import Result, run_backtest
-from core.events import Bar, FundingApplied, InstrumentDefinition, OrderFilled, RunStarted
-from core.portfolio import Portfolio
-from journal import projections
-from journal.projections import Projections
-from journal.reader import JournalReader
+from tidemark.adapters.backtest import SAMPLE_DIR, Result, run_backtest
+from tidemark.core.events import Bar, FundingApplied, InstrumentDefinition, OrderFilled, RunStarted
+from tidemark.core.portfolio import Portfolio
+from tidemark.journal import projections
+from tidemark.journal.projections import Projections
+from tidemark.journal.reader import JournalReader
 
-SAMPLES = Path(__file__).resolve().parents[2] / "adapters" / "sample_data"
+SAMPLES = SAMPLE_DIR
 RUNS = {
     "one instrument": dict(strategy="ema_cross", data=[SAMPLES / "SYNTH_BTC-1h.csv"]),
     "two instruments": dict(

@@ -11,18 +11,18 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from adapters.backtest import replay, replay_verified, run_backtest
-from core.events import Bar, Event, OrderFilled, PositionChanged
-from journal.blocks import decode_blocks
-from journal.reader import JournalReader, Record
-from journal.records import GENESIS, chain_hashes, msgpack_array_header_size, split_block, split_payloads
-from journal.verify import verify
-from journal.writer import JournalWriter
+from tidemark.adapters.backtest import SAMPLE_DIR, replay, replay_verified, run_backtest
+from tidemark.core.events import Bar, Event, OrderFilled, PositionChanged
+from tidemark.journal.blocks import decode_blocks
+from tidemark.journal.reader import JournalReader, Record
+from tidemark.journal.records import GENESIS, chain_hashes, msgpack_array_header_size, split_block, split_payloads
+from tidemark.journal.verify import verify
+from tidemark.journal.writer import JournalWriter
 
 Edit = Callable[[Record], tuple[Event, int]]
 
 
-SAMPLE = Path(__file__).resolve().parents[2] / "adapters" / "sample_data" / "SYNTH_BTC-1h.csv"
+SAMPLE = SAMPLE_DIR / "SYNTH_BTC-1h.csv"
 
 
 @pytest.fixture(scope="module")

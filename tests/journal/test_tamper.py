@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from journal.reader import JournalReader
-from journal.records import GENESIS, HASH_SIZE
-from journal.verify import BackgroundVerify, verify
 from tests.journal.helpers import write_journal
+from tidemark.journal.reader import JournalReader
+from tidemark.journal.records import GENESIS, HASH_SIZE
+from tidemark.journal.verify import BackgroundVerify, verify
 
 EVENTS = 300  # bars; with their logs and the header: 601 records
 BLOCK = 16
@@ -157,8 +157,8 @@ def test_a_background_verify_of_a_missing_journal_raises(tmp_path: Path) -> None
 
 
 def test_a_damaged_journal_is_quarantined_and_never_resumed(pristine: Path, tmp_path: Path) -> None:
-    from journal.errors import JournalIntegrityError
-    from journal.writer import JournalWriter
+    from tidemark.journal.errors import JournalIntegrityError
+    from tidemark.journal.writer import JournalWriter
 
     path = tmp_path / "t.journal"
     shutil.copyfile(pristine, path)

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adapters.backtest import replay, run_backtest
-from core.events import AccountSnapshot, AlgoFinished, OrderFilled, SubmitOrder
-from journal.reader import JournalReader
+from tidemark.adapters.backtest import replay, run_backtest
+from tidemark.core.events import AccountSnapshot, AlgoFinished, OrderFilled, SubmitOrder
+from tidemark.journal.reader import JournalReader
 
 BARS = 40 * 96  # 40 days of 15-minute bars
 START = pd.Timestamp("2024-03-01T00:00:00Z")

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adapters.backtest import replay, run_backtest
+from tidemark.adapters.backtest import replay, run_backtest
 
 SPECS = {"ES": (4_500.0, 50.0), "NQ": (15_000.0, 20.0), "CL": (75.0, 1_000.0)}
 

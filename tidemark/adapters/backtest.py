@@ -1,0 +1,480 @@
+"""Run a backtest end to end: data -> journaled actor graph -> Result.
+
+Python API::
+
+    from tidemark.adapters.backtest import run_backtest
+    result = run_backtest("ema_cross", data=["GOOG.csv"], params={"fast": 10})
+    result.metrics["final_equity"], result.trades, result.equity
+
+    Result.from_journal("runs/ema_cross-1a2b.journal")   # the same, from disk
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pandas as pd
+
+from tidemark import __version__
+from tidemark.adapters.data import (
+    DataError,
+    LoadedBars,
+    align,
+    describe,
+    fingerprint,
+    load_bars,
+    load_funding,
+    load_marks,
+)
+from tidemark.adapters.strategy_loader import resolve_strategy
+from tidemark.core import config as cfg
+from tidemark.core.bus import EventSink
+from tidemark.core.config import RunConfig, StrategyConfig
+from tidemark.core.engine import Engine, StrategySlot
+from tidemark.core.events import Bar, Event, FundingRate, InstrumentDefinition, MarkPrice, RunStarted
+from tidemark.core.heap import frozen_setup
+from tidemark.core.ids import canonical_json, content_id, sha256_hex
+from tidemark.core.metrics import compute as compute_metrics
+from tidemark.core.params import resolve
+from tidemark.core.series import MarketSeries
+from tidemark.core.strategy import load_source
+from tidemark.journal.blocks import DecodedBlock
+from tidemark.journal.process_writer import ProcessJournalWriter
+from tidemark.journal.projections import Projections
+from tidemark.journal.reader import JournalReader
+from tidemark.journal.replay import ReplayReport, replay_check
+from tidemark.journal.verify import BackgroundVerify, VerifyReport, verify
+from tidemark.journal.writer import STATUS_FAILED
+
+PACKAGE_VERSION = __version__
+SAMPLE_DIR = Path(__file__).parent / "sample_data"
+DEFAULT_RUNS_DIR = Path("runs")
+PUMP_EVERY = 4096
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class Result:
+    """A finished run, read back from its journal."""
+
+    journal: Path
+    run_id: str
+    header: RunStarted
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    equity: pd.DataFrame
+    trades: pd.DataFrame
+    orders: pd.DataFrame
+    fills: pd.DataFrame
+    positions: pd.DataFrame
+    rejections: pd.DataFrame
+    funding: pd.DataFrame
+    head: str
+    events: int
+    bars: dict[str, pd.DataFrame]
+    """Per instrument, the bars the run saw: open, high, low, close, volume
+    indexed by close time (UTC)."""
+
+    @classmethod
+    def from_journal(cls, path: str | os.PathLike[str]) -> Result:
+        with JournalReader(path) as reader:
+            proj = Projections.build(reader)
+            seq, head = reader.head()
+        fees = float(proj.fills["fee"].sum()) if len(proj.fills) else 0.0
+        metrics = compute_metrics(proj.equity, proj.trades, proj.initial_cash, fees)
+        metrics["rejections"] = len(proj.rejections)
+        metrics["funding"] = float(proj.funding["amount"].sum()) if len(proj.funding) else 0.0
+        return cls(
+            Path(path),
+            proj.header.run_id,
+            proj.header,
+            proj.config,
+            metrics,
+            proj.equity,
+            proj.trades,
+            proj.orders,
+            proj.fills,
+            proj.positions,
+            proj.rejections,
+            proj.funding,
+            head,
+            seq,
+            proj.bars,
+        )
+
+    def rejections_by_reason(self) -> dict[str, int]:
+        if not len(self.rejections):
+            return {}
+        return {str(k): int(v) for k, v in self.rejections["reason"].value_counts().sort_index().items()}
+
+
+# -- configuration ---------------------------------------------------------------------------------
+
+
+def build_config(
+    config: RunConfig | dict[str, Any] | str | os.PathLike[str] | None = None,
+    **overrides: Any,
+) -> RunConfig:
+    """A RunConfig from an object, a dict or a JSON file, with overrides
+    (``None`` overrides are ignored) applied and validated."""
+    if config is None:
+        base: dict[str, Any] = {}
+    elif isinstance(config, RunConfig):
+        base = cfg.to_builtins(config)
+    elif isinstance(config, dict):
+        base = dict(config)
+    else:
+        path = Path(config)
+        try:
+            text = path.read_bytes()
+        except OSError as exc:
+            raise cfg.ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
+        base = cfg.to_builtins(cfg.parse_json(text, str(path)))
+    for key, value in overrides.items():
+        if value is not None:
+            base[key] = value
+    return cfg.parse(base)
+
+
+def strategy_configs(config: RunConfig, symbols: list[str]) -> list[StrategyConfig]:
+    """The run's strategies with ids, symbols and source filled in."""
+    specs = list(config.strategies) or [
+        StrategyConfig(strategy=config.strategy or "ema_cross", params=dict(config.params))
+    ]
+    out = []
+    used: dict[str, int] = {}
+    for spec in specs:
+        source, origin = (spec.source, spec.origin) if spec.source else resolve_strategy(spec.strategy)
+        loaded = load_source(source, origin)
+        base_id = spec.id or loaded.id
+        used[base_id] = used.get(base_id, 0) + 1
+        strategy_id = base_id if used[base_id] == 1 else f"{base_id}.{used[base_id]}"
+        out.append(
+            msgspec.structs.replace(
+                spec, id=strategy_id, symbols=list(spec.symbols or symbols), source=source, origin=origin
+            )
+        )
+    return out
+
+
+# -- the run ---------------------------------------------------------------------------------------
+
+
+def load_market(
+    config: RunConfig, data: Sequence[str | os.PathLike[str]] | None, *, tz: str | None = None
+) -> tuple[list[LoadedBars], MarketSeries]:
+    paths = [resolve_data(Path(p), config.timeframe) for p in (data or config.data)] or sorted(
+        SAMPLE_DIR.glob("*.csv")
+    )[:1]
+    symbols = config.all_symbols()
+    if len(paths) == 1 and len(symbols) > 1:
+        raise DataError(f"{len(symbols)} symbols but one data file; give one --data file per symbol")
+    interval = cfg.duration_ns(config.timeframe) if config.timeframe else None
+    start = parse_time_ns(config.start, "start")
+    end = parse_time_ns(config.end, "end")
+    loaded = []
+    for k, path in enumerate(paths):
+        symbol = symbols[k] if k < len(symbols) else None
+        loaded.append(
+            load_bars(path, symbol=symbol, tz=tz, repair=config.repair, interval=interval, start=start, end=end)
+        )
+    return loaded, align(loaded)
+
+
+CACHE_DIR = Path("data")
+
+
+def resolve_data(path: Path, timeframe: str | None) -> Path:
+    """A data file, or a symbol fetched into the cache (``data/<exchange>/``):
+    ``--data BTC/USDT`` finds ``data/*/BTC_USDT-<timeframe>.parquet``."""
+    if path.exists() or path.suffix in (".csv", ".parquet", ".feather", ".pq", ".arrow", ".gz"):
+        return path
+    safe = str(path).replace("/", "_").replace(":", "_")
+    pattern = f"{safe}-{timeframe}.parquet" if timeframe else f"{safe}-*.parquet"
+    found = sorted(p for p in CACHE_DIR.glob(f"*/{pattern}") if not p.stem.endswith(("-funding", "-mark")))
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise DataError(f"{path}: no such file, and no cached {pattern} under {CACHE_DIR}/ (run tidemark fetch)")
+    raise DataError(f"{path}: several cached files match ({', '.join(map(str, found))}); give --timeframe or a path")
+
+
+def parse_time_ns(value: int | str | None, name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return value * 1_000_000 if value < 10**14 else value
+    try:
+        stamp = pd.Timestamp(value)
+    except ValueError:
+        raise cfg.ConfigError(f"run config: {name} {value!r} is not a time") from None
+    if stamp.tzinfo is None:
+        stamp = stamp.tz_localize("UTC")
+    return int(stamp.value)
+
+
+def instruments_for(
+    config: RunConfig, market: MarketSeries, ts: int, perpetuals: Iterable[str] = ()
+) -> list[InstrumentDefinition]:
+    """One definition per symbol: spot by default, ``perpetual`` where funding
+    data exists, overridden field by field by ``config.instruments``."""
+    perps = set(perpetuals)
+    out = []
+    for symbol in market.symbols:
+        spec = config.instruments.get(symbol)
+        fields: dict[str, Any] = {
+            "kind": "perpetual" if symbol in perps else "spot",
+            "base": symbol,
+            "quote": config.currency,
+            "settle": config.currency,
+            "contract_size": config.contract_size,
+            "multiplier": config.multiplier,
+        }
+        if spec is not None:
+            given = {k: v for k, v in msgspec.structs.asdict(spec).items() if v not in (None, "")}
+            given["expiry"] = parse_time_ns(spec.expiry, f"instruments.{symbol}.expiry") or 0
+            fields.update(given)
+            if spec.inverse and not spec.settle:
+                fields["settle"] = fields["base"]
+        out.append(InstrumentDefinition(ts, symbol, **fields))
+    return out
+
+
+def make_header(
+    config: RunConfig, fingerprints: dict[str, Any], ts: int, *, parent: str = "", mode: str = "backtest"
+) -> RunStarted:
+    config_json = canonical_json(cfg.to_builtins(config))
+    config_hash = sha256_hex(config_json)
+    prints = canonical_json(fingerprints)
+    run_id = content_id(config_hash, prints, parent, mode)
+    return RunStarted(ts, run_id, config_json, config_hash, prints, PACKAGE_VERSION, config.seed, parent, mode)
+
+
+def slots_for(config: RunConfig) -> list[StrategySlot]:
+    """Load every strategy and validate its parameters (before any journal exists)."""
+    slots = []
+    for spec in config.strategies:
+        loaded = load_source(spec.source, spec.origin)
+        slots.append(StrategySlot(loaded, spec.id, list(spec.symbols), resolve(loaded.schema, dict(spec.params))))
+    return slots
+
+
+async def run_async(
+    config: RunConfig,
+    *,
+    data: Sequence[str | os.PathLike[str]] | None = None,
+    journal: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+    tz: str | None = None,
+    progress: Progress | None = None,
+    market: MarketSeries | None = None,
+    fingerprints: dict[str, Any] | None = None,
+    parent: str = "",
+) -> Path:
+    """Run a backtest and write its journal; returns the journal path."""
+    if market is None:
+        loaded, market = load_market(config, data, tz=tz)
+        fingerprints = describe(loaded)
+        config = msgspec.structs.replace(
+            config, data=[Path(b.path).name for b in loaded], symbols=market.symbols, symbol=None
+        )
+    config = msgspec.structs.replace(
+        config, strategies=strategy_configs(config, market.symbols), strategy=None, params={}
+    )
+    slots = slots_for(config)
+    first_open = int(market.timeline[0]) - next(iter(market.instruments.values())).interval
+    extras, config, extra_prints = load_extras(config, market, first_open)
+    fingerprints = {**(fingerprints or {}), **extra_prints}
+    header = make_header(config, fingerprints, first_open, parent=parent)
+    path = (
+        Path(journal)
+        if journal is not None
+        else DEFAULT_RUNS_DIR / f"{config.strategies[0].id}-{header.run_id}.journal"
+    )
+    writer = await ProcessJournalWriter.create(path, durability="normal", overwrite=overwrite or journal is None)
+    try:
+        engine = Engine(config, slots, market, sink=writer)
+        perps = sorted({e.instrument for e in extras if isinstance(e, FundingRate)})
+        await drive(
+            engine, writer, header, instruments_for(config, market, first_open, perps), market, progress, extras
+        )
+    except BaseException:
+        await writer.close(STATUS_FAILED)
+        raise
+    await writer.close()
+    return path
+
+
+async def drive(
+    engine: Engine,
+    writer: ProcessJournalWriter,
+    header: RunStarted,
+    instruments: list[InstrumentDefinition],
+    market: MarketSeries,
+    progress: Progress | None,
+    extras: list[Event] | None = None,
+) -> None:
+    """Feed the header, instruments, bars and other market inputs in time
+    order (at equal times: bars, then marks, then funding); pump the journal."""
+    engine.feed(header)
+    for inst in instruments:
+        engine.feed(inst)
+    total = market.bar_count + len(extras or ())
+    engine.start()
+    feed_all = engine.bus.feed_all
+    chunks: Iterator[Sequence[Event]]
+    if extras:
+        merged = heapq.merge(market.bars(), extras, key=_feed_order)
+        chunks = iter(lambda: list(islice(merged, PUMP_EVERY)), [])
+    else:
+        chunks = market.bar_chunks(PUMP_EVERY)
+    count = 0
+    with frozen_setup():
+        for chunk in chunks:
+            feed_all(chunk)
+            count += len(chunk)
+            await writer.pump()
+            if progress is not None:
+                progress(count, total)
+        engine.finish()
+    if progress is not None:
+        progress(total, total)
+
+
+_FEED_RANK = {Bar: 0, MarkPrice: 1, FundingRate: 2}
+
+
+def _feed_order(event: Event) -> tuple[int, int]:
+    return event.ts, _FEED_RANK[type(event)]
+
+
+def load_extras(
+    config: RunConfig, market: MarketSeries, first_open: int
+) -> tuple[list[Event], RunConfig, dict[str, Any]]:
+    """Funding rates and mark prices for the run's symbols, within its window."""
+    funding = config.funding
+    if not funding.enabled or not (funding.data or funding.marks):
+        return [], config, {}
+    last = int(market.timeline[-1])
+    symbols = set(market.symbols)
+    events: list[Event] = []
+    prints: dict[str, Any] = {}
+    for path_text in funding.data:
+        rates = load_funding(path_text)
+        events.extend(e for e in rates if first_open <= e.ts <= last and e.instrument in symbols)
+        prints[f"funding:{Path(path_text).name}"] = fingerprint(path_text)
+    for path_text in funding.marks:
+        marks = load_marks(path_text)
+        events.extend(e for e in marks if first_open <= e.ts <= last and e.instrument in symbols)
+        prints[f"marks:{Path(path_text).name}"] = fingerprint(path_text)
+    if not any(isinstance(e, FundingRate) for e in events):
+        raise DataError(
+            f"no funding rates for {sorted(symbols)} in the run's window (file names must match the symbols)"
+        )
+    events.sort(key=_feed_order)
+    names = msgspec.structs.replace(
+        funding, data=[Path(p).name for p in funding.data], marks=[Path(p).name for p in funding.marks]
+    )
+    return events, msgspec.structs.replace(config, funding=names), prints
+
+
+def run_backtest(
+    strategy: str | None = None,
+    *,
+    data: Sequence[str | os.PathLike[str]] | str | None = None,
+    symbol: str | None = None,
+    params: dict[str, Any] | None = None,
+    config: RunConfig | dict[str, Any] | str | os.PathLike[str] | None = None,
+    journal: str | os.PathLike[str] | None = None,
+    fill: str | None = None,
+    tz: str | None = None,
+    overwrite: bool = False,
+    **overrides: Any,
+) -> Result:
+    """Run a backtest and return its :class:`Result` (rebuilt from the journal)."""
+    if isinstance(data, (str, os.PathLike)):
+        data = [data]
+    run_config = build_config(config, strategy=strategy, symbol=symbol, fill_model=fill, **overrides)
+    if params:
+        run_config = build_config(run_config, params={**run_config.params, **params})
+    path = asyncio.run(run_async(run_config, data=data, journal=journal, overwrite=overwrite, tz=tz))
+    return Result.from_journal(path)
+
+
+# -- replay ------------------------------------------------------------------------------------------
+
+
+def engine_from_journal(
+    reader: JournalReader, blocks: list[DecodedBlock], sink: EventSink, bars: MarketSeries | None = None
+) -> Engine:
+    """Rebuild a run's actor graph from its header and its journaled bars
+    (``bars``: already read as columns)."""
+    header = blocks[0].event(0) if blocks and len(blocks[0]) else None
+    if not isinstance(header, RunStarted):
+        raise ValueError(f"{reader.path}: seq 1 is not a run header")
+    config = cfg.parse(json.loads(header.config))
+    if config.paper is not None:
+        # Book sessions build their bars from the journaled trades, as they did live.
+        paper = config.paper
+        market = MarketSeries.live_series(config.all_symbols(), cfg.duration_ns(paper.bar_interval), paper.max_bars)
+    elif bars is not None:
+        market = bars
+    else:
+        market = MarketSeries.from_bars([event for block in blocks for event in block.events if type(event) is Bar])
+    return Engine(config, slots_for(config), market, sink=sink)
+
+
+def replay(path: str | os.PathLike[str]) -> ReplayReport:
+    """Regenerate every output of a journal and compare (no verify: see
+    :func:`replay_verified`, which ``tidemark replay --check`` runs)."""
+    with JournalReader(path) as reader:
+        return replay_check(reader, engine_from_journal)
+
+
+@dataclass(frozen=True)
+class VerifiedReplay:
+    """A journal verified and replayed. ``replay`` is None when verify found
+    damage: a damaged journal's replay proves nothing."""
+
+    integrity: VerifyReport
+    replay: ReplayReport | None
+
+    @property
+    def ok(self) -> bool:
+        return self.integrity.ok and self.replay is not None and self.replay.ok
+
+
+def replay_verified(path: str | os.PathLike[str], *, full_verify: bool = False) -> VerifiedReplay:
+    """``tidemark replay --check``: verify the journal and replay it.
+
+    Verify runs in a child process while this one replays, so the two take
+    about as long as replay alone on a machine with two cores. Replay
+    decodes or byte-compares every payload, so verify only reads each
+    payload's tag and time unless ``full_verify`` (``tidemark audit``). On a
+    damaged journal the replay's outcome, an error included, is dropped and
+    the report says what verify found."""
+    pending = BackgroundVerify(path, decode=full_verify)
+    try:
+        try:
+            report = replay(path)
+        except Exception:
+            integrity = pending.result()
+            if integrity.ok and not full_verify:
+                integrity = verify(path)  # names a payload that does not decode
+            if not integrity.ok:
+                return VerifiedReplay(integrity, None)
+            raise
+        integrity = pending.result()
+    finally:
+        pending.close()  # on an interrupt: stop the child
+    return VerifiedReplay(integrity, report if integrity.ok else None)

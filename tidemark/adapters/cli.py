@@ -1,0 +1,690 @@
+"""The ``tidemark`` command line.
+
+Exit codes: 0 success; 1 a check failed (verify found damage, replay
+diverged); 2 bad input (data, config, parameters, unknown files), with one
+line on stderr naming what is wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+import msgspec
+
+from tidemark.adapters import logs
+from tidemark.adapters.progress import ProgressBar
+
+if TYPE_CHECKING:
+    from tidemark.adapters.live_feed import FeedSettings
+    from tidemark.adapters.paper import PaperOptions
+
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad command-line input (exit 2)."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logs.configure(json_lines=args.log_json, verbose=args.verbose)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("tidemark: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        from tidemark.adapters.paper import PaperError
+        from tidemark.core.bus import BusFault
+
+        if isinstance(exc, PaperError) and not args.verbose:
+            print(f"tidemark: error: {exc}", file=sys.stderr)
+            return EXIT_CHECK_FAILED
+        if isinstance(exc, BusFault) and not args.verbose:
+            print(f"tidemark: error: {exc} (the journal is sealed 'failed'; -v for the traceback)", file=sys.stderr)
+            return EXIT_CHECK_FAILED
+        if not _is_input_error(exc):
+            raise
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"tidemark: error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def _is_input_error(exc: Exception) -> bool:
+    from tidemark.adapters.data import DataError
+    from tidemark.adapters.fetch import FetchError
+    from tidemark.adapters.markets import MarketError
+    from tidemark.core.config import ConfigError
+    from tidemark.core.params import ParamError
+    from tidemark.core.strategy import StrategyError
+    from tidemark.journal.errors import JournalError
+
+    return isinstance(
+        exc,
+        (
+            UsageError,
+            FetchError,
+            MarketError,
+            DataError,
+            ConfigError,
+            ParamError,
+            StrategyError,
+            JournalError,
+            FileNotFoundError,
+            FileExistsError,
+        ),
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tidemark", description="Event-sourced trading simulation engine.")
+    parser.add_argument("--log-json", action="store_true", help="structured logs as JSON lines on stderr")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    bt = sub.add_parser("backtest", help="run a backtest (no arguments: ema_cross on the bundled sample data)")
+    bt.add_argument("--strategy", help="built-in name or path to a .py strategy (default ema_cross)")
+    bt.add_argument("--data", action="append", help="OHLCV file (CSV/Parquet/Feather); repeat for several symbols")
+    bt.add_argument("--symbol", action="append", help="symbol name for the matching --data file")
+    bt.add_argument("--param", action="append", default=[], metavar="K=V", help="strategy parameter; repeatable")
+    bt.add_argument("--config", help="run config JSON (flags override it)")
+    bt.add_argument("--journal", help="journal path (default runs/<strategy>-<run id>.journal)")
+    bt.add_argument("--fill", choices=["next_open", "close"], help="fill model (default next_open)")
+    bt.add_argument("--cash", type=float, help="initial cash")
+    bt.add_argument("--commission-bps", type=float, help="commission, basis points of notional")
+    bt.add_argument("--slippage-bps", type=float, help="slippage, basis points against the order")
+    bt.add_argument("--timeframe", help="bar length, e.g. 1h (default: inferred from the data)")
+    bt.add_argument("--start", help="first bar (ISO time or epoch ms)")
+    bt.add_argument("--end", help="last bar (ISO time or epoch ms)")
+    bt.add_argument("--seed", type=int, help="seed for any randomness (fill probability)")
+    bt.add_argument(
+        "--every-bar",
+        action="store_true",
+        help="call on_bar at every step even if the strategy declares wake(ctx) (to check the mask)",
+    )
+    bt.add_argument("--tz", help="timezone of data times that carry none (e.g. UTC)")
+    bt.add_argument("--repair", choices=["none", "drop", "ffill"], help="repair policy for bad data rows")
+    bt.add_argument("--funding", action="append", help="funding-rate history file (freqtrade layout); enables funding")
+    bt.add_argument("--mark", action="append", help="mark-price candles used to value funding")
+    bt.add_argument("--funding-fallback", choices=["error", "skip", "rate"], help="what a missing funding rate does")
+    bt.add_argument("--report", help="HTML report path (default: next to the journal)")
+    bt.add_argument("--no-report", action="store_true", help="do not write the HTML report")
+    bt.add_argument("--force", action="store_true", help="overwrite an existing --journal")
+    bt.add_argument("--json", action="store_true", help="print the metrics as JSON instead of a table")
+    bt.add_argument(
+        "--from-journal",
+        metavar="JOURNAL",
+        help="rerun over exactly the market data of this journal (a paper session or a backtest): a child run",
+    )
+    bt.set_defaults(func=cmd_backtest)
+
+    pp = sub.add_parser("paper", help="paper-trade a strategy on a live exchange feed (fills walk the real book)")
+    pp.add_argument("--exchange", help="ccxt exchange id, e.g. binanceusdm (USD-M perpetuals)")
+    pp.add_argument("--symbol", action="append", help="ccxt symbol, e.g. BTC/USDT:USDT; repeatable")
+    pp.add_argument(
+        "--resume",
+        metavar="JOURNAL",
+        help="continue a session that crashed, in its own journal (exchange, symbols, strategy from its header)",
+    )
+    pp.add_argument("--strategy", default="ema_cross", help="built-in name or path to a .py strategy")
+    pp.add_argument("--param", action="append", default=[], metavar="K=V", help="strategy parameter; repeatable")
+    pp.add_argument("--duration", help="stop after this long, e.g. 30m (default: until Ctrl-C)")
+    pp.add_argument("--journal", help="journal path (default runs/paper-<strategy>-<run id>.journal)")
+    pp.add_argument("--force", action="store_true", help="overwrite an existing --journal")
+    pp.add_argument("--config", help="run config JSON (risk, sizing, fees, paper settings)")
+    pp.add_argument("--cash", type=float, help="initial cash in the settlement currency")
+    pp.add_argument("--bar", help="bar length built from trades for on_bar (default 1m)")
+    pp.add_argument("--latency-ms", type=float, help="decision-to-matching latency in ms (default 0)")
+    pp.add_argument("--book-depth", type=int, default=50, help="book levels kept per side (default 50)")
+    pp.add_argument("--max-book-age", type=float, default=10.0, help="seconds of book silence before it is stale")
+    pp.add_argument("--funding-poll", type=float, default=5.0, help="seconds between mark/funding polls")
+    pp.add_argument("--ticker-poll", type=float, default=5.0, help="seconds between ticker polls (0: none)")
+    pp.add_argument("--funding-fallback", choices=["error", "skip", "rate"], help="what a missing funding rate does")
+    pp.add_argument("--rest", action="store_true", help="poll REST instead of websockets")
+    pp.add_argument("--watch", action="store_true", help="reload the strategy file when it changes")
+    pp.add_argument("--ccxt-option", action="append", default=[], metavar="KEY=VALUE", help="ccxt option, dotted keys")
+    pp.add_argument("--ccxt-options", help="JSON file of ccxt options")
+    pp.add_argument("--no-status", action="store_true", help="no live status line")
+    pp.set_defaults(func=cmd_paper)
+
+    df = sub.add_parser("diff", help="first divergent decision between two runs, and PnL differences by cause")
+    df.add_argument("run_a")
+    df.add_argument("run_b")
+    df.add_argument("--json", action="store_true")
+    df.set_defaults(func=cmd_diff)
+
+    rp = sub.add_parser("report", help="summary of any journal")
+    rp.add_argument("journal")
+    rp.add_argument("--json", action="store_true", help="metrics as one JSON object")
+    rp.add_argument("--html", help="also write the HTML report here")
+    rp.set_defaults(func=cmd_report)
+
+    rl = sub.add_parser("replay", help="replay a journal")
+    rl.add_argument("journal")
+    rl.add_argument("--check", action="store_true", help="regenerate every output and compare byte for byte")
+    rl.add_argument("--json", action="store_true")
+    rl.set_defaults(func=cmd_replay)
+
+    vf = sub.add_parser("verify", help="check a journal's integrity and hash chain")
+    vf.add_argument("journal")
+    vf.add_argument("--json", action="store_true")
+    vf.set_defaults(func=cmd_verify)
+
+    au = sub.add_parser("audit", help="verify, then replay --check")
+    au.add_argument("journal")
+    au.add_argument("--json", action="store_true")
+    au.set_defaults(func=cmd_audit)
+
+    jn = sub.add_parser("journal", help="inspect or export a journal")
+    jsub = jn.add_subparsers(dest="journal_command", required=True)
+    show = jsub.add_parser("show", help="run header and counts by kind")
+    show.add_argument("journal")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=cmd_journal_show)
+    ex = jsub.add_parser("export", help="export to parquet, csv or jsonl")
+    ex.add_argument("journal")
+    ex.add_argument("--format", choices=["parquet", "csv", "jsonl"], required=True)
+    ex.add_argument("--out", required=True, help="output directory")
+    ex.set_defaults(func=cmd_journal_export)
+
+    fe = sub.add_parser("fetch", help="download candles, funding and marks through ccxt into a Parquet cache")
+    fe.add_argument("--exchange", required=True, help="ccxt exchange id, e.g. binance or binanceusdm")
+    fe.add_argument("--symbol", required=True, help="ccxt symbol, e.g. BTC/USDT or BTC/USDT:USDT")
+    fe.add_argument("--timeframe", default="1h")
+    fe.add_argument("--since", required=True, help="first candle (ISO time or epoch ms)")
+    fe.add_argument("--until", help="last candle (default: now)")
+    fe.add_argument("--funding", action="store_true", help="also funding-rate history")
+    fe.add_argument("--mark", action="store_true", help="also mark-price candles")
+    fe.add_argument("--cache", default="data", help="cache folder (default data/)")
+    fe.add_argument("--ccxt-option", action="append", default=[], metavar="KEY=VALUE", help="ccxt option, dotted keys")
+    fe.add_argument("--ccxt-options", help="JSON file of ccxt options")
+    fe.add_argument("--json", action="store_true")
+    fe.set_defaults(func=cmd_fetch)
+
+    st = sub.add_parser("strategies", help="list built-in strategies and their parameters")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=cmd_strategies)
+    return parser
+
+
+# -- backtest --------------------------------------------------------------------------------------
+
+
+def _params(pairs: list[str]) -> dict[str, Any]:
+    from tidemark.core.params import parse_cli_value
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--param {pair!r}: expected KEY=VALUE")
+        out[key.strip()] = parse_cli_value(value)
+    return out
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from tidemark.adapters.backtest import Result, build_config, run_async
+    from tidemark.adapters.report_html import write_report
+
+    log = logs.get("backtest")
+    if args.from_journal:
+        return _rerun(args)
+    overrides: dict[str, Any] = {
+        "strategy": args.strategy,
+        "fill_model": args.fill,
+        "initial_cash": args.cash,
+        "commission_bps": args.commission_bps,
+        "slippage_bps": args.slippage_bps,
+        "timeframe": args.timeframe,
+        "start": args.start,
+        "end": args.end,
+        "seed": args.seed,
+        "repair": args.repair,
+        "wake": False if args.every_bar else None,
+    }
+    if args.symbol:
+        overrides["symbols"] = list(args.symbol)
+    if args.config is None and not args.data and args.cash is None:
+        overrides["initial_cash"] = 100_000.0
+    config = build_config(args.config, **overrides)
+    if args.funding or args.mark or args.funding_fallback:
+        funding = config.funding
+        config = build_config(
+            config,
+            funding={
+                **msgspec.to_builtins(funding),
+                "enabled": True,
+                "data": [*funding.data, *(args.funding or [])],
+                "marks": [*funding.marks, *(args.mark or [])],
+                "fallback": args.funding_fallback or funding.fallback,
+                "interval": funding.interval or "8h",
+            },
+        )
+    params = _params(args.param)
+    if params:
+        if config.strategies:
+            raise UsageError("--param applies to a single strategy; set params per strategy in --config")
+        config = build_config(config, params={**config.params, **params})
+    progress = ProgressBar("backtest") if sys.stderr.isatty() else None
+    path = asyncio.run(
+        run_async(config, data=args.data, journal=args.journal, overwrite=args.force, tz=args.tz, progress=progress)
+    )
+    if progress is not None:
+        progress.close()
+    result = Result.from_journal(path)
+    report_path = None
+    if not args.no_report:
+        report_path = Path(args.report) if args.report else path.with_suffix(".html")
+        write_report(result, report_path)
+    log.info("backtest finished", journal=str(path), events=result.events, run_id=result.run_id)
+    if args.json:
+        print(
+            json.dumps(
+                _jsonable(
+                    {
+                        **result.metrics,
+                        "journal": str(path),
+                        "run_id": result.run_id,
+                        "head": result.head,
+                        "events": result.events,
+                    }
+                ),
+                sort_keys=True,
+            )
+        )
+    else:
+        print(summary_table(result))
+        print(f"journal: {path}")
+        if report_path is not None:
+            print(f"report:  {report_path}")
+    return EXIT_OK
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    return obj
+
+
+def summary_table(result: Any) -> str:
+    m = result.metrics
+    strategies = ", ".join(s["id"] for s in result.config.get("strategies", []))
+    rows = [
+        ("run", result.run_id),
+        ("strategy", strategies),
+        ("symbols", ", ".join(result.config.get("symbols", []))),
+        ("bars", f"{m['bars']:,}"),
+        ("initial cash", f"{m['initial_cash']:,.2f}"),
+        ("final equity", f"{m['final_equity']:,.2f}"),
+        ("total return", _pct(m["total_return"])),
+        ("annualized return", _pct(m["annualized_return"])),
+        ("max drawdown", _pct(m["max_drawdown"])),
+        ("sharpe", _num(m["sharpe"])),
+        ("sortino", _num(m["sortino"])),
+        ("calmar", _num(m["calmar"])),
+        ("trades", f"{m['trades']} closed, {m['open_trades']} open"),
+        ("win rate", _pct(m["win_rate"])),
+        ("profit factor", _num(m["profit_factor"])),
+        ("expectancy", _num(m["expectancy"])),
+        ("exposure time", _pct(m["exposure_time"])),
+        ("fees paid", f"{m['fees_paid']:,.2f}"),
+        ("funding", f"{m.get('funding', 0.0):,.2f}"),
+        ("rejections", str(m.get("rejections", 0))),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _pct(x: float) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{x * 100:.2f}%"
+
+
+def _num(x: float) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{x:.3f}"
+
+
+# -- journals --------------------------------------------------------------------------------------
+
+
+def _existing(path: str) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: no such journal")
+    return p
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from tidemark.adapters.backtest import Result
+    from tidemark.adapters.report_html import write_report
+
+    result = Result.from_journal(_existing(args.journal))
+    if args.html:
+        write_report(result, Path(args.html))
+    if args.json:
+        print(
+            json.dumps(
+                _jsonable({**result.metrics, "run_id": result.run_id, "events": result.events, "head": result.head}),
+                sort_keys=True,
+            )
+        )
+    else:
+        print(summary_table(result))
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from tidemark.journal.verify import verify
+
+    report = verify(_existing(args.journal))
+    if args.json:
+        print(json.dumps(report.as_dict(), sort_keys=True))
+    elif report.ok:
+        print(f"{args.journal}: ok, {report.events} events, head {report.head}")
+    else:
+        print(f"{args.journal}: DAMAGED: {report.message}")
+    return EXIT_OK if report.ok else EXIT_CHECK_FAILED
+
+
+def _describe(event: Any) -> str:
+    if event is None:
+        return "(nothing)"
+    return msgspec.json.encode(msgspec.to_builtins(event)).decode() + f"  [{type(event).__name__}]"
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from tidemark.adapters.backtest import replay_verified
+
+    path = _existing(args.journal)
+    if not args.check:
+        raise UsageError("replay needs --check (compare regenerated outputs with the journal)")
+    checked = replay_verified(path)
+    report = checked.replay
+    if report is None:
+        message = checked.integrity.message
+        print(f"{path}: refusing to replay a damaged journal: {message}", file=sys.stderr)
+        return EXIT_CHECK_FAILED
+    if args.json:
+        d = report.divergence
+        print(
+            json.dumps(
+                {
+                    "ok": report.ok,
+                    "events": report.events,
+                    "inputs": report.inputs,
+                    "outputs": report.outputs,
+                    "first_divergent_seq": d.seq if d else None,
+                    "reason": d.reason if d else None,
+                },
+                sort_keys=True,
+            )
+        )
+    elif report.ok:
+        print(f"{path}: replay identical: {report.inputs} inputs regenerated {report.outputs} outputs byte for byte")
+    else:
+        d = report.divergence
+        assert d is not None
+        print(f"{path}: replay DIVERGES at seq {d.seq}: {d.reason}")
+        print(f"  journal: {_describe(d.recorded)}")
+        print(f"  replay:  {_describe(d.replayed)}")
+    return EXIT_OK if report.ok else EXIT_CHECK_FAILED
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from tidemark.adapters.backtest import replay_verified
+
+    path = _existing(args.journal)
+    checked = replay_verified(path, full_verify=True)
+    integrity = checked.integrity
+    result: dict[str, Any] = {"verify": integrity.as_dict()}
+    ok = integrity.ok
+    report = checked.replay
+    if report is not None:
+        d = report.divergence
+        result["replay"] = {
+            "ok": report.ok,
+            "inputs": report.inputs,
+            "outputs": report.outputs,
+            "first_divergent_seq": d.seq if d else None,
+        }
+        ok = report.ok
+    result["ok"] = ok
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+    else:
+        print(f"verify: {'ok' if integrity.ok else integrity.message}")
+        if "replay" in result:
+            r = result["replay"]
+            verdict = "identical" if r["ok"] else f"diverges at seq {r['first_divergent_seq']}"
+            print(f"replay: {verdict} ({r['inputs']} inputs, {r['outputs']} outputs)")
+        print("audit: PASS" if ok else "audit: FAIL")
+    return EXIT_OK if ok else EXIT_CHECK_FAILED
+
+
+def cmd_journal_show(args: argparse.Namespace) -> int:
+    from tidemark.journal.reader import JournalReader
+
+    with JournalReader(_existing(args.journal)) as reader:
+        meta = dict(reader.meta)
+        counts = reader.counts_by_kind()
+        seq, head = reader.head()
+    config = json.loads(meta.pop("config", "{}") or "{}")
+    for strategy in config.get("strategies", []):
+        strategy["source"] = f"<{len(strategy.get('source', ''))} chars>"
+    if args.json:
+        print(
+            json.dumps({"meta": meta, "config": config, "counts": counts, "events": seq, "head": head}, sort_keys=True)
+        )
+        return EXIT_OK
+    width = max(len(k) for k in meta)
+    for key in sorted(meta):
+        print(f"{key:<{width}}  {meta[key]}")
+    print(f"{'config':<{width}}  {json.dumps(config, sort_keys=True)}")
+    print(f"\nevents: {seq}   head: {head}")
+    for kind, count in counts.items():
+        print(f"  {kind:<8} {count:>10,}")
+    return EXIT_OK
+
+
+def cmd_journal_export(args: argparse.Namespace) -> int:
+    from tidemark.journal.export import export
+
+    for path in export(_existing(args.journal), args.out, args.format):
+        print(path)
+    return EXIT_OK
+
+
+def _rerun(args: argparse.Namespace) -> int:
+    from tidemark.adapters.backtest import Result
+    from tidemark.adapters.rerun import rerun_async
+
+    parent = _existing(args.from_journal)
+    strategy = args.strategy
+    if strategy is not None and Path(strategy).is_file():
+        strategy = str(Path(strategy))
+    path = asyncio.run(
+        rerun_async(
+            parent,
+            strategy=strategy,
+            params=_params(args.param),
+            timeframe=args.timeframe,
+            journal=args.journal,
+            overwrite=args.force,
+        )
+    )
+    result = Result.from_journal(path)
+    if args.json:
+        print(json.dumps(_jsonable({**result.metrics, "journal": str(path), "run_id": result.run_id}), sort_keys=True))
+    else:
+        print(summary_table(result))
+        print(f"parent:  {result.header.parent_run_id} ({parent})")
+        print(f"journal: {path}")
+    return EXIT_OK
+
+
+def _ccxt_options(args: argparse.Namespace) -> dict[str, Any]:
+    from tidemark.adapters.fetch import set_option
+
+    options: dict[str, Any] = {}
+    if args.ccxt_options:
+        try:
+            options = json.loads(Path(args.ccxt_options).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise UsageError(f"{args.ccxt_options}: cannot read ccxt options: {exc}") from None
+    for pair in args.ccxt_option:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--ccxt-option {pair!r}: expected KEY=VALUE")
+        set_option(options, key, value)
+    return options
+
+
+def cmd_paper(args: argparse.Namespace) -> int:
+    from tidemark.adapters.backtest import Result
+    from tidemark.adapters.live_feed import FeedSettings
+    from tidemark.adapters.paper import run_paper
+    from tidemark.core.config import duration_ns
+
+    duration = duration_ns(args.duration) / 1e9 if args.duration else None
+    settings = FeedSettings(
+        depth=args.book_depth,
+        max_book_age=args.max_book_age,
+        funding_poll=args.funding_poll,
+        ticker_poll=args.ticker_poll,
+        websocket=not args.rest,
+    )
+    status = None if args.no_status else sys.stderr
+    if args.resume:
+        from tidemark.adapters.paper_resume import resume_paper
+
+        fixed = [f"--{name}" for name in ("exchange", "symbol", "config") if getattr(args, name)]
+        if fixed:
+            raise UsageError(f"--resume takes the session's {', '.join(fixed)} from its journal; leave them out")
+        path = asyncio.run(
+            resume_paper(
+                _existing(args.resume),
+                duration=duration,
+                ccxt_options=_ccxt_options(args),
+                watch=args.watch,
+                status=status,
+                settings=settings,
+            )
+        )
+    else:
+        if not args.exchange or not args.symbol:
+            raise UsageError("paper needs --exchange and --symbol (or --resume JOURNAL)")
+        path = asyncio.run(run_paper(_paper_options(args, duration, settings, status)))
+    result = Result.from_journal(path)
+    print(summary_table(result))
+    print(f"journal: {path}")
+    return EXIT_OK
+
+
+def _paper_options(
+    args: argparse.Namespace, duration: float | None, settings: FeedSettings, status: TextIO | None
+) -> PaperOptions:
+    from tidemark.adapters.paper import PaperOptions
+
+    return PaperOptions(
+        exchange=args.exchange,
+        symbols=list(args.symbol),
+        strategy=args.strategy,
+        params=_params(args.param),
+        duration=duration,
+        journal=args.journal,
+        overwrite=args.force,
+        ccxt_options=_ccxt_options(args),
+        config=args.config,
+        initial_cash=args.cash,
+        bar_interval=args.bar,
+        latency_ms=args.latency_ms,
+        funding_fallback=args.funding_fallback,
+        watch=args.watch,
+        status=status,
+        settings=settings,
+    )
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from tidemark.adapters.rerun import describe_diff, diff_runs
+
+    a, b = _existing(args.run_a), _existing(args.run_b)
+    diff = diff_runs(a, b)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "same_inputs": diff.same_inputs,
+                    "first_input_difference": diff.first_input_difference,
+                    "decisions": list(diff.decisions),
+                    "first_divergence": diff.first_divergence,
+                    "pnl": {k: {"a": x, "b": y, "diff": y - x} for k, (x, y) in diff.pnl.items()},
+                },
+                sort_keys=True,
+            )
+        )
+    else:
+        print(describe_diff(diff, str(a), str(b)))
+    return EXIT_OK
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from tidemark.adapters.backtest import parse_time_ns
+    from tidemark.adapters.fetch import fetch
+
+    options = _ccxt_options(args)
+    since = parse_time_ns(args.since, "since")
+    until = parse_time_ns(args.until, "until") if args.until else None
+    assert since is not None
+    reports = asyncio.run(
+        fetch(
+            args.exchange,
+            args.symbol,
+            timeframe=args.timeframe,
+            since=since // 1_000_000,
+            until=until // 1_000_000 if until is not None else None,
+            cache=Path(args.cache),
+            funding=args.funding,
+            mark=args.mark,
+            options=options,
+        )
+    )
+    if args.json:
+        print(json.dumps([{**r.__dict__, "path": str(r.path)} for r in reports], sort_keys=True))
+        return EXIT_OK
+    for r in reports:
+        print(
+            f"{r.kind:<7} {r.path}  rows {r.rows:,} (+{r.added:,})  requests {r.requests} retries {r.retries}"
+            f"  duplicates {r.duplicates} gaps {r.gaps}  {r.first} .. {r.last}"
+        )
+        for note in r.notes:
+            print(f"        note: {note}")
+    return EXIT_OK
+
+
+def cmd_strategies(args: argparse.Namespace) -> int:
+    from tidemark.adapters.strategy_loader import catalogue
+
+    items = [s.schema for s in catalogue()]
+    if args.json:
+        print(json.dumps(items, sort_keys=True))
+        return EXIT_OK
+    for schema in items:
+        print(f"{schema['id']}: {schema.get('name', '')}")
+        for name, spec in schema.get("inputs", {}).items():
+            bounds = "".join(f" {k}={spec[k]}" for k in ("min", "max", "options") if k in spec)
+            print(f"    {name} ({spec['type']}, default {spec['default']}){bounds}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""Execution algorithms: work a parent order through child orders over time.
+
+TWAP: ``slots`` slots of ``slot_interval`` ns from ``start_ts`` (slot k holds
+the bars closing in ``(start + k*dt, start + (k+1)*dt]``). At the close of a
+bar in slot k the target is ``quantity * (w_0 + .. + w_k) / sum(w)``
+(weights from a volume profile, or equal); the child is the target minus
+what has filled (so a shortfall is caught up in the next slot), capped at
+``participation * bar volume`` when set. In the last slot the child is all
+that remains, uncapped (the final sweep). POV: each bar's child is
+``participation * bar volume`` until done.
+
+Children are IOC market orders with ``parent_id`` set, sent by the parent's
+strategy, so every child fill is attributed to both. The actor subscribes to
+bars only once the first parent arrives (plain runs pay nothing). When a
+parent is done an ``AlgoFinished`` event gives its filled quantity and
+average price.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from tidemark.core.bus import Actor, Handler
+from tidemark.core.events import (
+    AlgoFinished,
+    Bar,
+    Event,
+    OrderCanceled,
+    OrderFilled,
+    OrderRejected,
+    RiskRejected,
+    SubmitAlgo,
+    SubmitOrder,
+)
+
+EPSILON = 1e-9
+
+
+@dataclass
+class _Parent:
+    cmd: SubmitAlgo
+    cumulative: list[float]
+    filled: float = 0.0
+    notional: float = 0.0
+    pending: float = 0.0
+    next_slot: int = 0
+    children: int = 0
+    child_sizes: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def remaining(self) -> float:
+        return self.cmd.quantity - self.filled - self.pending
+
+
+class AlgoActor(Actor):
+    name = "algos"
+
+    def __init__(self) -> None:
+        self.parents: dict[str, _Parent] = {}
+        self._child_parent: dict[str, str] = {}
+        self._watching = False
+
+    def subscriptions(self) -> Iterable[tuple[type[Event], Handler, bool]]:
+        return (
+            (SubmitAlgo, self.on_algo, False),
+            (OrderFilled, self.on_fill, False),
+            (OrderCanceled, self.on_child_done, False),
+            (OrderRejected, self.on_child_done, False),
+            (RiskRejected, self.on_child_done, False),
+        )
+
+    def on_algo(self, cmd: SubmitAlgo) -> None:
+        if cmd.algo not in ("twap", "pov") or not cmd.quantity > 0:
+            raise ValueError(f"algo {cmd.algo_id}: unknown algo {cmd.algo!r} or quantity {cmd.quantity}")
+        if cmd.algo == "twap" and (cmd.slots < 1 or cmd.slot_interval <= 0):
+            raise ValueError(f"algo {cmd.algo_id}: twap needs slots >= 1 and a slot interval")
+        if cmd.algo == "pov" and not 0 < cmd.participation <= 1:
+            raise ValueError(f"algo {cmd.algo_id}: pov needs participation in (0, 1]")
+        weights = list(cmd.weights) or [1.0] * max(cmd.slots, 1)
+        if len(weights) != max(cmd.slots, 1) or min(weights) < 0 or sum(weights) <= 0:
+            raise ValueError(f"algo {cmd.algo_id}: weights must be {cmd.slots} non-negative numbers")
+        total = sum(weights)
+        cumulative = []
+        running = 0.0
+        for w in weights:
+            running += w
+            cumulative.append(running / total)
+        self.parents[cmd.algo_id] = _Parent(cmd, cumulative)
+        if not self._watching:
+            self._watching = True
+            self.bus.subscribe(Bar, self.on_bar, late=True)
+
+    def on_bar(self, bar: Bar) -> None:
+        for parent in [p for p in self.parents.values() if p.cmd.instrument == bar.instrument]:
+            cmd = parent.cmd
+            if cmd.algo == "pov":
+                self._child(parent, min(parent.remaining, cmd.participation * bar.volume))
+                continue
+            if bar.ts <= cmd.start_ts:
+                continue
+            slot = min(
+                cmd.slots - 1, (bar.ts - cmd.start_ts - 1) // cmd.slot_interval
+            )  # slot k: (start+k*dt, start+(k+1)*dt]
+            if slot < parent.next_slot and slot < cmd.slots - 1:
+                continue
+            parent.next_slot = slot + 1
+            if slot == cmd.slots - 1:
+                size = parent.remaining  # final sweep
+            else:
+                size = cmd.quantity * parent.cumulative[slot] - parent.filled - parent.pending
+                if cmd.participation > 0:
+                    size = min(size, cmd.participation * bar.volume)
+            self._child(parent, size)
+
+    def _child(self, parent: _Parent, size: float) -> None:
+        if size <= EPSILON:
+            return
+        cmd = parent.cmd
+        parent.children += 1
+        child_id = f"{cmd.algo_id}.{parent.children}"
+        parent.pending += size
+        parent.child_sizes[child_id] = size
+        self._child_parent[child_id] = cmd.algo_id
+        bus = self.bus
+        bus.publish(
+            SubmitOrder(
+                bus.now(),
+                cmd.strategy,
+                child_id,
+                cmd.instrument,
+                cmd.side,
+                size,
+                tif="IOC",
+                parent_id=cmd.algo_id,
+                tag=cmd.tag,
+            )
+        )
+
+    def on_fill(self, fill: OrderFilled) -> None:
+        algo_id = self._child_parent.get(fill.order_id)
+        if algo_id is None:
+            return
+        parent = self.parents[algo_id]
+        parent.filled += fill.quantity
+        parent.notional += fill.quantity * fill.price
+        parent.pending -= fill.quantity
+        if fill.leaves == 0.0:
+            self._settle_child(parent, fill.order_id, 0.0)
+        self._maybe_finish(parent)
+
+    def on_child_done(self, event: OrderCanceled | OrderRejected | RiskRejected) -> None:
+        algo_id = self._child_parent.get(event.order_id)
+        if algo_id is None:
+            return
+        parent = self.parents.get(algo_id)
+        if parent is None:
+            return
+        unfilled = event.leaves if isinstance(event, OrderCanceled) else parent.child_sizes.get(event.order_id, 0.0)
+        self._settle_child(parent, event.order_id, unfilled)
+
+    def _settle_child(self, parent: _Parent, child_id: str, unfilled: float) -> None:
+        parent.child_sizes.pop(child_id, None)
+        parent.pending = max(0.0, parent.pending - unfilled)
+        if not parent.child_sizes:
+            parent.pending = 0.0
+
+    def _maybe_finish(self, parent: _Parent) -> None:
+        cmd = parent.cmd
+        if parent.filled < cmd.quantity - EPSILON * max(1.0, cmd.quantity):
+            return
+        del self.parents[cmd.algo_id]
+        avg = parent.notional / parent.filled if parent.filled else 0.0
+        bus = self.bus
+        bus.publish(
+            AlgoFinished(
+                bus.now(), cmd.strategy, cmd.algo_id, cmd.instrument, cmd.quantity, parent.filled, avg, parent.children
+            )
+        )

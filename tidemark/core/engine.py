@@ -1,0 +1,187 @@
+"""Assemble the actor graph of a run and drive its inputs.
+
+Subscription order (fixed): the venue, then the account, then each strategy
+(late, in config order). The same graph serves a backtest, a replay and a
+rerun; only where the inputs come from differs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tidemark.core.algos import AlgoActor
+from tidemark.core.bars import BarAggregator
+from tidemark.core.book_venue import BookVenue
+from tidemark.core.bus import NEEDS_EVERY_BAR, Actor, Bus, EventSink, Handler
+from tidemark.core.config import RunConfig, duration_ns, execution_config, risk_limits
+from tidemark.core.events import Bar, Event, InstrumentDefinition, RunFinished, RunStarted
+from tidemark.core.execution import SimulatedVenue
+from tidemark.core.funding import FundingActor
+from tidemark.core.heap import settle
+from tidemark.core.margin import MarginActor
+from tidemark.core.portfolio import Portfolio
+from tidemark.core.risk import RiskEngine
+from tidemark.core.series import MarketSeries
+from tidemark.core.strategy import LoadedStrategy, StrategyRunner
+
+
+class AccountActor(Actor):
+    """Marks positions at each close, snapshots the account at a cadence and
+    feeds the risk engine's equity path when its limits need it."""
+
+    name = "account"
+
+    def __init__(self, portfolio: Portfolio, risk: RiskEngine, snapshot_every: int) -> None:
+        self.portfolio = portfolio
+        self.risk = risk
+        self.snapshot_every = snapshot_every
+        self._marks = portfolio.marks
+        self._started = False
+        self._next_bucket = 0  # ns: first close time of the next snapshot bucket
+        self._watch = risk.limits.watches_equity
+
+    def subscriptions(self) -> Iterable[tuple[type[Event], Handler, bool]]:
+        return ((InstrumentDefinition, self.on_instrument, False), (Bar, self.on_bar, False))
+
+    def on_instrument(self, event: InstrumentDefinition) -> None:
+        self.portfolio.add_instrument(event)
+
+    def on_bar(self, bar: Bar) -> None:
+        """Per bar (hot): mark the close; at the last bar of a time step, feed
+        the risk engine and snapshot when the step opens a new bucket."""
+        self._marks[bar.instrument] = bar.close
+        portfolio = self.portfolio
+        if portfolio.rate_sources:
+            portfolio.update_rate(bar.instrument, bar.close)
+        if bar.last:
+            if self._watch:
+                self.risk.observe(bar.ts)
+            ts = bar.ts
+            if ts >= self._next_bucket:  # bucket ts // every changed (bar times never go back)
+                if self._started:
+                    self.bus.publish(portfolio.snapshot(ts))
+                self._started = True
+                every = self.snapshot_every
+                self._next_bucket = (ts // every + 1) * every
+
+    def bars_quiet_until(self) -> int:
+        """Quiet until the next snapshot bucket (every bar while the risk
+        engine follows equity)."""
+        if self._watch:
+            return NEEDS_EVERY_BAR
+        return self._next_bucket if self._started else 0
+
+    def skip_bars(self, latest: dict[str, Bar]) -> None:
+        marks = self._marks
+        portfolio = self.portfolio
+        for instrument, bar in latest.items():
+            marks[instrument] = bar.close
+            if portfolio.rate_sources:
+                portfolio.update_rate(instrument, bar.close)
+
+
+@dataclass
+class StrategySlot:
+    """A strategy placed in a run: its id, instruments and parameters."""
+
+    strategy: LoadedStrategy
+    strategy_id: str
+    symbols: list[str]
+    params: dict[str, Any]
+
+
+class Engine:
+    """One run's actor graph on one bus."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        slots: list[StrategySlot],
+        market: MarketSeries,
+        *,
+        sink: EventSink | None = None,
+    ) -> None:
+        self.config = config
+        self.bus = Bus(sink)
+        self.portfolio = Portfolio(config.initial_cash, config.currency)
+        self.risk = RiskEngine(risk_limits(config), self.portfolio)
+        paper = config.paper
+        self.venue: SimulatedVenue
+        if paper is not None:
+            # A book session: bars are built from trades into a growing series.
+            if not market.live:
+                raise ValueError("a book session needs a live series (MarketSeries.live_series)")
+            self.bus.add(BarAggregator(market, duration_ns(paper.bar_interval)))
+            self.venue = BookVenue(
+                self.portfolio,
+                self.risk,
+                execution_config(config),
+                latency_ns=round(paper.latency_ms * 1_000_000),
+                seed=config.seed,
+            )
+        else:
+            self.venue = SimulatedVenue(self.portfolio, self.risk, execution_config(config), seed=config.seed)
+        self.account = AccountActor(self.portfolio, self.risk, duration_ns(config.snapshot_every))
+        self.bus.add(self.venue)
+        self.bus.add(self.account)
+        if any(i.maintenance_margin > 0 for i in config.instruments.values()):
+            self.bus.add(MarginActor(self.portfolio, fee_bps=config.liquidation_fee_bps, mode=config.margin_mode))
+        funding = config.funding
+        if funding.enabled:
+            interval = duration_ns(funding.interval) if funding.interval else 0
+            grace = duration_ns(paper.funding_grace) if paper is not None else 0
+            self.bus.add(
+                FundingActor(self.portfolio, interval=interval, fallback=funding.fallback_policy(), grace=grace)
+            )
+        self.algos = AlgoActor()
+        self.bus.add(self.algos)
+        self.runners = [
+            StrategyRunner(slot.strategy, slot.strategy_id, slot.symbols, slot.params, market, self.portfolio)
+            for slot in slots
+        ]
+        for runner in self.runners:
+            runner.sizing = (config.sizing.type, config.sizing.value)
+            runner.use_wake = config.wake
+            self.bus.add(runner)
+        self.started = False
+        self.finished = False
+
+    def feed(self, event: Event) -> None:
+        """Bring in one input; strategies start at the first market event."""
+        if not self.started and not isinstance(event, (RunStarted, InstrumentDefinition)):
+            self.start()
+        self.bus.feed(event)
+
+    def feed_all(self, events: Sequence[Event]) -> None:
+        """Bring in inputs in order (:meth:`Bus.feed_all`: quiet stretches of
+        bars pass in one step); the same journal as :meth:`feed` one by one."""
+        k = 0
+        while not self.started and k < len(events):
+            self.feed(events[k])
+            k += 1
+        if k < len(events):
+            self.bus.feed_all(events[k:] if k else events)
+
+    def start(self) -> None:
+        if not self.started:
+            self.started = True
+            self.bus.start()
+            settle()  # the series, masks and caches the actors just built live as long as the run
+            self.feed = self.bus.feed  # type: ignore[method-assign,assignment]  # started: inputs go straight to the bus
+
+    def finish(self, status: str = "finished") -> None:
+        """End of inputs: strategies' on_finish, cancel working orders, final
+        snapshot, RunFinished. All are outputs (replay regenerates them)."""
+        if self.finished:
+            return
+        self.finished = True
+        self.start()
+        for runner in self.runners:
+            runner.finish()
+        self.venue.cancel_all("run_end")
+        bus = self.bus
+        bus.publish(self.portfolio.snapshot(bus.now()))
+        bus.stop()
+        bus.publish(RunFinished(bus.now(), status, bus.seq + 1))

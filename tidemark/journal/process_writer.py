@@ -1,0 +1,533 @@
+"""A journal writer whose hashing and disk writes run in a child process.
+
+The simulation thread only buffers events (and runs of bars already encoded
+from their columns). A full batch goes to the child as a few byte blobs: its
+events in one msgpack call, with their causes, input flags, times and kind
+codes, and the bar runs apart, each marked with where it goes. The child
+(a reader thread drains the pipe as batches arrive) splices the runs back in
+seq order, computes the chain hash of every record, writes blocks and
+commits. On the 2-core development machine this takes BLAKE2b chaining and
+SQLite off the simulation's core (a thread cannot: the hashing holds the
+GIL). The records, chain and file are identical to
+:class:`journal.writer.JournalWriter`'s; backtests use this writer, paper
+sessions (low rates, durability FULL) use the in-process aiosqlite one.
+
+Acknowledgement: :meth:`flush` returns once the child has committed every
+record sent so far.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import os
+import queue
+import sqlite3
+import threading
+from array import array
+from collections.abc import Sequence
+from itertools import accumulate, repeat
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+try:
+    import fcntl
+except ImportError:  # not on Windows
+    fcntl = None  # type: ignore[assignment]
+
+from tidemark.core.codec import DEFAULT_CODEC
+from tidemark.core.events import SCHEMA_VERSION, TAGS, Event, RunStarted
+from tidemark.core.series import BarBlock
+from tidemark.journal.child import child_context
+from tidemark.journal.errors import JournalConfigError, JournalError, JournalLockedError, SequenceError
+from tidemark.journal.records import (
+    DDL,
+    FORMAT_VERSION,
+    GENESIS,
+    INSERT_BLOCK,
+    PAGE_SIZE,
+    UPSERT_META,
+    chain_hashes,
+    msgpack_array_header,
+    msgpack_array_header_size,
+    split_payloads,
+)
+from tidemark.journal.writer import (
+    DURABILITY,
+    STATUS_FINISHED,
+    STATUS_RUNNING,
+    _WriterLock,
+    check_new_journal,
+    header_meta,
+)
+
+BLOCK = 4096
+INBOX_BATCHES = 16
+"""Batches the writer process may hold read but not yet written (~1 MB each)."""
+WAL_CHECKPOINT_PAGES = (16 << 20) // PAGE_SIZE
+
+
+class ProcessJournalWriter:
+    """Bus sink; see the module docstring. Create with :meth:`create`."""
+
+    def __init__(self, path: Path, process: Any, outbox: Connection, inbox: Connection, batch_size: int) -> None:
+        self.path = path
+        self._process = process
+        self._outbox = outbox
+        self._inbox = inbox
+        self._batch_size = batch_size
+        self._encode = DEFAULT_CODEC.encoder.encode
+        self._seq = 0
+        self._first = 1
+        # The batch being gathered: every event, with its cause and input
+        # flag, in _events/_causes/_inputs; runs of bars already encoded in
+        # _bar_runs as (events before the run, payloads, close times). Events
+        # are encoded in one msgpack call when the batch is sent, and the
+        # child splices the runs back in seq order (see _Batch).
+        self._events: list[Event] = []
+        self._causes: list[int] = []
+        self._inputs: list[bool] = []
+        self._bar_runs: list[tuple[int, bytes | memoryview, np.ndarray]] = []
+        self._records = 0  # in the batch
+        self._committed = 0
+        self._head = GENESIS.hex()
+        self._closed = False
+
+    @classmethod
+    async def create(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        durability: str = "normal",
+        overwrite: bool = False,
+        batch_size: int = 8_192,
+    ) -> ProcessJournalWriter:
+        path = check_new_journal(path, durability, overwrite)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ctx = child_context()
+        to_child_r, to_child_w = ctx.Pipe(duplex=False)
+        _widen(to_child_w)
+        from_child_r, from_child_w = ctx.Pipe(duplex=False)
+        process = ctx.Process(
+            target=_child, args=(str(path), durability, overwrite, to_child_r, from_child_w), daemon=True
+        )
+        process.start()
+        to_child_r.close()
+        from_child_w.close()
+        reply = await asyncio.to_thread(from_child_r.recv)
+        if reply[0] != "ready":
+            process.join(5)
+            raise _error(reply)
+        return cls(path, process, to_child_w, from_child_r, batch_size)
+
+    def record(self, seq: int, event: Event, is_input: bool, cause: int) -> None:
+        """Buffer one event (the hot path: no encoding or hashing here).
+
+        Events are immutable, so encoding them when the batch is sent gives
+        the same bytes as encoding them now."""
+        if seq != self._seq + 1:
+            raise SequenceError(f"{self.path}: append of seq {seq} after {self._seq}")
+        self._seq = seq
+        self._events.append(event)
+        self._causes.append(cause)
+        self._inputs.append(is_input)
+
+    def record_inputs(self, first: int, events: Sequence[Event]) -> None:
+        """Buffer consecutive inputs ``first, first + 1, ...`` (a quiet stretch)."""
+        if first != self._seq + 1:
+            raise SequenceError(f"{self.path}: append of seq {first} after {self._seq}")
+        n = len(events)
+        self._seq = first + n - 1
+        self._events.extend(events)
+        self._causes.extend(repeat(0, n))
+        self._inputs.extend(repeat(True, n))
+
+    def record_bars(self, first: int, block: BarBlock, start: int, stop: int) -> None:
+        """Buffer bars ``block[start:stop]`` as inputs ``first, first + 1, ...``,
+        encoded straight from the block's columns (no Bar is built)."""
+        payloads = block.encoded(start, stop)
+        if payloads is None:
+            self.record_inputs(first, block[start:stop])
+            return
+        if first != self._seq + 1:
+            raise SequenceError(f"{self.path}: append of seq {first} after {self._seq}")
+        self._seq = first + stop - start - 1
+        self._bar_runs.append((len(self._events), payloads, block.times[start:stop]))
+        self._records += stop - start
+
+    @property
+    def last_seq(self) -> int:
+        return self._seq
+
+    @property
+    def committed_seq(self) -> int:
+        return self._committed
+
+    @property
+    def head(self) -> bytes:
+        return bytes.fromhex(self._head)
+
+    async def pump(self) -> None:
+        if self._records + len(self._events) >= self._batch_size:
+            self._send()
+
+    def _send(self) -> None:
+        events, runs = self._events, self._bar_runs
+        n = self._records + len(events)
+        if not n:
+            return
+        try:
+            encoded = self._encode(events)
+        except Exception:
+            self._send_until_unencodable()
+            raise
+        message = (
+            "batch",
+            self._first,
+            n,
+            encoded,
+            array("q", self._causes).tobytes(),
+            bytes(self._inputs),
+            array("q", [event.ts for event in events]).tobytes(),
+            bytes(map(_TYPE_CODES.__getitem__, map(type, events))),
+            array("q", [x for before, payloads, times in runs for x in (before, len(times), len(payloads))]).tobytes(),
+            b"".join([payloads for _, payloads, _ in runs]),
+            b"".join([times.tobytes() for _, _, times in runs]),
+        )
+        self._first = self._seq + 1
+        self._events, self._causes, self._inputs, self._bar_runs, self._records = [], [], [], [], 0
+        try:
+            self._outbox.send(message)
+        except (BrokenPipeError, OSError) as exc:
+            raise JournalError(f"{self.path}: journal writer process is gone ({exc})") from exc
+
+    def _send_until_unencodable(self) -> None:
+        """Send the records before the first event that cannot be encoded and
+        drop the rest (the run fails on the raise that follows: fail-stop)."""
+        events = self._events
+        for k, event in enumerate(events):
+            try:
+                self._encode(event)
+            except Exception as exc:
+                runs = [run for run in self._bar_runs if run[0] <= k]  # the bar runs before event k
+                bars = sum(len(run[2]) for run in runs)
+                seq = self._first + k + bars
+                self._events, self._causes, self._inputs = events[:k], self._causes[:k], self._inputs[:k]
+                self._bar_runs, self._records = runs, bars
+                self._seq = seq - 1
+                self._send()
+                raise JournalError(f"{self.path}: seq {seq} ({type(event).__name__}) cannot be encoded: {exc}") from exc
+
+    async def _ask(self, verb: str, *args: Any) -> tuple[Any, ...]:
+        self._send()
+        self._outbox.send((verb, *args))
+        reply: tuple[Any, ...] = await asyncio.to_thread(self._inbox.recv)
+        if reply[0] == "error":
+            raise _error(reply)
+        self._committed, self._head = reply[1], reply[2]
+        return reply
+
+    async def flush(self) -> int:
+        await self._ask("flush")
+        return self._committed
+
+    async def close(self, status: str = STATUS_FINISHED) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self._ask("close", status)
+        finally:
+            await asyncio.to_thread(self._process.join, 30)
+            self._outbox.close()
+            self._inbox.close()
+
+    async def abort(self) -> None:
+        """Stop without sealing: the run stays ``running`` until recovered."""
+        if self._closed:
+            return
+        self._closed = True
+        self._process.kill()
+        await asyncio.to_thread(self._process.join, 10)
+        self._outbox.close()
+        self._inbox.close()
+
+
+def _widen(conn: Connection) -> None:
+    """Give the batch pipe a 1 MB buffer where Linux allows (default 64 KB):
+    a batch then crosses in a few writes instead of dozens of context
+    switches between the two processes."""
+    setter = getattr(fcntl, "F_SETPIPE_SZ", None) if fcntl is not None else None
+    if setter is not None:
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(conn.fileno(), setter, 1 << 20)
+
+
+def _error(reply: tuple[Any, ...]) -> Exception:
+    kind, message = reply[1], reply[2]
+    if kind == "locked":
+        return JournalLockedError(message)
+    return JournalError(message)
+
+
+# -- the child ------------------------------------------------------------------------------------
+
+
+def _child(path_text: str, durability: str, overwrite: bool, inbox: Connection, outbox: Connection) -> None:
+    # A forked child inherits the run's heap: keep the collector off it (a
+    # full collection would walk every inherited object and dirty its page).
+    gc.freeze()
+    path = Path(path_text)
+    try:
+        lock = _WriterLock(path)
+    except JournalLockedError as exc:
+        outbox.send(("error", "locked", str(exc)))
+        return
+    try:
+        conn = _open(path, durability, overwrite)
+    except Exception as exc:  # report, never hang the parent
+        outbox.send(("error", "open", f"{path}: {exc}"))
+        lock.release()
+        return
+    outbox.send(("ready",))
+    chain = _ChildChain(conn)
+    messages = _drained(inbox)
+    try:
+        while True:
+            message = messages.get()
+            if message is None:
+                return  # parent died: leave the run 'running' for recovery
+            verb = message[0]
+            if verb == "batch":
+                chain.write(*message[1:])
+            elif verb == "flush":
+                outbox.send(("ok", chain.committed, chain.prev.hex()))
+            elif verb == "close":
+                chain.seal(message[1])
+                outbox.send(("ok", chain.committed, chain.prev.hex()))
+                return
+    except Exception as exc:
+        with contextlib.suppress(OSError):
+            outbox.send(("error", "write", f"{path}: journal writer failed: {exc!r}"))
+    finally:
+        conn.close()
+        lock.release()
+
+
+def _drained(inbox: Connection) -> queue.Queue[tuple[Any, ...] | None]:
+    """Messages from the parent, read by a thread as soon as they arrive.
+
+    The pipe holds about one batch; read only between batches, a commit that
+    waits on the disk would stall the simulation's next send. None: the
+    parent is gone. The queue is bounded, so a writer that cannot keep up
+    still holds the parent back (its memory stays bounded)."""
+    messages: queue.Queue[tuple[Any, ...] | None] = queue.Queue(INBOX_BATCHES)
+
+    def read() -> None:
+        while True:
+            try:
+                message = inbox.recv()
+            except (EOFError, OSError):
+                messages.put(None)
+                return
+            messages.put(message)
+            if message[0] == "close":
+                return
+
+    threading.Thread(target=read, name="journal-inbox", daemon=True).start()
+    return messages
+
+
+def _open(path: Path, durability: str, overwrite: bool) -> sqlite3.Connection:
+    if overwrite:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA busy_timeout=5000")
+    conn.execute(f"PRAGMA page_size={PAGE_SIZE}")  # a new file: before WAL, which fixes it
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={DURABILITY[durability]}")
+    # Checkpoint every ~16 MB of WAL rather than SQLite's default ~4 MB: each
+    # checkpoint syncs, and at the default they cost ~0.3 us per record of a
+    # backtest; much larger leaves a long checkpoint for the seal, which the
+    # run waits for. Durability is unchanged.
+    conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+    mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    sync = conn.execute("PRAGMA synchronous").fetchone()[0]
+    busy = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+    if mode != "wal" or str(sync) != str(DURABILITY[durability]):
+        raise JournalConfigError(f"SQLite gave journal_mode={mode} synchronous={sync}")
+    conn.executescript(DDL)
+    meta = {
+        "format_version": str(FORMAT_VERSION),
+        "schema_version": str(SCHEMA_VERSION),
+        "status": STATUS_RUNNING,
+        "durability": durability,
+        "head_seq": "0",
+        "head_hash": GENESIS.hex(),
+        "journal_mode": str(mode),
+        "synchronous": str(sync),
+        "busy_timeout": str(busy),
+        "sqlite_version": sqlite3.sqlite_version,
+        "writer": "process",
+    }
+    conn.execute("BEGIN")
+    conn.executemany(UPSERT_META, list(meta.items()))
+    conn.execute("COMMIT")
+    return conn
+
+
+class _ChildChain:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.prev = GENESIS
+        self.committed = 0
+
+    def write(self, first: int, n: int, *parts: bytes) -> None:
+        batch = _Batch(n, *parts)
+        encoded = batch.payloads()
+        payloads = split_payloads(encoded)  # views into ``encoded``, one per record
+        if len(payloads) != n:
+            raise JournalError(f"batch at seq {first}: {len(payloads)} payloads for {n} records")
+        lengths = array("I", map(len, payloads))
+        body = encoded[len(encoded) - sum(lengths) :]
+        causes, flags, stamps, kind_codes = batch.columns()
+        prev = self.prev
+        hashes = chain_hashes(prev, first, payloads, causes, flags)
+        if hashes:
+            prev = hashes[-1]
+        meta: dict[str, str] = {}
+        if first == 1 and kind_codes[:1] == _KIND_CODE_BYTE["start"]:
+            header = DEFAULT_CODEC.decode(body[: lengths[0]])
+            if isinstance(header, RunStarted):
+                meta.update(header_meta(header))
+        rows = []
+        offset = 0
+        for start in range(0, n, BLOCK):
+            stop = min(start + BLOCK, n)
+            size = sum(lengths[start:stop])
+            rows.append(
+                (
+                    first + start,
+                    stop - start,
+                    int(stamps[start]),
+                    int(stamps[stop - 1]),
+                    _kind_counts(kind_codes[start:stop]),
+                    msgpack_array_header(stop - start) + body[offset : offset + size],
+                    lengths[start:stop].tobytes(),
+                    causes[start:stop].tobytes(),
+                    flags[start:stop],
+                    b"".join(hashes[start:stop]),
+                )
+            )
+            offset += size
+        meta["head_seq"] = str(first + n - 1)
+        meta["head_hash"] = prev.hex()
+        conn = self.conn
+        conn.execute("BEGIN")
+        conn.executemany(INSERT_BLOCK, rows)
+        conn.executemany(UPSERT_META, list(meta.items()))
+        conn.execute("COMMIT")
+        self.prev = prev
+        self.committed = first + n - 1
+
+    def seal(self, status: str) -> None:
+        conn = self.conn
+        conn.execute("BEGIN")
+        conn.execute(UPSERT_META, ("status", status))
+        conn.execute("COMMIT")
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            conn.execute("PRAGMA journal_mode=DELETE").fetchall()
+        except sqlite3.OperationalError:
+            pass
+
+
+KIND_CODES: Final = tuple(sorted(TAGS.values()))
+"""Kinds as they cross the pipe: one byte per record, the kind's index here."""
+assert len(KIND_CODES) <= 256
+_KIND_CODE_BYTE = {kind: bytes([code]) for code, kind in enumerate(KIND_CODES)}
+_TYPE_CODES = {cls: KIND_CODES.index(kind) for cls, kind in TAGS.items()}
+
+
+def _kind_counts(codes: bytes) -> str:
+    """``kind=count`` pairs of a block's records, as :func:`kind_counts` writes them."""
+    counts = np.bincount(np.frombuffer(codes, dtype=np.uint8), minlength=len(KIND_CODES))
+    return ",".join(f"{KIND_CODES[code]}={counts[code]}" for code in np.flatnonzero(counts).tolist())
+
+
+_BAR_CODE = _KIND_CODE_BYTE["bar"]
+
+
+class _Batch:
+    """One batch as the parent sends it: its events (a msgpack array) with
+    their causes, input flags, times and kind codes; and the runs of bars
+    encoded apart, each as (events recorded before it, bars, payload bytes),
+    with their payloads and close times back to back."""
+
+    def __init__(
+        self,
+        n: int,
+        events: bytes,
+        causes: bytes,
+        inputs: bytes,
+        times: bytes,
+        kinds: bytes,
+        runs: bytes,
+        bar_payloads: bytes,
+        bar_times: bytes,
+    ) -> None:
+        self.n = n
+        self.events = events
+        self.causes = np.frombuffer(causes, dtype=np.int64)
+        self.inputs = np.frombuffer(inputs, dtype=np.uint8)
+        self.times = np.frombuffer(times, dtype=np.int64)
+        self.kinds = np.frombuffer(kinds, dtype=np.uint8)
+        self.runs = np.frombuffer(runs, dtype=np.int64).reshape(-1, 3)
+        self.bar_payloads = bar_payloads
+        self.bar_times = np.frombuffer(bar_times, dtype=np.int64)
+        count = len(self.kinds)
+        if count + len(self.bar_times) != n or int(self.runs[:, 1].sum()) != len(self.bar_times):
+            raise JournalError(f"batch of {n} records holds {count} events and {len(self.bar_times)} bars")
+        # an event's place in seq order: its index plus the bars of the runs ahead of it
+        ahead = np.bincount(self.runs[:, 0], weights=self.runs[:, 1], minlength=count + 1).cumsum()
+        self.at = np.arange(count, dtype=np.int64) + ahead[:count].astype(np.int64)
+
+    def payloads(self) -> bytes:
+        """The ``n`` payloads in seq order, as one msgpack array."""
+        if not len(self.runs):
+            return self.events
+        events = split_payloads(self.events)
+        cuts = list(accumulate(map(len, events), initial=msgpack_array_header_size(len(events))))
+        view, bars = memoryview(self.events), memoryview(self.bar_payloads)
+        parts: list[bytes | memoryview] = [msgpack_array_header(self.n)]
+        done = used = 0
+        for k, _, size in self.runs.tolist():
+            parts.append(view[cuts[done] : cuts[k]])
+            parts.append(bars[used : used + size])
+            done, used = k, used + size
+        parts.append(view[cuts[done] :])
+        return b"".join(parts)
+
+    def columns(self) -> tuple[array[int], bytes, np.ndarray, bytes]:
+        """Per record in seq order: causes, input flags, times, kind codes
+        (bars: cause 0, input, their close time, kind bar)."""
+        at = self.at
+        is_bar = np.ones(self.n, dtype=bool)
+        is_bar[at] = False
+        causes = np.zeros(self.n, dtype=np.int64)
+        causes[at] = self.causes
+        flags = np.ones(self.n, dtype=np.uint8)
+        flags[at] = self.inputs
+        times = np.empty(self.n, dtype=np.int64)
+        times[at] = self.times
+        times[is_bar] = self.bar_times
+        kinds = np.full(self.n, _BAR_CODE[0], dtype=np.uint8)
+        kinds[at] = self.kinds
+        cause_array = array("q")
+        cause_array.frombytes(causes.tobytes())
+        return cause_array, flags.tobytes(), times, kinds.tobytes()

@@ -1,0 +1,472 @@
+"""Read models built from a journal, as pandas DataFrames.
+
+Everything a report shows comes from here, never from live actors, so any
+journal can be reported on. The equity curve is a pure function of journaled
+events: it replays fills, funding and closes through the same accounting
+(:class:`core.portfolio.Portfolio`) the run used, one point per time step
+(:mod:`journal.equity_curve`); round trips come from the fills
+(:mod:`journal.round_trips`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from operator import attrgetter
+from typing import Any
+
+import msgspec
+import numpy as np
+import pandas as pd
+
+from tidemark.core.codec import EventDecodeError
+from tidemark.core.events import (
+    Bar,
+    Event,
+    FundingApplied,
+    InstrumentDefinition,
+    OrderAccepted,
+    OrderCanceled,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderTriggered,
+    PositionChanged,
+    RiskRejected,
+    RunStarted,
+    SubmitOrder,
+)
+from tidemark.core.instruments import point_value
+from tidemark.core.portfolio import Portfolio
+from tidemark.journal.bar_columns import DTYPES, NAMES, BarLayout, BlockView
+from tidemark.journal.blocks import DecodedBlock, stored_blocks
+from tidemark.journal.columns import Column, utc_times
+from tidemark.journal.equity_curve import EquityCurve
+from tidemark.journal.errors import JournalDecodeError
+from tidemark.journal.reader import JournalReader
+from tidemark.journal.round_trips import round_trips
+
+
+@dataclass
+class Projections:
+    """All read models of one journal, built in one pass over it."""
+
+    header: RunStarted
+    config: dict[str, Any]
+    equity: pd.DataFrame
+    orders: pd.DataFrame
+    fills: pd.DataFrame
+    trades: pd.DataFrame
+    positions: pd.DataFrame
+    rejections: pd.DataFrame
+    funding: pd.DataFrame
+    initial_cash: float
+    bar_interval: int
+    bars: dict[str, pd.DataFrame]
+    """Per instrument, the bars the run saw: open, high, low, close, volume
+    indexed by close time (UTC)."""
+
+    @classmethod
+    def build(cls, reader: JournalReader) -> Projections:
+        return _Builder(reader).run()
+
+
+class _Builder:
+    """One pass over a journal's blocks, in seq order.
+
+    The bars of the first instrument whose payloads have a fixed layout are
+    read as numpy columns (:class:`journal.bar_columns.BarLayout`, which
+    checks every constant byte) and applied a run at a time; every other
+    record is decoded and applied as an event. Both paths give the same
+    frames, float for float."""
+
+    def __init__(self, reader: JournalReader) -> None:
+        self.reader = reader
+        header = reader.event(1)
+        if not isinstance(header, RunStarted):
+            raise ValueError(f"{reader.path}: seq 1 is not a run header")
+        self.header = header
+        self.config = msgspec.json.decode(header.config)
+        self.portfolio = Portfolio(float(self.config.get("initial_cash", 10_000.0)), self.config.get("currency", "USD"))
+        self.curve = EquityCurve(self.portfolio)
+        self.orders: dict[str, dict[str, Any]] = {}
+        self.fills: list[dict[str, Any]] = []
+        self.positions: list[dict[str, Any]] = []
+        self.rejections: list[dict[str, Any]] = []
+        self.funding: list[dict[str, Any]] = []
+        self.bars: dict[str, _BarHistory] = {}
+        self.interval = 0
+        self.pending: int | None = None  # time of the last bar's step, until the step closes
+
+    def run(self) -> Projections:
+        layout: BarLayout | None = None
+        seen_bar = False
+        for block in stored_blocks(self.reader):
+            try:
+                if layout is None:
+                    events = block.events
+                    self._apply_events(block.first, events)
+                    if not seen_bar:
+                        bar = next((event for event in events if type(event) is Bar), None)
+                        if bar is not None:
+                            seen_bar = True
+                            layout = BarLayout.of(bar)
+                else:
+                    self._apply_block(block, layout)
+            except EventDecodeError as exc:
+                raise JournalDecodeError(f"{self.reader.path}: block at seq {block.first}: {exc}") from exc
+        if self.pending is not None:
+            self.curve.close(self.pending)
+        equity = self.curve.frame()
+        if len(equity):
+            peak = equity["equity"].cummax()
+            equity["drawdown"] = equity["equity"] / peak - 1.0
+        else:
+            equity["drawdown"] = pd.Series(dtype=float)
+        bars = {instrument: history.frame() for instrument, history in self.bars.items()}
+        fills_df = pd.DataFrame(self.fills)
+        if len(fills_df):
+            fills_df["exec_time"] = utc_times(fills_df["exec_time"])
+        return Projections(
+            self.header,
+            self.config,
+            equity,
+            _orders_frame(self.orders),
+            fills_df,
+            round_trips(
+                self.fills,
+                {k: point_value(v) for k, v in self.portfolio.instruments.items()},
+                bars,
+            ),
+            pd.DataFrame(self.positions),
+            pd.DataFrame(
+                self.rejections,
+                columns=REJECTION_COLUMNS,
+            ),
+            pd.DataFrame(self.funding),
+            self.portfolio.initial_cash,
+            self.interval,
+            bars,
+        )
+
+    # -- a block -----------------------------------------------------------------
+
+    def _apply_block(self, block: DecodedBlock, layout: BarLayout) -> None:
+        """A block whose bars of ``layout`` are read as columns."""
+        at, records = layout.find(BlockView(block))
+        if not len(at):
+            self._apply_events(block.first, block.events)
+            return
+        columns = layout.columns(records)
+        times, closes = columns["ts"], columns["close"]
+        self._history(layout.instrument).extend(columns)
+        increasing = bool((times[1:] > times[:-1]).all())
+        stamps = times.tolist()
+        is_other = np.ones(len(block), dtype=bool)
+        is_other[at] = False
+        others = np.flatnonzero(is_other).tolist()
+        row = 0  # the next bar, as a row of the columns
+        for k, (i, event) in enumerate(zip(others, block.events_at(others), strict=True)):
+            stop = i - k  # bars before record i
+            if stop > row:
+                self._apply_bar_rows(layout.instrument, layout.interval, stamps, times, closes, row, stop, increasing)
+                row = stop
+            self._apply_event(block.first + i, event)
+        if row < len(stamps):
+            self._apply_bar_rows(
+                layout.instrument, layout.interval, stamps, times, closes, row, len(stamps), increasing
+            )
+
+    def _apply_bar_rows(
+        self,
+        instrument: str,
+        interval: int,
+        stamps: list[int],
+        times: np.ndarray,
+        closes: np.ndarray,
+        row: int,
+        stop: int,
+        increasing: bool,
+    ) -> None:
+        """Bars ``row:stop`` of one instrument's columns (``stamps``: ``times``
+        as a list), each the last of its time step, in time order if
+        ``increasing``; as :meth:`_apply_bar` would apply them one by one."""
+        pending, curve = self.pending, self.curve
+        if not (increasing and (pending is None or stamps[row] > pending) and curve.moving(instrument)):
+            for ts, close in zip(stamps[row:stop], closes[row:stop].tolist(), strict=True):
+                self._apply_bar(instrument, interval, ts, close, True)
+            return
+        marks = self.portfolio.marks
+        start = row
+        if pending is not None:
+            if row and pending == stamps[row - 1] and marks[instrument] == closes[row - 1]:
+                start = row - 1  # the pending step is the row before: close it with the run
+            else:
+                curve.close(pending)
+        curve.close_rows(instrument, times, closes, start, stop - 1)  # every bar but the last closes a step
+        marks[instrument] = float(closes[stop - 1])
+        self.interval = interval
+        self.pending = stamps[stop - 1]
+
+    # -- bars --------------------------------------------------------------------
+
+    def _apply_bar(self, instrument: str, interval: int, ts: int, close: float, last: bool) -> None:
+        curve, portfolio = self.curve, self.portfolio
+        curve.moving(instrument)
+        if self.pending is not None and ts > self.pending:
+            curve.close(self.pending)
+            self.pending = None
+        portfolio.marks[instrument] = close
+        if portfolio.rate_sources:
+            portfolio.update_rate(instrument, close)
+        self.interval = interval
+        if last:
+            self.pending = ts  # the step closes once everything at this time is applied
+
+    def _apply_decoded_bar(self, bar: Bar) -> None:
+        self._history(bar.instrument).add(bar)
+        self._apply_bar(bar.instrument, bar.interval, bar.ts, bar.close, bar.last)
+
+    def _history(self, instrument: str) -> _BarHistory:
+        history = self.bars.get(instrument)
+        if history is None:
+            history = self.bars[instrument] = _BarHistory()
+        return history
+
+    # -- events ------------------------------------------------------------------
+
+    def _apply_events(self, first: int, events: list[Event]) -> None:
+        """Records ``first, first + 1, ...``, decoded; runs of bars of one
+        instrument go through :meth:`_apply_bar_rows` as columns."""
+        start = 0
+        for at in (*(i for i, event in enumerate(events) if type(event) is not Bar), len(events)):
+            if at - start > 1:
+                run: list[Bar] = events[start:at]  # type: ignore[assignment]
+                if not self._apply_bar_list(run):
+                    for bar in run:
+                        self._apply_decoded_bar(bar)
+            elif at > start:
+                self._apply_decoded_bar(events[start])  # type: ignore[arg-type]
+            start = at + 1
+            if at < len(events):
+                self._apply_event(first + at, events[at])
+
+    def _apply_bar_list(self, run: list[Bar]) -> bool:
+        """Decoded bars of one instrument, each the last of its time step,
+        as columns; False (nothing applied) if the run is not of that shape."""
+        instrument = run[0].instrument
+        if not (all(map(_LAST, run)) and all(map(instrument.__eq__, map(_INSTRUMENT, run)))):
+            return False
+        columns = _as_columns(run)
+        times = columns["ts"]
+        self._history(instrument).extend(columns)
+        increasing = bool((times[1:] > times[:-1]).all())
+        self._apply_bar_rows(
+            instrument, run[-1].interval, times.tolist(), times, columns["close"], 0, len(run), increasing
+        )
+        return True
+
+    def _apply_event(self, seq: int, event: Event) -> None:
+        """One record other than a bar read as columns."""
+        cls = type(event)
+        if cls is Bar:
+            self._apply_decoded_bar(event)  # type: ignore[arg-type]
+            return
+        if self.pending is not None and event.ts > self.pending:
+            self.curve.close(self.pending)
+            self.pending = None
+        if cls is OrderFilled:
+            fill: OrderFilled = event  # type: ignore[assignment]
+            self.curve.changing()
+            change = self.portfolio.apply_fill(fill)
+            self.fills.append(_fill_row(seq, fill, change.realized))
+            _order_fill(self.orders, fill)
+        elif cls is InstrumentDefinition:
+            self.curve.changing()
+            self.portfolio.add_instrument(event)  # type: ignore[arg-type]
+        elif cls is FundingApplied:
+            self.curve.changing()
+            self.portfolio.apply_funding(event)  # type: ignore[arg-type]
+            self.funding.append({"seq": seq, **msgspec.structs.asdict(event)})
+        elif cls is SubmitOrder:
+            _order_submit(self.orders, seq, event)  # type: ignore[arg-type]
+        elif cls is PositionChanged:
+            self.positions.append({"seq": seq, **msgspec.structs.asdict(event)})
+        elif cls in (OrderAccepted, OrderTriggered, OrderCanceled, OrderExpired, OrderRejected, RiskRejected):
+            _order_status(self.orders, seq, event)
+            if cls in (OrderRejected, RiskRejected):
+                self.rejections.append(
+                    {
+                        "seq": seq,
+                        "ts": event.ts,
+                        "source": "risk" if cls is RiskRejected else "venue",
+                        **_reason(event),
+                    }
+                )
+
+
+REJECTION_COLUMNS = ["seq", "ts", "source", "strategy", "order_id", "instrument", "reason", "detail"]
+
+_LAST = attrgetter("last")
+_INSTRUMENT = attrgetter("instrument")
+
+
+class _BarHistory:
+    """One instrument's bars as columns: close times (ns) and the values of
+    :data:`core.series.FIELDS`, in the order they were added. Bars decoded
+    one by one wait in a list and join the columns a few thousand at a time."""
+
+    __slots__ = ("_decoded", "columns")
+
+    def __init__(self) -> None:
+        self.columns = {name: Column(DTYPES[name]) for name in NAMES}
+        self._decoded: list[Bar] = []
+
+    def add(self, bar: Bar) -> None:
+        decoded = self._decoded
+        decoded.append(bar)
+        if len(decoded) >= 4096:
+            self._flush()
+
+    def extend(self, columns: dict[str, np.ndarray]) -> None:
+        self._flush()
+        for name, column in self.columns.items():
+            column.extend(columns[name])
+
+    def frame(self) -> pd.DataFrame:
+        """Indexed by close time (UTC), in time order (a block's column bars
+        are added before any bar of the same instrument decoded one by one
+        in that block)."""
+        self._flush()
+        values = {name: column.array() for name, column in self.columns.items()}
+        times = values.pop("ts")
+        if len(times) > 1 and not bool((times[1:] >= times[:-1]).all()):
+            order = np.argsort(times, kind="stable")
+            times, values = times[order], {name: value[order] for name, value in values.items()}
+        frame = pd.DataFrame(values, index=pd.to_datetime(times, unit="ns", utc=True))
+        frame.index.name = "time"
+        return frame
+
+    def _flush(self) -> None:
+        decoded = self._decoded
+        if decoded:
+            columns = _as_columns(decoded)
+            decoded.clear()
+            for name, column in self.columns.items():
+                column.extend(columns[name])
+
+
+_FIELD = {name: attrgetter(name) for name in NAMES}
+
+
+def _as_columns(bars: list[Bar]) -> dict[str, np.ndarray]:
+    """Decoded bars as the columns :class:`BarLayout` reads (``NAMES``, ``DTYPES``)."""
+    return {name: np.fromiter(map(_FIELD[name], bars), dtype=DTYPES[name], count=len(bars)) for name in NAMES}
+
+
+def _reason(event: Any) -> dict[str, Any]:
+    return {
+        "strategy": event.strategy,
+        "order_id": event.order_id,
+        "instrument": event.instrument,
+        "reason": event.reason,
+        "detail": event.detail,
+    }
+
+
+def _fill_row(seq: int, fill: OrderFilled, realized: float) -> dict[str, Any]:
+    return {
+        "seq": seq,
+        "ts": fill.ts,
+        "exec_time": fill.exec_ts,  # ns; a timestamp column in the frame
+        "strategy": fill.strategy,
+        "order_id": fill.order_id,
+        "fill_id": fill.fill_id,
+        "instrument": fill.instrument,
+        "side": fill.side,
+        "quantity": fill.quantity,
+        "price": fill.price,
+        "fee": fill.fee,
+        "liquidity": fill.liquidity,
+        "slippage": fill.slippage,
+        "slippage_model": fill.slippage_model,
+        "fee_model": fill.fee_model,
+        "leaves": fill.leaves,
+        "realized": realized,
+    }
+
+
+def _order_submit(orders: dict[str, dict[str, Any]], seq: int, cmd: SubmitOrder) -> None:
+    orders[cmd.order_id] = {
+        "order_id": cmd.order_id,
+        "seq": seq,
+        "submitted": cmd.ts,  # ns; a timestamp column in the frame
+        "strategy": cmd.strategy,
+        "instrument": cmd.instrument,
+        "side": cmd.side,
+        "type": cmd.order_type,
+        "quantity": cmd.quantity,
+        "price": cmd.price or np.nan,
+        "trigger_price": cmd.trigger_price or np.nan,
+        "tif": cmd.tif,
+        "parent_id": cmd.parent_id,
+        "status": "new",
+        "filled": 0.0,
+        "avg_price": np.nan,
+        "reason": "",
+    }
+
+
+STATUS = {
+    OrderAccepted: "accepted",
+    OrderTriggered: "triggered",
+    OrderCanceled: "canceled",
+    OrderExpired: "expired",
+    OrderRejected: "rejected",
+    RiskRejected: "risk_rejected",
+}
+
+
+def _order_status(orders: dict[str, dict[str, Any]], seq: int, event: Event) -> None:
+    row = orders.get(event.order_id)  # type: ignore[attr-defined]
+    if row is None:
+        return
+    status = STATUS[type(event)]
+    if status == "triggered" and row["status"] == "partially_filled":
+        return
+    row["status"] = status
+    row["reason"] = getattr(event, "reason", "")
+
+
+def _order_fill(orders: dict[str, dict[str, Any]], fill: OrderFilled) -> None:
+    row = orders.get(fill.order_id)
+    if row is None:
+        return
+    filled = row["filled"] + fill.quantity
+    previous = 0.0 if np.isnan(row["avg_price"]) else row["avg_price"] * row["filled"]
+    row["avg_price"] = (previous + fill.price * fill.quantity) / filled
+    row["filled"] = filled
+    row["status"] = "filled" if fill.leaves == 0.0 else "partially_filled"
+
+
+def _orders_frame(orders: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    columns = [
+        "order_id",
+        "seq",
+        "submitted",
+        "strategy",
+        "instrument",
+        "side",
+        "type",
+        "quantity",
+        "price",
+        "trigger_price",
+        "tif",
+        "parent_id",
+        "status",
+        "filled",
+        "avg_price",
+        "reason",
+    ]
+    frame = pd.DataFrame(list(orders.values()), columns=columns)
+    frame["submitted"] = utc_times(frame["submitted"])
+    return frame

@@ -1,0 +1,167 @@
+"""Round-trip trades from a journal's fills, with their excursions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tidemark.journal.columns import NO_TIME, utc_times
+
+TRADE_COLUMNS = [
+    "strategy",
+    "instrument",
+    "side",
+    "size",
+    "entry_time",
+    "exit_time",
+    "entry_price",
+    "exit_price",
+    "pnl",
+    "gross_pnl",
+    "fees",
+    "return_pct",
+    "bars",
+    "duration",
+    "mae",
+    "mfe",
+    "open",
+]
+
+
+def round_trips(
+    fills: list[dict[str, Any]], point_values: dict[str, float], bars: dict[str, pd.DataFrame]
+) -> pd.DataFrame:
+    """Round-trip trades per (strategy, instrument): from flat to flat (a
+    flip closes one trip and opens the next). ``gross_pnl`` is the realized
+    PnL the accounting booked on the trip's closing fills (so point values and
+    inverse contracts are right); ``pnl`` is net of the trip's fees;
+    ``mae``/``mfe`` are the worst/best unrealized PnL (money, linear
+    approximation for inverse) seen on bar extremes while the trip was open:
+    the bars closing after entry, up to and including the exit time."""
+    trips: list[dict[str, Any]] = []
+    state: dict[tuple[str, str], dict[str, Any]] = {}
+    for fill in fills:
+        key = (fill["strategy"], fill["instrument"])
+        signed = fill["quantity"] if fill["side"] == "buy" else -fill["quantity"]
+        trip = state.get(key)
+        if trip is None:
+            state[key] = _open_trip(fill, signed)
+            continue
+        qty = trip["qty"]
+        if (qty > 0) == (signed > 0):
+            total = abs(qty) + abs(signed)
+            trip["entry_price"] = (trip["entry_price"] * abs(qty) + fill["price"] * abs(signed)) / total
+            trip["qty"] = qty + signed
+            trip["size"] = max(trip["size"], abs(trip["qty"]))
+            trip["fees"] += fill["fee"]
+            continue
+        closed = min(abs(signed), abs(qty))
+        fee_share = fill["fee"] * closed / abs(signed)
+        trip["gross"] += fill["realized"]
+        trip["exit_value"] += closed * fill["price"]
+        trip["exit_qty"] += closed
+        trip["fees"] += fee_share
+        if abs(signed) < abs(qty) - 1e-12 * abs(qty):
+            trip["qty"] = qty + signed
+            continue
+        trips.append(_close_trip(trip, fill["exec_time"], point_values))
+        del state[key]
+        if abs(signed) > abs(qty) + 1e-12 * abs(qty):
+            opened = _open_trip(fill, signed + qty)
+            opened["fees"] = fill["fee"] - fee_share
+            state[key] = opened
+    trips.extend(_close_trip(trip, None, point_values) for trip in state.values())
+    frame = pd.DataFrame(trips, columns=[*TRADE_COLUMNS, "_scale"])
+    _excursions(frame, bars)
+    entry, exit = utc_times(frame["entry_time"]), utc_times(frame["exit_time"])
+    frame["entry_time"], frame["exit_time"], frame["duration"] = entry, exit, exit - entry
+    return frame.drop(columns="_scale")
+
+
+def _excursions(trips: pd.DataFrame, bars: dict[str, pd.DataFrame]) -> None:
+    """Fill ``bars``, ``mae`` and ``mfe`` of ``trips`` (times still integer
+    ns; ``_scale``: size times point value), instrument by instrument with
+    one search and one max/min reduction over each bar history."""
+    bars_held = np.zeros(len(trips), dtype=np.int64)
+    mae = np.zeros(len(trips))
+    mfe = np.zeros(len(trips))
+    instruments = trips["instrument"].to_numpy(dtype=object)
+    entries, exits = trips["entry_time"].to_numpy(dtype=np.int64), trips["exit_time"].to_numpy(dtype=np.int64)
+    longs = trips["side"].to_numpy(dtype=object) == "long"
+    prices, scales = trips["entry_price"].to_numpy(dtype=np.float64), trips["_scale"].to_numpy(dtype=np.float64)
+    for instrument, frame in bars.items():
+        times = pd.DatetimeIndex(frame.index).asi8
+        highs, lows = frame["high"].to_numpy(), frame["low"].to_numpy()
+        rows = np.flatnonzero(instruments == instrument)
+        if not len(rows) or not len(times):
+            continue
+        entry, exit = entries[rows], exits[rows]
+        lo = np.searchsorted(times, entry, side="right")
+        hi = np.where(exit == NO_TIME, len(times), np.searchsorted(times, exit, side="right"))
+        held = np.maximum(hi - lo, 0)
+        bars_held[rows] = held
+        some = held > 0
+        if not some.any():
+            continue
+        rows, lo, hi = rows[some], lo[some], hi[some]
+        top, bottom = _range_max(highs, lo, hi), -_range_max(-lows, lo, hi)
+        long = longs[rows]
+        direction = np.where(long, 1.0, -1.0)
+        best, worst = np.where(long, top, bottom), np.where(long, bottom, top)
+        entry_price, scale = prices[rows], scales[rows]
+        mfe[rows] = direction * (best - entry_price) * scale
+        mae[rows] = direction * (worst - entry_price) * scale
+    trips["bars"] = bars_held
+    trips["mae"] = np.minimum(mae, 0.0)
+    trips["mfe"] = np.maximum(mfe, 0.0)
+
+
+def _range_max(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """``values[lo[i]:hi[i]].max()`` for each i (every range non-empty)."""
+    padded = np.append(values, values[-1])  # reduceat needs every index in range; hi may be len(values)
+    bounds = np.empty(2 * len(lo), dtype=np.int64)
+    bounds[0::2], bounds[1::2] = lo, hi
+    return np.maximum.reduceat(padded, bounds)[0::2]
+
+
+def _open_trip(fill: dict[str, Any], signed: float) -> dict[str, Any]:
+    return {
+        "strategy": fill["strategy"],
+        "instrument": fill["instrument"],
+        "qty": signed,
+        "size": abs(signed),
+        "side": "long" if signed > 0 else "short",
+        "entry_time": fill["exec_time"],
+        "entry_price": fill["price"],
+        "gross": 0.0,
+        "exit_value": 0.0,
+        "exit_qty": 0.0,
+        "fees": fill["fee"],
+    }
+
+
+def _close_trip(trip: dict[str, Any], exit_time: int | None, point_values: dict[str, float]) -> dict[str, Any]:
+    """The trip's row (``bars``, ``mae``, ``mfe`` and ``duration`` are
+    filled in for all trips at once)."""
+    exit_price = trip["exit_value"] / trip["exit_qty"] if trip["exit_qty"] else np.nan
+    scale = trip["size"] * point_values.get(trip["instrument"], 1.0)
+    net = trip["gross"] - trip["fees"]
+    notional = trip["entry_price"] * scale
+    return {
+        "strategy": trip["strategy"],
+        "instrument": trip["instrument"],
+        "side": trip["side"],
+        "size": trip["size"],
+        "entry_time": trip["entry_time"],
+        "exit_time": NO_TIME if exit_time is None else exit_time,
+        "entry_price": trip["entry_price"],
+        "exit_price": exit_price,
+        "pnl": net,
+        "gross_pnl": trip["gross"],
+        "fees": trip["fees"],
+        "return_pct": net / notional if notional else np.nan,
+        "open": exit_time is None,
+        "_scale": scale,
+    }
