@@ -28,7 +28,7 @@ def test_wheel_installs_one_top_level_name(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     top = {name.split("/", 1)[0] for name in names}
     assert top == {"tidemark", f"{wheel.name.split('-')[0]}-{wheel.name.split('-')[1]}.dist-info"}
-    for component in ("core", "journal", "adapters", "strategies"):
+    for component in ("core", "core/accounts", "core/execution", "core/strategy", "journal", "adapters", "strategies"):
         assert f"tidemark/{component}/__init__.py" in names
     assert "tidemark/py.typed" in names
     assert "tidemark/adapters/sample_data/SYNTH_BTC-1h.csv" in names

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tidemark.core.book import CROSSED, GAP, OrderBook
 from tidemark.core.events import BookDelta, BookSnapshot
+from tidemark.core.execution.book import CROSSED, GAP, OrderBook
 
 
 def side(levels: list[list[str]]) -> tuple[tuple[float, ...], tuple[float, ...]]:

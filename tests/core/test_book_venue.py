@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tidemark.core.book_venue import BookVenue
+from tidemark.core.accounts.portfolio import Portfolio
+from tidemark.core.accounts.risk import RiskEngine, RiskLimits
 from tidemark.core.bus import Bus
 from tidemark.core.events import (
     BookDelta,
@@ -20,9 +21,8 @@ from tidemark.core.events import (
     SubmitOrder,
     Trade,
 )
-from tidemark.core.execution import ExecutionConfig
-from tidemark.core.portfolio import Portfolio
-from tidemark.core.risk import RiskEngine, RiskLimits
+from tidemark.core.execution.book_venue import BookVenue
+from tidemark.core.execution.venue import ExecutionConfig
 
 SYM = "BTC/USDT:USDT"
 MS = 1_000_000

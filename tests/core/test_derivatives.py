@@ -7,6 +7,9 @@ from typing import Any
 
 import pytest
 
+from tidemark.core.accounts.margin import MarginActor, liquidation_price
+from tidemark.core.accounts.portfolio import Portfolio
+from tidemark.core.accounts.risk import RiskEngine, RiskLimits
 from tidemark.core.bus import Bus
 from tidemark.core.engine import AccountActor
 from tidemark.core.events import (
@@ -21,11 +24,8 @@ from tidemark.core.events import (
     OrderRejected,
     SubmitOrder,
 )
-from tidemark.core.execution import ExecutionConfig, SimulatedVenue
-from tidemark.core.fees import FeeModel
-from tidemark.core.margin import MarginActor, liquidation_price
-from tidemark.core.portfolio import Portfolio
-from tidemark.core.risk import RiskEngine, RiskLimits
+from tidemark.core.execution.fees import FeeModel
+from tidemark.core.execution.venue import ExecutionConfig, SimulatedVenue
 
 H = 3_600_000_000_000
 INVERSE = InstrumentDefinition(

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from tidemark.core.accounts.portfolio import Portfolio
+from tidemark.core.accounts.risk import RiskEngine, RiskLimits
 from tidemark.core.bus import Bus
 from tidemark.core.events import (
     Bar,
@@ -20,12 +22,10 @@ from tidemark.core.events import (
     RiskRejected,
     SubmitOrder,
 )
-from tidemark.core.execution import ExecutionConfig, SimulatedVenue
-from tidemark.core.fees import FeeModel
+from tidemark.core.execution.fees import FeeModel
+from tidemark.core.execution.slippage import SlippageModel
+from tidemark.core.execution.venue import ExecutionConfig, SimulatedVenue
 from tidemark.core.instruments import spot
-from tidemark.core.portfolio import Portfolio
-from tidemark.core.risk import RiskEngine, RiskLimits
-from tidemark.core.slippage import SlippageModel
 
 H = 3_600_000_000_000  # one hour in ns
 

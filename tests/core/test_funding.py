@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 
 from tests.core.test_book_venue import Recorder
+from tidemark.core.accounts.funding import FundingActor
+from tidemark.core.accounts.portfolio import Portfolio
 from tidemark.core.bus import Bus
 from tidemark.core.events import (
     FundingApplied,
@@ -15,8 +17,6 @@ from tidemark.core.events import (
     MarkPrice,
     OrderFilled,
 )
-from tidemark.core.funding import FundingActor
-from tidemark.core.portfolio import Portfolio
 
 SYM = "BTC/USDT:USDT"
 S = 1_000_000_000

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tidemark.core import indicators as ind
+from tidemark.core.strategy import indicators as ind
 
 
 @pytest.fixture

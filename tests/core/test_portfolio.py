@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tidemark.core.accounts.portfolio import Portfolio
 from tidemark.core.events import InstrumentDefinition, OrderFilled
 from tidemark.core.instruments import spot
-from tidemark.core.portfolio import Portfolio
 
 FUT = InstrumentDefinition(
     0, "ES", kind="equity_future", quote="USD", settle="USD", multiplier=50.0, fee_per_contract=2.5

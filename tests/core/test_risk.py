@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from tidemark.core.accounts.portfolio import Portfolio
+from tidemark.core.accounts.risk import DAY_NS, RiskEngine, RiskLimits
 from tidemark.core.events import OrderFilled, SubmitOrder
 from tidemark.core.instruments import spot
-from tidemark.core.portfolio import Portfolio
-from tidemark.core.risk import DAY_NS, RiskEngine, RiskLimits
 
 
 def cmd(side: str = "buy", qty: float = 1.0, strategy: str = "s", instrument: str = "X", **kw: object) -> SubmitOrder:

@@ -10,9 +10,8 @@ import pandas as pd
 import pytest
 
 from tidemark.adapters.backtest import SAMPLE_DIR, run_backtest
-from tidemark.core import indicators
-from tidemark.core.params import ParamError, resolve
-from tidemark.core.strategy import StrategyError, load_source
+from tidemark.core.strategy import StrategyError, indicators, load_source
+from tidemark.core.strategy.params import ParamError, resolve
 
 SCHEMA = {
     "id": "t",

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from tests.core.test_book_venue import INSTRUMENT, SYM, Recorder, snapshot
-from tidemark.core.book_venue import BookVenue
+from tidemark.core.accounts.portfolio import Portfolio
+from tidemark.core.accounts.risk import RiskEngine, RiskLimits
 from tidemark.core.bus import Bus
 from tidemark.core.events import BookDelta, FeedGap, OrderFilled
-from tidemark.core.execution import ExecutionConfig
-from tidemark.core.portfolio import Portfolio
-from tidemark.core.risk import RiskEngine, RiskLimits
+from tidemark.core.execution.book_venue import BookVenue
+from tidemark.core.execution.venue import ExecutionConfig
 from tidemark.core.series import MarketSeries
 from tidemark.core.strategy import StrategyRunner, load_source
 

@@ -11,9 +11,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tidemark.core.accounts.portfolio import Portfolio
 from tidemark.core.events import OrderFilled
 from tidemark.core.instruments import spot
-from tidemark.core.portfolio import Portfolio
 from tidemark.journal.equity_curve import EquityCurve
 
 INSTRUMENTS = ("A", "B", "C")  # C has no mark until its first one: it starts without being kept

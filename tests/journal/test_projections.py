@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from tidemark.adapters.backtest import SAMPLE_DIR, Result, run_backtest
+from tidemark.core.accounts.portfolio import Portfolio
 from tidemark.core.events import Bar, FundingApplied, InstrumentDefinition, OrderFilled, RunStarted
-from tidemark.core.portfolio import Portfolio
 from tidemark.journal import projections
 from tidemark.journal.projections import Projections
 from tidemark.journal.reader import JournalReader

@@ -44,9 +44,9 @@ from tidemark.core.events import Bar, Event, FundingRate, InstrumentDefinition, 
 from tidemark.core.heap import frozen_setup
 from tidemark.core.ids import canonical_json, content_id, sha256_hex
 from tidemark.core.metrics import compute as compute_metrics
-from tidemark.core.params import resolve
 from tidemark.core.series import MarketSeries
 from tidemark.core.strategy import load_source
+from tidemark.core.strategy.params import resolve
 from tidemark.journal.blocks import DecodedBlock
 from tidemark.journal.process_writer import ProcessJournalWriter
 from tidemark.journal.projections import Projections

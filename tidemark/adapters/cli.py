@@ -63,8 +63,8 @@ def _is_input_error(exc: Exception) -> bool:
     from tidemark.adapters.fetch import FetchError
     from tidemark.adapters.markets import MarketError
     from tidemark.core.config import ConfigError
-    from tidemark.core.params import ParamError
     from tidemark.core.strategy import StrategyError
+    from tidemark.core.strategy.params import ParamError
     from tidemark.journal.errors import JournalError
 
     return isinstance(
@@ -219,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _params(pairs: list[str]) -> dict[str, Any]:
-    from tidemark.core.params import parse_cli_value
+    from tidemark.core.strategy.params import parse_cli_value
 
     out = {}
     for pair in pairs:

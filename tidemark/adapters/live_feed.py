@@ -42,8 +42,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from tidemark.adapters import ccxt_errors
-from tidemark.core.book import OrderBook
 from tidemark.core.events import BookDelta, BookSnapshot, Event, FeedGap, FundingRate, MarkPrice, Ticker, Trade
+from tidemark.core.execution.book import OrderBook
 
 MS = 1_000_000
 

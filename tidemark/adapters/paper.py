@@ -8,7 +8,7 @@ Python API::
 A session loads the exchange's markets (instrument definitions from ccxt
 metadata), starts the feed (:mod:`adapters.live_feed`) and feeds every event,
 in arrival order, into the same actor graph a backtest uses, with the book
-venue (:mod:`core.book_venue`) and bars built from trades. The journal is
+venue (:mod:`tidemark.core.execution.book_venue`) and bars built from trades. The journal is
 written with ``synchronous=FULL`` and committed every ``commit_every``
 seconds; its header holds the full config (ccxt options with secrets masked)
 and the strategies' source, so ``tidemark replay --check`` reproduces every
@@ -48,9 +48,9 @@ from tidemark.core.bus import BusFault
 from tidemark.core.engine import Engine
 from tidemark.core.events import Event, FeedGap, InstrumentDefinition, StrategyReloaded
 from tidemark.core.ids import canonical_json, sha256_hex
-from tidemark.core.params import resolve
 from tidemark.core.series import MarketSeries
 from tidemark.core.strategy import StrategyError, load_source
+from tidemark.core.strategy.params import resolve
 from tidemark.journal.writer import STATUS_FAILED, STATUS_FINISHED, JournalWriter
 
 SECRET_KEYS = ("apikey", "secret", "password", "uid", "privatekey", "walletaddress", "token", "login", "twofa")

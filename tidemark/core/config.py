@@ -11,10 +11,10 @@ from typing import Any
 
 import msgspec
 
-from tidemark.core.execution import ExecutionConfig
-from tidemark.core.fees import FeeModel
-from tidemark.core.risk import RiskLimits
-from tidemark.core.slippage import SlippageModel
+from tidemark.core.accounts.risk import RiskLimits
+from tidemark.core.execution.fees import FeeModel
+from tidemark.core.execution.slippage import SlippageModel
+from tidemark.core.execution.venue import ExecutionConfig
 
 
 class ConfigError(ValueError):

@@ -11,18 +11,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tidemark.core.algos import AlgoActor
+from tidemark.core.accounts.funding import FundingActor
+from tidemark.core.accounts.margin import MarginActor
+from tidemark.core.accounts.portfolio import Portfolio
+from tidemark.core.accounts.risk import RiskEngine
 from tidemark.core.bars import BarAggregator
-from tidemark.core.book_venue import BookVenue
 from tidemark.core.bus import NEEDS_EVERY_BAR, Actor, Bus, EventSink, Handler
 from tidemark.core.config import RunConfig, duration_ns, execution_config, risk_limits
 from tidemark.core.events import Bar, Event, InstrumentDefinition, RunFinished, RunStarted
-from tidemark.core.execution import SimulatedVenue
-from tidemark.core.funding import FundingActor
+from tidemark.core.execution.algos import AlgoActor
+from tidemark.core.execution.book_venue import BookVenue
+from tidemark.core.execution.venue import SimulatedVenue
 from tidemark.core.heap import settle
-from tidemark.core.margin import MarginActor
-from tidemark.core.portfolio import Portfolio
-from tidemark.core.risk import RiskEngine
 from tidemark.core.series import MarketSeries
 from tidemark.core.strategy import LoadedStrategy, StrategyRunner
 

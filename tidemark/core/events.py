@@ -409,7 +409,7 @@ class AccountSnapshot(Event, frozen=True, tag="acct"):
 
 
 class RiskRejected(Event, frozen=True, tag="risk"):
-    """A pre-trade refusal. ``reason`` is a code from :mod:`core.risk`."""
+    """A pre-trade refusal. ``reason`` is a code from :mod:`tidemark.core.accounts.risk`."""
 
     strategy: str
     order_id: str

@@ -5,7 +5,7 @@ Linear (spot, linear perpetual/future, equity/commodity future):
 Inverse (coin-margined; contract_size is quote units per contract):
     PnL = qty * contract_size * (1/entry - 1/exit)             [base coin]
 For inverse positions the average entry is kept as the contracts-weighted
-mean of 1/price (see :class:`core.portfolio.Position`).
+mean of 1/price (see :class:`tidemark.core.accounts.portfolio.Position`).
 """
 
 from __future__ import annotations

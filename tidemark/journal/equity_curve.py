@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tidemark.core.portfolio import Portfolio
+from tidemark.core.accounts.portfolio import Portfolio
 from tidemark.journal.columns import Column
 
 
 class EquityCurve:
     """The account at the close of each time step, as the run's accounting
-    (:class:`core.portfolio.Portfolio`) values it.
+    (:class:`tidemark.core.accounts.portfolio.Portfolio`) values it.
 
     Steps are valued lazily: while only marks move (the stretches between
     fills, funding and new instruments), closed steps are kept as their time

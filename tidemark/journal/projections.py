@@ -3,7 +3,7 @@
 Everything a report shows comes from here, never from live actors, so any
 journal can be reported on. The equity curve is a pure function of journaled
 events: it replays fills, funding and closes through the same accounting
-(:class:`core.portfolio.Portfolio`) the run used, one point per time step
+(:class:`tidemark.core.accounts.portfolio.Portfolio`) the run used, one point per time step
 (:mod:`journal.equity_curve`); round trips come from the fills
 (:mod:`journal.round_trips`).
 """
@@ -18,6 +18,7 @@ import msgspec
 import numpy as np
 import pandas as pd
 
+from tidemark.core.accounts.portfolio import Portfolio
 from tidemark.core.codec import EventDecodeError
 from tidemark.core.events import (
     Bar,
@@ -36,7 +37,6 @@ from tidemark.core.events import (
     SubmitOrder,
 )
 from tidemark.core.instruments import point_value
-from tidemark.core.portfolio import Portfolio
 from tidemark.journal.bar_columns import DTYPES, NAMES, BarLayout, BlockView
 from tidemark.journal.blocks import DecodedBlock, stored_blocks
 from tidemark.journal.columns import Column, utc_times

@@ -8,8 +8,8 @@ quote currency, sizes in base units (contracts for contract markets).
 
 from __future__ import annotations
 
-from tidemark.core.book import OrderBook
 from tidemark.core.events import Quote
+from tidemark.core.execution.book import OrderBook
 
 
 class BookView:

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final
 
+from tidemark.core.accounts.portfolio import Portfolio
 from tidemark.core.events import BUY, SubmitOrder
 from tidemark.core.instruments import notional, point_value
-from tidemark.core.portfolio import Portfolio
 
 MAX_POSITIONS: Final = "max_positions"
 STRATEGY_MAX_POSITIONS: Final = "strategy_max_positions"

@@ -23,10 +23,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from tidemark.core.accounts.portfolio import Portfolio, Position
 from tidemark.core.bus import Actor, Handler
 from tidemark.core.events import BUY, SELL, Bar, Event, InstrumentDefinition, Liquidation, MarginCall, OrderFilled
 from tidemark.core.instruments import notional, settle_currency
-from tidemark.core.portfolio import Portfolio, Position
 
 
 def liquidation_price(inst: InstrumentDefinition, quantity: float, entry: float) -> float:

@@ -33,10 +33,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from tidemark.core.accounts.portfolio import Portfolio
 from tidemark.core.bus import Actor, Handler
 from tidemark.core.events import Bar, Event, FundingApplied, FundingRate, FundingUnavailable, MarkPrice, Timer
 from tidemark.core.instruments import settle_currency
-from tidemark.core.portfolio import Portfolio
 
 
 class FundingError(RuntimeError):

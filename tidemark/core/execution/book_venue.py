@@ -1,7 +1,7 @@
 """The simulated venue for order books (paper trading, book replays).
 
 Orders are matched against the journaled level-2 book (``BookSnapshot`` and
-``BookDelta`` events, kept in :class:`core.book.OrderBook`) and trade prints.
+``BookDelta`` events, kept in :class:`tidemark.core.execution.book.OrderBook`) and trade prints.
 Rules, all deterministic functions of the journaled inputs:
 
 * Latency: an order sent at bus time T reaches the book at ``T + latency``;
@@ -36,7 +36,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from tidemark.core.book import OrderBook
+from tidemark.core.accounts.portfolio import Portfolio
+from tidemark.core.accounts.risk import RiskEngine
 from tidemark.core.bus import Handler
 from tidemark.core.events import (
     BUY,
@@ -53,10 +54,9 @@ from tidemark.core.events import (
     SubmitOrder,
     Trade,
 )
-from tidemark.core.execution import ExecutionConfig, SimulatedVenue
-from tidemark.core.orders import LIMIT, MARKET, REJECTED, STOP, STOP_LIMIT, Order
-from tidemark.core.portfolio import Portfolio
-from tidemark.core.risk import RiskEngine
+from tidemark.core.execution.book import OrderBook
+from tidemark.core.execution.orders import LIMIT, MARKET, REJECTED, STOP, STOP_LIMIT, Order
+from tidemark.core.execution.venue import ExecutionConfig, SimulatedVenue
 
 
 class BookVenue(SimulatedVenue):

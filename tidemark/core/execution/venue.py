@@ -1,6 +1,6 @@
 """The simulated venue for bar data.
 
-Rules (all documented behaviour; see also :mod:`core.orders`):
+Rules (all documented behaviour; see also :mod:`tidemark.core.execution.orders`):
 
 * ``fill="next_open"`` (default): an order sent while bar *i* is handled is
   matched from bar *i+1+latency_bars*. ``fill="close"``: a market order fills
@@ -36,6 +36,8 @@ from typing import Any
 
 import msgspec
 
+from tidemark.core.accounts.portfolio import Portfolio
+from tidemark.core.accounts.risk import RiskEngine
 from tidemark.core.bus import NEEDS_EVERY_BAR, QUIET_FOREVER, Actor, Handler
 from tidemark.core.events import (
     BUY,
@@ -54,9 +56,8 @@ from tidemark.core.events import (
     RiskRejected,
     SubmitOrder,
 )
-from tidemark.core.fees import FeeModel
-from tidemark.core.ids import rng
-from tidemark.core.orders import (
+from tidemark.core.execution.fees import FeeModel
+from tidemark.core.execution.orders import (
     CANCELED,
     EXPIRED,
     FILLED,
@@ -69,9 +70,8 @@ from tidemark.core.orders import (
     Order,
     validate,
 )
-from tidemark.core.portfolio import Portfolio
-from tidemark.core.risk import RiskEngine
-from tidemark.core.slippage import SlippageModel
+from tidemark.core.execution.slippage import SlippageModel
+from tidemark.core.ids import rng
 
 FILL_MODES = ("next_open", "close")
 
