@@ -42,11 +42,11 @@ def test_good_file_loads_with_open_times_and_interval(tmp_path: Path) -> None:
     [
         (3, 2, "90", "row 3: field 'high': high below max(open, close)"),
         (2, 3, "150", "row 2: field 'low': low above min(open, close)"),
-        (4, 4, "", "row 4: field 'close': missing or not a number"),
+        (4, 4, "", "row 4: field 'close': missing or not a finite number"),
         (5, 1, "-1", "row 5: field 'open': price must be > 0"),
         (2, 0, "2024-01-01T00:00:00Z", "row 2: field 'time': duplicate timestamp"),
         (4, 0, "2023-12-31T00:00:00Z", "row 4: field 'time': timestamps not sorted"),
-        (6, 5, "-3", "row 6: field 'volume': volume missing or negative"),
+        (6, 5, "-3", "row 6: field 'volume': volume missing, infinite or negative"),
     ],
 )
 def test_each_violation_names_file_row_and_field(

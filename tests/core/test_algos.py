@@ -77,6 +77,8 @@ def test_twap_weights_cap_catch_up_and_final_sweep(tmp_path: Path) -> None:
                 ctx.twap("sell", 40, slots=4, interval=3_600_000_000_000, weights=[1, 1, 1, 1], participation=0.2)
     """,
         [data],
+        account="margin",
+        borrow_rate=0.0,  # a spot short needs a loan
     )
     children = [c.quantity for c in events if isinstance(c, SubmitOrder) and c.parent_id]
     # slot targets 10, 20, 30, 40 (slot k decided at bar k+1); the thin bar caps slot 1 at 2,

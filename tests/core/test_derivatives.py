@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tidemark.core.accounts.buying_power import AccountRules
 from tidemark.core.accounts.margin import MarginActor, liquidation_price
 from tidemark.core.accounts.portfolio import Portfolio
 from tidemark.core.accounts.risk import RiskEngine, RiskLimits
@@ -180,7 +181,10 @@ def test_cross_margin_liquidates_the_book_when_equity_falls_below_total_maintena
     )
     pf = Portfolio(10_000.0)
     bus = Bus()
-    bus.add(SimulatedVenue(pf, RiskEngine(RiskLimits(), pf), ExecutionConfig()))
+    # The book is all the account's initial margin (10x): admission would refuse the second
+    # fill once the first marks down; this test is about liquidation, so nothing is refused.
+    unchecked = ExecutionConfig(account=AccountRules("unchecked"))
+    bus.add(SimulatedVenue(pf, RiskEngine(RiskLimits(), pf), unchecked))
     bus.add(AccountActor(pf, RiskEngine(RiskLimits(), pf), 86_400 * 10**9))
     margin = bus.add(MarginActor(pf, fee_bps=50.0, mode="cross"))
     seen: list[Event] = []

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tidemark.core.accounts.buying_power import AccountRules
 from tidemark.core.accounts.portfolio import Portfolio
 from tidemark.core.accounts.risk import RiskEngine, RiskLimits
 from tidemark.core.bus import Bus
@@ -57,6 +58,8 @@ def make(**config: Any) -> Venue:
     portfolio = Portfolio(100_000.0)
     portfolio.add_instrument(spot("X"))
     limits = config.pop("limits", RiskLimits())
+    # Matching rules on both sides: a margin account that may borrow, so a stop can open a short.
+    config.setdefault("account", AccountRules("margin", borrow=True))
     venue = SimulatedVenue(
         portfolio, RiskEngine(limits, portfolio), ExecutionConfig(**config), seed=config.get("seed", 7) if False else 7
     )

@@ -136,12 +136,14 @@ def journal(
     return sink.records
 
 
+SHORTS = {"account": "margin", "borrow_rate": 0.05}  # spot shorts on a loan, charged interest
+
 CASES = [
-    pytest.param("ema_cross", {"params": {"long_only": False, "fast": 4, "slow": 9}}, id="ema_cross"),
+    pytest.param("ema_cross", {"params": {"long_only": False, "fast": 4, "slow": 9}, **SHORTS}, id="ema_cross"),
     pytest.param("sma_cross", {"params": {"fast": 5, "slow": 12}}, id="sma_cross"),
-    pytest.param("active", {}, id="order-types"),
+    pytest.param("active", SHORTS, id="order-types"),
     pytest.param("active", {"latency_bars": 2, "fill_model": "close"}, id="latency-close-fill"),
-    pytest.param("active", {"snapshot_every": "3h", "participation": 0.01}, id="snapshots-participation"),
+    pytest.param("active", {"snapshot_every": "3h", "participation": 0.01, **SHORTS}, id="snapshots-participation"),
 ]
 
 

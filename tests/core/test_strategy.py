@@ -194,8 +194,11 @@ def _outputs(path: Path) -> list[tuple[str, bytes]]:
 def test_wake_skips_steps_without_changing_what_the_strategy_does(
     tmp_path: Path, sample_csv: Path, strategy: str, params: dict
 ) -> None:
-    gated = run_backtest(strategy, data=[sample_csv], params=params, journal=tmp_path / "gated.journal")
-    every = run_backtest(strategy, data=[sample_csv], params=params, journal=tmp_path / "every.journal", wake=False)
+    shorts = {"account": "margin", "borrow_rate": 0.05}  # ema_cross reverses into spot shorts
+    gated = run_backtest(strategy, data=[sample_csv], params=params, journal=tmp_path / "gated.journal", **shorts)
+    every = run_backtest(
+        strategy, data=[sample_csv], params=params, journal=tmp_path / "every.journal", wake=False, **shorts
+    )
     assert gated.metrics["trades"] > 5
     assert _outputs(tmp_path / "gated.journal") == _outputs(tmp_path / "every.journal")
     assert gated.metrics["final_equity"] == every.metrics["final_equity"]

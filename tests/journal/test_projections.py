@@ -13,7 +13,7 @@ import pytest
 
 from tidemark.adapters.backtest import SAMPLE_DIR, Result, run_backtest
 from tidemark.core.accounts.portfolio import Portfolio
-from tidemark.core.events import Bar, FundingApplied, InstrumentDefinition, OrderFilled, RunStarted
+from tidemark.core.events import Bar, FundingApplied, InstrumentDefinition, InterestCharged, OrderFilled, RunStarted
 from tidemark.journal import projections
 from tidemark.journal.projections import Projections
 from tidemark.journal.reader import JournalReader
@@ -25,7 +25,12 @@ RUNS = {
         strategy="sma_cross", data=[SAMPLES / "SYNTH_BTC-1h.csv", SAMPLES / "SYNTH_ETH-1h.csv"], params={"fast": 5}
     ),
     "shorts, every bar": dict(
-        strategy="ema_cross", data=[SAMPLES / "SYNTH_ETH-1h.csv"], params={"long_only": False, "size": 0.5}, wake=False
+        strategy="ema_cross",
+        data=[SAMPLES / "SYNTH_ETH-1h.csv"],
+        params={"long_only": False, "size": 0.5},
+        wake=False,
+        account="margin",
+        borrow_rate=0.05,  # spot shorts on a loan: interest charged daily and at each change
     ),
     "many blocks": dict(strategy="ema_cross", data=["minutes"], params={"fast": 3, "slow": 7}),
     "many blocks, two instruments": dict(
@@ -35,6 +40,8 @@ RUNS = {
             {"strategy": "sma_cross", "symbols": ["SYN"], "params": {"fast": 3, "slow": 9}},
             {"strategy": "ema_cross", "symbols": ["SYN2"], "params": {"fast": 4, "slow": 11, "long_only": False}},
         ],
+        account="margin",
+        borrow_rate=0.05,
     ),
 }
 
@@ -104,6 +111,8 @@ def stepwise_equity(path: Path) -> np.ndarray:
                 portfolio.add_instrument(event)
             elif isinstance(event, FundingApplied):
                 portfolio.apply_funding(event)
+            elif isinstance(event, InterestCharged):
+                portfolio.apply_interest(event)
         if pending is not None:
             close(pending)
     return np.array(rows, dtype=object)

@@ -45,7 +45,7 @@ from tidemark.core.heap import frozen_setup
 from tidemark.core.ids import canonical_json, content_id, sha256_hex
 from tidemark.core.metrics import compute as compute_metrics
 from tidemark.core.series import MarketSeries
-from tidemark.core.strategy import load_source
+from tidemark.core.strategy import StrategyError, load_source
 from tidemark.core.strategy.params import resolve
 from tidemark.journal.blocks import DecodedBlock
 from tidemark.journal.process_writer import ProcessJournalWriter
@@ -53,6 +53,7 @@ from tidemark.journal.projections import Projections
 from tidemark.journal.reader import JournalReader
 from tidemark.journal.replay import ReplayReport, replay_check
 from tidemark.journal.verify import BackgroundVerify, VerifyReport, verify
+from tidemark.journal.warnings import run_warnings
 from tidemark.journal.writer import STATUS_FAILED
 
 PACKAGE_VERSION = __version__
@@ -84,16 +85,28 @@ class Result:
     bars: dict[str, pd.DataFrame]
     """Per instrument, the bars the run saw: open, high, low, close, volume
     indexed by close time (UTC)."""
+    interest: pd.DataFrame
+    """Interest charged on borrowing (margin accounts)."""
+    currency: str
+    """The account currency: money metrics, the equity curve and every
+    ``*_account`` column are in it."""
+    warnings: list[str]
+    """What a careful reader must be told (no commission, ruin, a halted
+    account, repaired data, refused orders)."""
 
     @classmethod
     def from_journal(cls, path: str | os.PathLike[str]) -> Result:
         with JournalReader(path) as reader:
             proj = Projections.build(reader)
             seq, head = reader.head()
-        fees = float(proj.fills["fee"].sum()) if len(proj.fills) else 0.0
+        fees = float(proj.fills["fee_account"].sum()) if len(proj.fills) else 0.0
         metrics = compute_metrics(proj.equity, proj.trades, proj.initial_cash, fees)
         metrics["rejections"] = len(proj.rejections)
-        metrics["funding"] = float(proj.funding["amount"].sum()) if len(proj.funding) else 0.0
+        metrics["funding"] = float(proj.funding["amount_account"].sum()) if len(proj.funding) else 0.0
+        metrics["interest"] = float(proj.interest["amount_account"].sum())
+        metrics["currency"] = proj.currency
+        metrics["account"] = cfg.account_kind(cfg.parse_stored(proj.config))
+        metrics["leverage"] = float(proj.config.get("leverage") or 1.0)
         return cls(
             Path(path),
             proj.header.run_id,
@@ -110,6 +123,9 @@ class Result:
             head,
             seq,
             proj.bars,
+            proj.interest,
+            proj.currency,
+            run_warnings(proj, metrics),
         )
 
     def rejections_by_reason(self) -> dict[str, int]:
@@ -143,7 +159,7 @@ def build_config(
     for key, value in overrides.items():
         if value is not None:
             base[key] = value
-    return cfg.parse(base)
+    return cfg.resolve(cfg.parse(base))
 
 
 def strategy_configs(config: RunConfig, symbols: list[str]) -> list[StrategyConfig]:
@@ -182,11 +198,24 @@ def load_market(
     interval = cfg.duration_ns(config.timeframe) if config.timeframe else None
     start = parse_time_ns(config.start, "start")
     end = parse_time_ns(config.end, "end")
+    warmup = config.warmup
+    keep_before = warmup if isinstance(warmup, int) else 0
+    if isinstance(warmup, str) and start is not None:
+        start -= cfg.duration_ns(warmup)
     loaded = []
     for k, path in enumerate(paths):
         symbol = symbols[k] if k < len(symbols) else None
         loaded.append(
-            load_bars(path, symbol=symbol, tz=tz, repair=config.repair, interval=interval, start=start, end=end)
+            load_bars(
+                path,
+                symbol=symbol,
+                tz=tz,
+                repair=config.repair,
+                interval=interval,
+                start=start,
+                end=end,
+                keep_before=keep_before,
+            )
         )
     return loaded, align(loaded)
 
@@ -209,18 +238,7 @@ def resolve_data(path: Path, timeframe: str | None) -> Path:
     raise DataError(f"{path}: several cached files match ({', '.join(map(str, found))}); give --timeframe or a path")
 
 
-def parse_time_ns(value: int | str | None, name: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, int):
-        return value * 1_000_000 if value < 10**14 else value
-    try:
-        stamp = pd.Timestamp(value)
-    except ValueError:
-        raise cfg.ConfigError(f"run config: {name} {value!r} is not a time") from None
-    if stamp.tzinfo is None:
-        stamp = stamp.tz_localize("UTC")
-    return int(stamp.value)
+parse_time_ns = cfg.time_ns
 
 
 def instruments_for(
@@ -265,6 +283,11 @@ def slots_for(config: RunConfig) -> list[StrategySlot]:
     slots = []
     for spec in config.strategies:
         loaded = load_source(spec.source, spec.origin)
+        if config.paper is None and not loaded.acts_on_bars:
+            raise StrategyError(
+                f"{spec.origin or spec.strategy}: defines only on_book/on_quote, so it needs order-book data "
+                "(a paper session, or its journal with --from-journal); this backtest has bars only: define on_bar"
+            )
         slots.append(StrategySlot(loaded, spec.id, list(spec.symbols), resolve(loaded.schema, dict(spec.params))))
     return slots
 
@@ -286,7 +309,11 @@ async def run_async(
         loaded, market = load_market(config, data, tz=tz)
         fingerprints = describe(loaded)
         config = msgspec.structs.replace(
-            config, data=[Path(b.path).name for b in loaded], symbols=market.symbols, symbol=None
+            config,
+            data=[Path(b.path).name for b in loaded],
+            symbols=market.symbols,
+            symbol=None,
+            timeframe=config.timeframe or cfg.format_duration(loaded[0].interval),
         )
     config = msgspec.structs.replace(
         config, strategies=strategy_configs(config, market.symbols), strategy=None, params={}
@@ -305,6 +332,8 @@ async def run_async(
     try:
         engine = Engine(config, slots, market, sink=writer)
         perps = sorted({e.instrument for e in extras if isinstance(e, FundingRate)})
+        if config.funding.enabled and not config.funding.data and config.version >= 2:
+            perps = list(market.symbols)  # a static funding schedule: the symbols are perpetuals
         await drive(
             engine, writer, header, instruments_for(config, market, first_open, perps), market, progress, extras
         )
@@ -422,7 +451,7 @@ def engine_from_journal(
     header = blocks[0].event(0) if blocks and len(blocks[0]) else None
     if not isinstance(header, RunStarted):
         raise ValueError(f"{reader.path}: seq 1 is not a run header")
-    config = cfg.parse(json.loads(header.config))
+    config = cfg.parse_stored(json.loads(header.config))
     if config.paper is not None:
         # Book sessions build their bars from the journaled trades, as they did live.
         paper = config.paper

@@ -98,11 +98,24 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--config", help="run config JSON (flags override it)")
     bt.add_argument("--journal", help="journal path (default runs/<strategy>-<run id>.journal)")
     bt.add_argument("--fill", choices=["next_open", "close"], help="fill model (default next_open)")
-    bt.add_argument("--cash", type=float, help="initial cash")
+    bt.add_argument("--cash", type=float, help="initial cash in the account currency (default 100,000)")
+    bt.add_argument(
+        "--account",
+        choices=["cash", "margin"],
+        help="cash: spot bought with cash, no shorts; margin: spot levered or shorted "
+        "(default: cash, margin if --leverage > 1)",
+    )
+    bt.add_argument(
+        "--leverage", type=float, help="account leverage: initial margin is 1/leverage of notional (default 1)"
+    )
+    bt.add_argument(
+        "--borrow-rate", type=float, help="annual interest on borrowing; enables spot shorts (margin account)"
+    )
     bt.add_argument("--commission-bps", type=float, help="commission, basis points of notional")
     bt.add_argument("--slippage-bps", type=float, help="slippage, basis points against the order")
     bt.add_argument("--timeframe", help="bar length, e.g. 1h (default: inferred from the data)")
-    bt.add_argument("--start", help="first bar (ISO time or epoch ms)")
+    bt.add_argument("--start", help="first bar traded (ISO time or epoch ms)")
+    bt.add_argument("--warmup", help="bars (e.g. 200) or a duration (e.g. 30d) before --start seen without trading")
     bt.add_argument("--end", help="last bar (ISO time or epoch ms)")
     bt.add_argument("--seed", type=int, help="seed for any randomness (fill probability)")
     bt.add_argument(
@@ -140,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--journal", help="journal path (default runs/paper-<strategy>-<run id>.journal)")
     pp.add_argument("--force", action="store_true", help="overwrite an existing --journal")
     pp.add_argument("--config", help="run config JSON (risk, sizing, fees, paper settings)")
-    pp.add_argument("--cash", type=float, help="initial cash in the settlement currency")
+    pp.add_argument("--cash", type=float, help="initial cash in the settlement currency (default 100,000)")
     pp.add_argument("--bar", help="bar length built from trades for on_bar (default 1m)")
     pp.add_argument("--latency-ms", type=float, help="decision-to-matching latency in ms (default 0)")
     pp.add_argument("--book-depth", type=int, default=50, help="book levels kept per side (default 50)")
@@ -241,6 +254,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         "strategy": args.strategy,
         "fill_model": args.fill,
         "initial_cash": args.cash,
+        "account": args.account,
+        "leverage": args.leverage,
+        "borrow_rate": args.borrow_rate,
+        "warmup": _warmup(args.warmup),
         "commission_bps": args.commission_bps,
         "slippage_bps": args.slippage_bps,
         "timeframe": args.timeframe,
@@ -252,8 +269,6 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     }
     if args.symbol:
         overrides["symbols"] = list(args.symbol)
-    if args.config is None and not args.data and args.cash is None:
-        overrides["initial_cash"] = 100_000.0
     config = build_config(args.config, **overrides)
     if args.funding or args.mark or args.funding_fallback:
         funding = config.funding
@@ -308,6 +323,13 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _warmup(text: str | None) -> int | str | None:
+    """``--warmup 200`` (bars) or ``--warmup 30d`` (a duration)."""
+    if text is None:
+        return None
+    return int(text) if text.strip().isdigit() else text.strip()
+
+
 def _jsonable(obj: Any) -> Any:
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
@@ -317,32 +339,57 @@ def _jsonable(obj: Any) -> Any:
 
 
 def summary_table(result: Any) -> str:
+    """The run's figures, money in the account currency, warnings below."""
     m = result.metrics
-    strategies = ", ".join(s["id"] for s in result.config.get("strategies", []))
+    config = result.config
+    currency = m.get("currency") or config.get("currency", "USD")
+    strategies = ", ".join(s["id"] for s in config.get("strategies", []))
+    ruin = " (equity reached zero)" if m.get("ruined_at") else ""
+
+    def money(x: float) -> str:
+        return f"{x:,.2f} {currency}"
+
     rows = [
         ("run", result.run_id),
         ("strategy", strategies),
-        ("symbols", ", ".join(result.config.get("symbols", []))),
+        ("symbols", ", ".join(config.get("symbols", []))),
         ("bars", f"{m['bars']:,}"),
-        ("initial cash", f"{m['initial_cash']:,.2f}"),
-        ("final equity", f"{m['final_equity']:,.2f}"),
+        ("account", _account(m, config)),
+        ("initial cash", money(m["initial_cash"])),
+        ("final equity", money(m["final_equity"])),
         ("total return", _pct(m["total_return"])),
-        ("annualized return", _pct(m["annualized_return"])),
-        ("max drawdown", _pct(m["max_drawdown"])),
+        ("annualized return", _pct(m["annualized_return"]) + ruin),
+        ("max drawdown", _pct(m["max_drawdown"]) + ruin),
         ("sharpe", _num(m["sharpe"])),
         ("sortino", _num(m["sortino"])),
         ("calmar", _num(m["calmar"])),
         ("trades", f"{m['trades']} closed, {m['open_trades']} open"),
         ("win rate", _pct(m["win_rate"])),
         ("profit factor", _num(m["profit_factor"])),
-        ("expectancy", _num(m["expectancy"])),
+        ("expectancy", _num(m["expectancy"]) + (f" {currency}" if math.isfinite(m["expectancy"]) else "")),
         ("exposure time", _pct(m["exposure_time"])),
-        ("fees paid", f"{m['fees_paid']:,.2f}"),
-        ("funding", f"{m.get('funding', 0.0):,.2f}"),
+        ("fees paid", money(m["fees_paid"])),
+        ("funding", money(m.get("funding", 0.0))),
         ("rejections", str(m.get("rejections", 0))),
     ]
+    if m.get("interest"):
+        rows.insert(-1, ("interest", money(m["interest"])))
     width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+    lines = [f"{k:<{width}}  {v}" for k, v in rows]
+    lines.extend(f"warning: {w}" for w in getattr(result, "warnings", []))
+    return "\n".join(lines)
+
+
+def _account(metrics: dict[str, Any], config: dict[str, Any]) -> str:
+    kind = metrics.get("account", "cash")
+    if kind == "unchecked":
+        return "unchecked (rules version 1: no cash or margin checks)"
+    leverage = metrics.get("leverage", 1.0)
+    borrow = config.get("borrow_rate")
+    text = f"{kind}, leverage {leverage:g}x"
+    if borrow is not None:
+        text += f", borrowing at {borrow * 100:g}%/year"
+    return text
 
 
 def _pct(x: float) -> str:

@@ -10,11 +10,14 @@ must carry a timezone unless ``tz`` says which one they are in. Times are bar
 *open* times; a bar's event time is its close (open + interval).
 
 Validation (a violation raises :class:`DataError` naming file, row and field;
-rows are 1-based data rows): times sorted and unique; no NaN in open, high,
-low, close; prices > 0; ``high >= max(open, close)``; ``low <= min(open,
-close)``; volume >= 0. ``repair="drop"`` drops offending rows and
-``repair="ffill"`` forward-fills missing prices instead; what a repair did
-is recorded in the run header.
+rows are 1-based data rows): times sorted and unique; open, high, low, close
+finite and > 0 (no NaN, no infinity); ``high >= max(open, close)``; ``low <=
+min(open, close)``; volume finite and >= 0. The bar interval is inferred from
+the times (their median spacing) and checked: a file whose bars are not
+``timeframe`` apart, or whose bars start inside the previous bar, is an
+error. ``repair="drop"`` drops offending rows and ``repair="ffill"``
+forward-fills missing prices instead; what a repair did is recorded in the
+run header.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tidemark.core.config import format_duration
 from tidemark.core.events import FundingRate, MarkPrice
 from tidemark.core.series import InstrumentSeries, MarketSeries
 
@@ -110,8 +114,11 @@ def load_bars(
     interval: int | None = None,
     start: int | None = None,
     end: int | None = None,
+    keep_before: int = 0,
 ) -> LoadedBars:
-    """Load and validate one file. ``start``/``end``: open-time bounds (ns, inclusive)."""
+    """Load and validate one file. ``interval``: the bar length (ns) the
+    file must have (None: inferred); ``start``/``end``: open-time bounds (ns,
+    inclusive); ``keep_before``: bars before ``start`` kept too (warm-up)."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file")
@@ -134,18 +141,20 @@ def load_bars(
     else:
         data["volume"] = np.zeros(len(frame))
     repairs: dict[str, int] = {}
+    layout = np.unique(times)  # the file's own bar spacing, whatever rows a repair drops
     times, data = _check(path, times, data, repair, repairs)
+    step = _infer_interval(path, layout, interval)
     if start is not None or end is not None:
         keep = np.ones(len(times), dtype=bool)
         if start is not None:
-            keep &= times >= start
+            cut = max(0, int(np.searchsorted(times, start)) - keep_before)
+            keep[:cut] = False
         if end is not None:
             keep &= times <= end
         times = times[keep]
         data = {k: v[keep] for k, v in data.items()}
     if len(times) == 0:
         raise DataError(f"{path}: no bars (after the start/end window)")
-    step = interval if interval is not None else _infer_interval(path, times)
     o, h, lo, c, v = (np.ascontiguousarray(data[k]) for k in ("open", "high", "low", "close", "volume"))
     return LoadedBars(
         symbol or symbol_from_path(path),
@@ -224,13 +233,13 @@ def _check(
     bad = np.zeros(len(times), dtype=bool)
     checks: list[tuple[np.ndarray, str, str]] = []
     for name in PRICE_COLUMNS:
-        checks.append((np.isnan(data[name]), name, "missing or not a number"))
-        checks.append((~(data[name] > 0) & ~np.isnan(data[name]), name, "price must be > 0"))
+        checks.append((~np.isfinite(data[name]), name, "missing or not a finite number"))
+        checks.append((~(data[name] > 0) & np.isfinite(data[name]), name, "price must be > 0"))
     o, h, lo, c, v = (data[k] for k in ("open", "high", "low", "close", "volume"))
     with np.errstate(invalid="ignore"):
         checks.append((h < np.maximum(o, c), "high", "high below max(open, close)"))
         checks.append((lo > np.minimum(o, c), "low", "low above min(open, close)"))
-        checks.append((np.isnan(v) | (v < 0), "volume", "volume missing or negative"))
+        checks.append((~np.isfinite(v) | (v < 0), "volume", "volume missing, infinite or negative"))
     step = np.diff(times)
     dup = np.concatenate(([False], step == 0))
     back = np.concatenate(([False], step < 0))
@@ -256,17 +265,48 @@ def _check(
     return times[keep], {k: val[keep] for k, val in data.items()}
 
 
-def _infer_interval(path: Path, times: np.ndarray) -> int:
+def _infer_interval(path: Path, times: np.ndarray, expected: int | None) -> int:
+    """The file's bar length (ns): the median spacing of its open times,
+    checked against ``expected`` (the run's timeframe) when given. Bars that
+    start well inside the previous bar's interval (< 80% of it) overlap."""
     if len(times) < 2:
-        raise DataError(f"{path}: one bar only; give the timeframe (--timeframe) to know its length")
-    return int(np.median(np.diff(times)))
+        if expected is None:
+            raise DataError(f"{path}: one bar only; give the timeframe (--timeframe) to know its length")
+        return expected
+    spacing = np.diff(times)
+    step = int(np.median(spacing))
+    if expected is not None and step != expected:
+        raise DataError(
+            f"{path}: bars are {format_duration(step)} apart, not the timeframe {format_duration(expected)} "
+            f"(use --timeframe {format_duration(step)}, and ctx.data[symbol].resample(...) for coarser bars)"
+        )
+    short = np.flatnonzero(spacing < 0.8 * step)
+    if len(short):
+        k = int(short[0])
+        raise DataError(
+            f"{path}: row {k + 2}: field 'time': bar starts {format_duration(int(spacing[k]))} after the one "
+            f"before, inside its {format_duration(step)} interval (bars overlap)"
+        )
+    return step
 
 
 def align(loaded: list[LoadedBars]) -> MarketSeries:
-    """Put instruments on one timeline of bar close times (NaN where absent)."""
+    """Put instruments on one timeline of bar close times (NaN where absent).
+    Every file must have the same bar length: a coarser file beside a finer
+    one would show its bars before they closed."""
     symbols = [b.symbol for b in loaded]
     if len(set(symbols)) != len(symbols):
         raise DataError(f"two data files give the same symbol: {sorted(symbols)}; name them with --symbol")
+    first = loaded[0]
+    for other in loaded[1:]:
+        if other.interval != first.interval:
+            fine, coarse = sorted((first, other), key=lambda b: b.interval)
+            raise DataError(
+                f"{first.path} has {format_duration(first.interval)} bars but {other.path} has "
+                f"{format_duration(other.interval)} bars: a run's data must share one bar length; give the "
+                f"{format_duration(fine.interval)} data of {coarse.symbol} and use "
+                f"ctx.data[{coarse.symbol!r}].resample({format_duration(coarse.interval)!r}) in the strategy"
+            )
     closes = [b.times + b.interval for b in loaded]
     timeline = np.unique(np.concatenate(closes)) if len(loaded) > 1 else closes[0]
     instruments = {}

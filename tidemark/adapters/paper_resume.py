@@ -100,7 +100,7 @@ def _catch_up(path: Path, writer: JournalWriter) -> tuple[Engine, cfg.RunConfig,
         last = blocks[-1].event(-1)
         if isinstance(last, RunFinished):
             raise PaperError(f"{path}: the session ended ({last.status}); only an unfinished session can be resumed")
-        config = cfg.parse(json.loads(header.config))
+        config = cfg.parse_stored(json.loads(header.config))
         if config.paper is None:
             raise PaperError(f"{path}: not a paper session (mode {header.mode!r})")
         sink = _CatchUp(blocks, writer)

@@ -73,7 +73,8 @@ def rerun_config(
         config = msgspec.structs.replace(
             config, paper=msgspec.structs.replace(config.paper, bar_interval=timeframe), timeframe=timeframe
         )
-    return cfg.parse(cfg.to_builtins(config))
+    # A rerun is a new run: it follows today's rules, whatever its parent's were.
+    return cfg.resolve(cfg.parse({**cfg.to_builtins(config), "version": cfg.RULES_VERSION}))
 
 
 async def rerun_async(
@@ -87,7 +88,7 @@ async def rerun_async(
 ) -> Path:
     parent_path = Path(parent_path)
     parent_header, inputs = _inputs(parent_path)
-    parent_config = cfg.parse(json.loads(parent_header.config))
+    parent_config = cfg.parse_stored(json.loads(parent_header.config))
     config = rerun_config(parent_config, strategy, params or {}, timeframe)
     with JournalReader(parent_path) as reader:
         _, parent_head = reader.head()

@@ -1,8 +1,10 @@
 """Assemble the actor graph of a run and drive its inputs.
 
-Subscription order (fixed): the venue, then the account, then each strategy
-(late, in config order). The same graph serves a backtest, a replay and a
-rerun; only where the inputs come from differs.
+Subscription order (fixed): funding (rules version 2, so it sees a bar before
+the fills it causes), the venue, the account, margin and solvency, funding
+(version 1), borrowing, execution algorithms, then each strategy (late, in
+config order). The same graph serves a backtest, a replay and a rerun; only
+where the inputs come from differs.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tidemark.core.accounts.borrow import BorrowActor
 from tidemark.core.accounts.funding import FundingActor
 from tidemark.core.accounts.margin import MarginActor
 from tidemark.core.accounts.portfolio import Portfolio
 from tidemark.core.accounts.risk import RiskEngine
 from tidemark.core.bars import BarAggregator
 from tidemark.core.bus import NEEDS_EVERY_BAR, Actor, Bus, EventSink, Handler
-from tidemark.core.config import RunConfig, duration_ns, execution_config, risk_limits
+from tidemark.core.config import RunConfig, duration_ns, execution_config, risk_limits, trading_start
 from tidemark.core.events import Bar, Event, InstrumentDefinition, RunFinished, RunStarted
 from tidemark.core.execution.algos import AlgoActor
 from tidemark.core.execution.book_venue import BookVenue
@@ -105,7 +108,8 @@ class Engine:
     ) -> None:
         self.config = config
         self.bus = Bus(sink)
-        self.portfolio = Portfolio(config.initial_cash, config.currency)
+        rules_v2 = config.version >= 2
+        self.portfolio = Portfolio(config.initial_cash, config.currency, snap_to_lot=rules_v2)
         self.risk = RiskEngine(risk_limits(config), self.portfolio)
         paper = config.paper
         self.venue: SimulatedVenue
@@ -124,29 +128,58 @@ class Engine:
         else:
             self.venue = SimulatedVenue(self.portfolio, self.risk, execution_config(config), seed=config.seed)
         self.account = AccountActor(self.portfolio, self.risk, duration_ns(config.snapshot_every))
+        funding_actor = self._funding(config)
+        if funding_actor is not None and rules_v2:
+            self.bus.add(funding_actor)
         self.bus.add(self.venue)
         self.bus.add(self.account)
-        if any(i.maintenance_margin > 0 for i in config.instruments.values()):
-            self.bus.add(MarginActor(self.portfolio, fee_bps=config.liquidation_fee_bps, mode=config.margin_mode))
-        funding = config.funding
-        if funding.enabled:
-            interval = duration_ns(funding.interval) if funding.interval else 0
-            grace = duration_ns(paper.funding_grace) if paper is not None else 0
+        if any(i.maintenance_margin > 0 for i in config.instruments.values()) or rules_v2:
             self.bus.add(
-                FundingActor(self.portfolio, interval=interval, fallback=funding.fallback_policy(), grace=grace)
+                MarginActor(
+                    self.portfolio,
+                    fee_bps=config.liquidation_fee_bps,
+                    mode=config.margin_mode,
+                    solvency=self.venue.account if rules_v2 else None,
+                )
             )
-        self.algos = AlgoActor()
+        if funding_actor is not None and not rules_v2:
+            self.bus.add(funding_actor)
+        self.borrow: BorrowActor | None = None
+        if config.borrow_rate is not None and rules_v2:
+            self.borrow = BorrowActor(self.portfolio, config.borrow_rate)
+            self.bus.add(self.borrow)
+        self.algos = AlgoActor(contract_rules=rules_v2)
         self.bus.add(self.algos)
         self.runners = [
             StrategyRunner(slot.strategy, slot.strategy_id, slot.symbols, slot.params, market, self.portfolio)
             for slot in slots
         ]
+        trade_from = 0
+        if not market.live and market.symbols:
+            interval = market.instruments[market.symbols[0]].interval
+            trade_from = trading_start(config, market.stamps, interval)
         for runner in self.runners:
+            runner.trade_from = trade_from
             runner.sizing = (config.sizing.type, config.sizing.value)
             runner.use_wake = config.wake
+            runner.contract_rules = rules_v2
             self.bus.add(runner)
         self.started = False
         self.finished = False
+
+    def _funding(self, config: RunConfig) -> FundingActor | None:
+        funding = config.funding
+        if not funding.enabled:
+            return None
+        interval = duration_ns(funding.interval) if funding.interval else 0
+        grace = duration_ns(config.paper.funding_grace) if config.paper is not None else 0
+        return FundingActor(
+            self.portfolio,
+            interval=interval,
+            fallback=funding.fallback_policy(),
+            grace=grace,
+            schedule=config.version >= 2 and config.paper is None,
+        )
 
     def feed(self, event: Event) -> None:
         """Bring in one input; strategies start at the first market event."""
@@ -181,6 +214,8 @@ class Engine:
         for runner in self.runners:
             runner.finish()
         self.venue.cancel_all("run_end")
+        if self.borrow is not None:
+            self.borrow.settle()
         bus = self.bus
         bus.publish(self.portfolio.snapshot(bus.now()))
         bus.stop()

@@ -408,6 +408,33 @@ class AccountSnapshot(Event, frozen=True, tag="acct"):
     rates: tuple[float, ...] = ()
 
 
+class InterestCharged(Event, frozen=True, tag="intr"):
+    """Interest on what a margin account borrowed, for ``since`` .. ``ts``.
+
+    ``borrowed``: the asset quantity lent for a spot short (``instrument`` set)
+    or the cash lent for a levered spot long (``instrument`` empty), constant
+    over the period; ``rate``: annual fraction (365-day year); ``amount``:
+    negative, in ``currency`` (asset loans are valued at ``mark``)."""
+
+    strategy: str
+    instrument: str
+    borrowed: float
+    rate: float
+    since: int
+    mark: float
+    amount: float
+    currency: str
+
+
+class TradingHalted(Event, frozen=True, tag="halt"):
+    """The account stopped trading: ``reason`` (``equity_zero``: equity
+    reached zero with margined positions open; they were liquidated). Every
+    later order is refused with reason ``trading_halted``."""
+
+    reason: str
+    equity: float
+
+
 class RiskRejected(Event, frozen=True, tag="risk"):
     """A pre-trade refusal. ``reason`` is a code from :mod:`tidemark.core.accounts.risk`."""
 
@@ -524,6 +551,8 @@ AnyEvent = (
     | RunFinished
     | Log
     | Ticker
+    | InterestCharged
+    | TradingHalted
 )
 """The union of every current event type; the journal decodes with it."""
 

@@ -10,6 +10,9 @@ mean of 1/price (see :class:`tidemark.core.accounts.portfolio.Position`).
 
 from __future__ import annotations
 
+import math
+from decimal import Decimal
+
 from tidemark.core.events import InstrumentDefinition
 
 SPOT = "spot"
@@ -49,3 +52,43 @@ def pnl(inst: InstrumentDefinition, quantity: float, entry: float, exit_price: f
 
 def settle_currency(inst: InstrumentDefinition) -> str:
     return inst.settle or inst.quote or "USD"
+
+
+def is_derivative(inst: InstrumentDefinition) -> bool:
+    """Perpetuals and futures: margined, never bought outright with cash."""
+    return inst.kind != SPOT
+
+
+def _decimals(step: float) -> int:
+    """Decimal places of a lot or tick size as written (0.001 -> 3, 5 -> 0)."""
+    exponent = Decimal(repr(step)).normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
+def to_step(value: float, step: float, *, up: bool = False) -> float:
+    """``value`` rounded down (``up``: up) to a multiple of ``step`` (> 0),
+    written with ``step``'s decimals so multiples compare exactly."""
+    units = value / step
+    whole = math.ceil(units - 1e-9) if up else math.floor(units + 1e-9)
+    return round(whole * step, _decimals(step))
+
+
+def on_step(value: float, step: float) -> bool:
+    """True when ``value`` is a multiple of ``step`` (0: no step)."""
+    if step <= 0:
+        return True
+    units = value / step
+    return abs(units - round(units)) <= 1e-9 * max(1.0, abs(units))
+
+
+def round_quantity(inst: InstrumentDefinition, quantity: float) -> float:
+    """``quantity`` (>= 0) rounded down to the lot size: an order never asks
+    for more than the strategy sized (unchanged when the instrument has none)."""
+    return to_step(quantity, inst.lot_size) if inst.lot_size > 0 else quantity
+
+
+def round_price(inst: InstrumentDefinition, price: float, *, up: bool) -> float:
+    """``price`` rounded to the tick, ``up`` or down (unchanged without a tick).
+    Limit buys and sell stops round down, limit sells and buy stops up, so
+    an order is never more aggressive than asked."""
+    return to_step(price, inst.tick_size, up=up) if inst.tick_size > 0 and price > 0 else price

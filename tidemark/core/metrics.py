@@ -4,6 +4,13 @@ Returns are per time step of the equity curve; annualisation uses calendar
 time (365.25 days a year) and the median step length, so it is right for
 24/7 crypto bars and approximately right for session data. Ratios are NaN
 where undefined (no variance, no losing trade).
+
+Ruin: once equity reaches zero or below, returns are no longer defined (a
+step from 0 or across 0 divides by nothing or flips sign), so the
+return-based metrics (annualized return, max drawdown, Sharpe, Sortino,
+Calmar) are NaN and ``ruined_at`` names the first such step (ISO-8601 UTC);
+final equity and total return stay, as money facts. Money figures are in the
+account currency.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ YEAR_NS = 365.25 * 86_400 * 1e9
 def compute(equity: pd.DataFrame, trades: pd.DataFrame, initial_cash: float, fees_paid: float = 0.0) -> dict[str, Any]:
     """The summary metrics (floats and ints; JSON-ready)."""
     values = equity["equity"].to_numpy(dtype=float) if len(equity) else np.array([initial_cash])
+    ruined = np.flatnonzero(values <= 0.0)
+    ruined_at = str(equity.index[ruined[0]].isoformat()) if len(ruined) and len(equity) else None
     final = float(values[-1])
     total_return = final / initial_cash - 1.0
     times = equity.index.to_numpy(dtype="datetime64[ns]").astype(np.int64) if len(equity) else np.array([0])
@@ -29,10 +38,13 @@ def compute(equity: pd.DataFrame, trades: pd.DataFrame, initial_cash: float, fee
     periods = YEAR_NS / step if step > 0 else float("nan")
     cagr = (final / initial_cash) ** (1.0 / years) - 1.0 if years > 0 and final > 0 else float("nan")
     peak = np.maximum.accumulate(values)
-    drawdown = values / peak - 1.0
-    max_dd = float(drawdown.min()) if len(drawdown) else 0.0
-    rets = np.diff(values) / values[:-1] if len(values) > 1 else np.array([])
-    sharpe = sortino = float("nan")
+    sharpe = sortino = max_dd = float("nan")
+    rets = np.array([])
+    if ruined_at is None:
+        max_dd = float((values / peak - 1.0).min())
+        rets = np.diff(values) / values[:-1]
+    else:
+        cagr = float("nan")
     if len(rets) > 1:
         std = float(np.std(rets, ddof=1))
         mean = float(np.mean(rets))
@@ -56,6 +68,7 @@ def compute(equity: pd.DataFrame, trades: pd.DataFrame, initial_cash: float, fee
         "sharpe": sharpe,
         "sortino": sortino,
         "calmar": cagr / abs(max_dd) if max_dd < 0 and not math.isnan(cagr) else float("nan"),
+        "ruined_at": ruined_at,
         "trades": len(closed),
         "open_trades": len(trades) - len(closed),
         "win_rate": float(len(wins) / len(pnl)) if len(pnl) else float("nan"),

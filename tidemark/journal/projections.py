@@ -18,13 +18,16 @@ import msgspec
 import numpy as np
 import pandas as pd
 
+from tidemark.core.accounts.buying_power import REASONS as ACCOUNT_REASONS
 from tidemark.core.accounts.portfolio import Portfolio
 from tidemark.core.codec import EventDecodeError
+from tidemark.core.config import parse_stored, trading_start
 from tidemark.core.events import (
     Bar,
     Event,
     FundingApplied,
     InstrumentDefinition,
+    InterestCharged,
     OrderAccepted,
     OrderCanceled,
     OrderExpired,
@@ -35,6 +38,7 @@ from tidemark.core.events import (
     RiskRejected,
     RunStarted,
     SubmitOrder,
+    TradingHalted,
 )
 from tidemark.core.instruments import point_value
 from tidemark.journal.bar_columns import DTYPES, NAMES, BarLayout, BlockView
@@ -64,6 +68,14 @@ class Projections:
     bars: dict[str, pd.DataFrame]
     """Per instrument, the bars the run saw: open, high, low, close, volume
     indexed by close time (UTC)."""
+    interest: pd.DataFrame
+    """Interest charged on borrowing (margin accounts), one row per charge."""
+    halted: TradingHalted | None
+    """The account's halt (equity reached zero), if it happened."""
+    currency: str
+    """The account currency: every ``*_account`` column and the equity curve."""
+    instruments: dict[str, InstrumentDefinition]
+    """The run's instruments as defined in the journal."""
 
     @classmethod
     def build(cls, reader: JournalReader) -> Projections:
@@ -86,13 +98,19 @@ class _Builder:
             raise ValueError(f"{reader.path}: seq 1 is not a run header")
         self.header = header
         self.config = msgspec.json.decode(header.config)
-        self.portfolio = Portfolio(float(self.config.get("initial_cash", 10_000.0)), self.config.get("currency", "USD"))
+        self.portfolio = Portfolio(
+            float(self.config.get("initial_cash", 10_000.0)),
+            self.config.get("currency", "USD"),
+            snap_to_lot=self.config.get("version", 1) >= 2,
+        )
         self.curve = EquityCurve(self.portfolio)
         self.orders: dict[str, dict[str, Any]] = {}
         self.fills: list[dict[str, Any]] = []
         self.positions: list[dict[str, Any]] = []
         self.rejections: list[dict[str, Any]] = []
         self.funding: list[dict[str, Any]] = []
+        self.interest: list[dict[str, Any]] = []
+        self.halted: TradingHalted | None = None
         self.bars: dict[str, _BarHistory] = {}
         self.interval = 0
         self.pending: int | None = None  # time of the last bar's step, until the step closes
@@ -117,9 +135,17 @@ class _Builder:
         if self.pending is not None:
             self.curve.close(self.pending)
         equity = self.curve.frame()
+        if self.config.get("warmup") is not None and len(equity):
+            # The results start where trading did (the bars before only warmed up indicators).
+            times = equity.index.to_numpy(dtype="datetime64[ns]").astype(np.int64)
+            start = trading_start(parse_stored(self.config), times, self.interval)
+            equity = equity[times >= start]
         if len(equity):
-            peak = equity["equity"].cummax()
-            equity["drawdown"] = equity["equity"] / peak - 1.0
+            values = equity["equity"]
+            equity["drawdown"] = values / values.cummax() - 1.0
+            # From the first step at or below zero equity on, no drawdown is defined.
+            ruined = (values <= 0.0).cummax()
+            equity.loc[ruined.to_numpy(), "drawdown"] = np.nan
         else:
             equity["drawdown"] = pd.Series(dtype=float)
         bars = {instrument: history.frame() for instrument, history in self.bars.items()}
@@ -146,6 +172,10 @@ class _Builder:
             self.portfolio.initial_cash,
             self.interval,
             bars,
+            pd.DataFrame(self.interest, columns=INTEREST_COLUMNS),
+            self.halted,
+            self.portfolio.account_currency,
+            dict(self.portfolio.instruments),
         )
 
     # -- a block -----------------------------------------------------------------
@@ -277,8 +307,9 @@ class _Builder:
         if cls is OrderFilled:
             fill: OrderFilled = event  # type: ignore[assignment]
             self.curve.changing()
+            rate = self.portfolio.rate(fill.fee_currency or self.portfolio.account_currency)
             change = self.portfolio.apply_fill(fill)
-            self.fills.append(_fill_row(seq, fill, change.realized))
+            self.fills.append(_fill_row(seq, fill, change.realized, rate))
             _order_fill(self.orders, fill)
         elif cls is InstrumentDefinition:
             self.curve.changing()
@@ -286,25 +317,49 @@ class _Builder:
         elif cls is FundingApplied:
             self.curve.changing()
             self.portfolio.apply_funding(event)  # type: ignore[arg-type]
-            self.funding.append({"seq": seq, **msgspec.structs.asdict(event)})
+            rate = self.portfolio.rate(event.currency or self.portfolio.account_currency)  # type: ignore[attr-defined]
+            self.funding.append(
+                {"seq": seq, **msgspec.structs.asdict(event), "amount_account": event.amount * rate}  # type: ignore[attr-defined]
+            )
+        elif cls is InterestCharged:
+            self.curve.changing()
+            self.portfolio.apply_interest(event)  # type: ignore[arg-type]
+            rate = self.portfolio.rate(event.currency)  # type: ignore[attr-defined]
+            self.interest.append(
+                {"seq": seq, **msgspec.structs.asdict(event), "amount_account": event.amount * rate}  # type: ignore[attr-defined]
+            )
+        elif cls is TradingHalted:
+            self.halted = event  # type: ignore[assignment]
         elif cls is SubmitOrder:
             _order_submit(self.orders, seq, event)  # type: ignore[arg-type]
         elif cls is PositionChanged:
             self.positions.append({"seq": seq, **msgspec.structs.asdict(event)})
         elif cls in (OrderAccepted, OrderTriggered, OrderCanceled, OrderExpired, OrderRejected, RiskRejected):
             _order_status(self.orders, seq, event)
-            if cls in (OrderRejected, RiskRejected):
-                self.rejections.append(
-                    {
-                        "seq": seq,
-                        "ts": event.ts,
-                        "source": "risk" if cls is RiskRejected else "venue",
-                        **_reason(event),
-                    }
-                )
+            reason = getattr(event, "reason", "")
+            if cls in (OrderRejected, RiskRejected) or (cls is OrderCanceled and reason in ACCOUNT_REASONS):
+                source = "risk" if cls is RiskRejected else "account" if reason in ACCOUNT_REASONS else "venue"
+                self.rejections.append({"seq": seq, "ts": event.ts, "source": source, **_reason(event)})
 
 
 REJECTION_COLUMNS = ["seq", "ts", "source", "strategy", "order_id", "instrument", "reason", "detail"]
+"""Refused orders: by the risk engine, the account (``source="account"``:
+at submission, or canceled at fill time when the fill could not be paid),
+or the venue."""
+
+INTEREST_COLUMNS = [
+    "seq",
+    "ts",
+    "strategy",
+    "instrument",
+    "borrowed",
+    "rate",
+    "since",
+    "mark",
+    "amount",
+    "currency",
+    "amount_account",
+]
 
 _LAST = attrgetter("last")
 _INSTRUMENT = attrgetter("instrument")
@@ -369,11 +424,13 @@ def _reason(event: Any) -> dict[str, Any]:
         "order_id": event.order_id,
         "instrument": event.instrument,
         "reason": event.reason,
-        "detail": event.detail,
+        "detail": getattr(event, "detail", ""),
     }
 
 
-def _fill_row(seq: int, fill: OrderFilled, realized: float) -> dict[str, Any]:
+def _fill_row(seq: int, fill: OrderFilled, realized: float, rate: float) -> dict[str, Any]:
+    """One fill; ``rate`` converts its fee currency to the account currency
+    at the fill's time (``fee_account``)."""
     return {
         "seq": seq,
         "ts": fill.ts,
@@ -386,6 +443,8 @@ def _fill_row(seq: int, fill: OrderFilled, realized: float) -> dict[str, Any]:
         "quantity": fill.quantity,
         "price": fill.price,
         "fee": fill.fee,
+        "fee_currency": fill.fee_currency,
+        "fee_account": fill.fee * rate,
         "liquidity": fill.liquidity,
         "slippage": fill.slippage,
         "slippage_model": fill.slippage_model,

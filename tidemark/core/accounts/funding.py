@@ -22,6 +22,14 @@ charges rate x, ``skip`` charges nothing (visibly), ``error`` stops the run.
 Backtests use ``grace=0``; live sessions give the settled rate time to be
 published and fetched.
 
+Rules version 2 (``schedule=True``, backtests): the schedule of a perpetual
+starts at its first funding time after the run starts (multiples of
+``interval`` since the epoch: 00:00, 08:00, 16:00 UTC for 8h), with or
+without funding data, so a static rate (``fallback: rate`` and no data)
+charges from the first funding time; and the actor sees each bar before the
+venue does, so a missing print at T is charged on the position and mark
+held at T even when the next bar's open closes it.
+
 Live sessions (``grace > 0``): the settled rate arrives seconds after T, but
 what pays is the position held *at* T. So a bus timer (``funding:<id>``) fires
 at each known funding time and records every open position's quantity and
@@ -34,8 +42,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from tidemark.core.accounts.portfolio import Portfolio
-from tidemark.core.bus import Actor, Handler
-from tidemark.core.events import Bar, Event, FundingApplied, FundingRate, FundingUnavailable, MarkPrice, Timer
+from tidemark.core.bus import QUIET_FOREVER, Actor, Handler
+from tidemark.core.events import (
+    Bar,
+    Event,
+    FundingApplied,
+    FundingRate,
+    FundingUnavailable,
+    InstrumentDefinition,
+    MarkPrice,
+    Timer,
+)
 from tidemark.core.instruments import settle_currency
 
 
@@ -46,13 +63,22 @@ class FundingError(RuntimeError):
 class FundingActor(Actor):
     name = "funding"
 
-    def __init__(self, portfolio: Portfolio, *, interval: int = 0, fallback: str = "error", grace: int = 0) -> None:
+    def __init__(
+        self,
+        portfolio: Portfolio,
+        *,
+        interval: int = 0,
+        fallback: str = "error",
+        grace: int = 0,
+        schedule: bool = False,
+    ) -> None:
         if fallback not in ("error", "skip") and not fallback.startswith("rate:"):
             raise ValueError(f"funding fallback must be error, skip or rate:<x>, not {fallback!r}")
         self.portfolio = portfolio
         self.interval = interval
         self.fallback = fallback
         self.grace = grace
+        self.schedule = schedule and interval > 0
         self.marks: dict[str, float] = {}
         self._next_due: dict[str, int] = {}
         # live: instrument -> (funding time, mark at it, [(strategy, quantity)])
@@ -66,6 +92,8 @@ class FundingActor(Actor):
         ]
         if self.interval:
             subs.append((Bar, self.on_bar, False))
+        if self.schedule:
+            subs.append((InstrumentDefinition, self.on_instrument, False))
         if self.grace:
             subs.append((Timer, self.on_timer, False))
         return subs
@@ -105,8 +133,18 @@ class FundingActor(Actor):
         else:
             self._next_due.pop(event.instrument, None)
 
+    def on_instrument(self, inst: InstrumentDefinition) -> None:
+        """A perpetual's schedule starts at its first funding time after ``inst.ts``."""
+        if inst.kind == "perpetual" and inst.instrument not in self._next_due:
+            self._set_due(inst.instrument, (inst.ts // self.interval + 1) * self.interval)
+
     def on_bar(self, bar: Bar) -> None:
         self._check_due(bar.instrument, bar.ts)
+
+    def bars_quiet_until(self) -> int:
+        """A bar acts only once it passes a due time and its grace."""
+        due = self._next_due
+        return min(due.values()) + self.grace + 1 if due else QUIET_FOREVER
 
     def _check_due(self, instrument: str, ts: int) -> None:
         """Funding times that passed (beyond the grace) with no rate for them

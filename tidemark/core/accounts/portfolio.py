@@ -6,7 +6,7 @@ currency; equity is in the account currency.
 
 Identity (checked by property tests, per currency and in total)::
 
-    balance[c] = initial[c] + realized[c] - fees[c] + funding[c]
+    balance[c] = initial[c] + realized[c] - fees[c] + funding[c] + interest[c]
     equity     = sum(balance[c] * rate[c]) + unrealized      (account currency)
 
 Settlement currencies other than the account's (the coin of an inverse
@@ -26,6 +26,7 @@ from tidemark.core.events import (
     AccountSnapshot,
     FundingApplied,
     InstrumentDefinition,
+    InterestCharged,
     OrderFilled,
     PositionChanged,
 )
@@ -60,6 +61,8 @@ class Ledger:
     fees: float = 0.0
     funding: float = 0.0
     fills: int = 0
+    interest: float = 0.0
+    """Interest paid on borrowing (negative), margin accounts."""
 
 
 @dataclass(slots=True)
@@ -80,6 +83,8 @@ class Portfolio:
     by_currency: dict[str, Ledger] = field(default_factory=dict)
     rate_sources: dict[str, str] = field(default_factory=dict)
     peak_equity: float = 0.0
+    snap_to_lot: bool = True
+    """A close leaving less than half a lot leaves nothing (rules version 2)."""
 
     def __post_init__(self) -> None:
         self.balances.setdefault(self.account_currency, float(self.initial_cash))
@@ -126,7 +131,7 @@ class Portfolio:
         inst = self.instruments[instrument]
         pos = self.position(strategy, instrument)
         signed = fill.quantity if fill.side == BUY else -fill.quantity
-        realized = self._trade(inst, pos, signed, fill.price, fill.ts)
+        realized = self._trade(inst, pos, signed, fill.price, fill.ts, inst.lot_size / 2 if self.snap_to_lot else 0.0)
         currency = settle_currency(inst)
         self.balances[currency] = self.balances.get(currency, 0.0) + realized - fee
         for book in (self._ledger(strategy), self.total, self._currency_ledger(currency)):
@@ -137,6 +142,11 @@ class Portfolio:
             self.marks[instrument] = fill.price
         return PositionChanged(fill.ts, strategy, instrument, pos.quantity, pos.avg_price, realized, pos.realized)
 
+    def apply_interest(self, event: InterestCharged) -> None:
+        self.balances[event.currency] = self.balances.get(event.currency, 0.0) + event.amount
+        for book in (self._ledger(event.strategy), self.total, self._currency_ledger(event.currency)):
+            book.interest += event.amount
+
     def apply_funding(self, event: FundingApplied) -> None:
         inst = self.instruments[event.instrument]
         currency = settle_currency(inst)
@@ -146,8 +156,9 @@ class Portfolio:
         self._currency_ledger(currency).funding += event.amount
 
     @staticmethod
-    def _trade(inst: InstrumentDefinition, pos: Position, signed: float, price: float, ts: int) -> float:
-        """Change ``pos`` by ``signed`` at ``price``; returns realized PnL."""
+    def _trade(inst: InstrumentDefinition, pos: Position, signed: float, price: float, ts: int, dust: float) -> float:
+        """Change ``pos`` by ``signed`` at ``price``; returns realized PnL.
+        A reduction leaving less than ``dust`` closes the position."""
         old = pos.quantity
         new = old + signed
         realized = 0.0
@@ -168,7 +179,7 @@ class Portfolio:
                 pos.avg_price = price
                 pos.avg_inverse = 1.0 / price
                 pos.opened_ts = ts
-            elif new == 0.0 or abs(new) < 1e-12 * max(1.0, abs(old)):
+            elif new == 0.0 or abs(new) < max(1e-12 * max(1.0, abs(old)), dust):
                 new = 0.0
                 pos.avg_price = 0.0
                 pos.avg_inverse = 0.0
@@ -217,14 +228,19 @@ class Portfolio:
                 total += self.unrealized_of(pos) * self.rate(settle_currency(inst))
         return total
 
-    def cash(self) -> float:
-        """Account-currency cash: balances minus what spot holdings cost."""
+    def cash_in(self, currency: str) -> float:
+        """Cash in ``currency``: its balance minus what the spot holdings
+        settled in it cost (a spot short adds its proceeds)."""
         spent = 0.0
         for pos in self.open_positions():
             inst = self.instruments[pos.instrument]
-            if inst.kind == "spot":
+            if inst.kind == "spot" and settle_currency(inst) == currency:
                 spent += pos.quantity * pos.avg_price * inst.contract_size * inst.multiplier
-        return self.balance() - spent
+        return self.balances.get(currency, 0.0) - spent
+
+    def cash(self) -> float:
+        """Account-currency cash: each currency's cash at its current rate."""
+        return sum(self.cash_in(currency) * self.rate(currency) for currency in self.balances)
 
     def balance(self) -> float:
         return sum(amount * self.rate(cur) for cur, amount in self.balances.items())

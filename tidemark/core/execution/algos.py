@@ -10,7 +10,9 @@ that remains, uncapped (the final sweep). POV: each bar's child is
 ``participation * bar volume`` until done.
 
 Children are IOC market orders with ``parent_id`` set, sent by the parent's
-strategy, so every child fill is attributed to both. The actor subscribes to
+strategy, so every child fill is attributed to both. Under the contract rules
+(``contract_rules``) each child is rounded down to the instrument's lot size
+(the parent is a whole number of lots, so the final sweep is too). The actor subscribes to
 bars only once the first parent arrives (plain runs pay nothing). When a
 parent is done an ``AlgoFinished`` event gives its filled quantity and
 average price.
@@ -26,6 +28,7 @@ from tidemark.core.events import (
     AlgoFinished,
     Bar,
     Event,
+    InstrumentDefinition,
     OrderCanceled,
     OrderFilled,
     OrderRejected,
@@ -33,6 +36,7 @@ from tidemark.core.events import (
     SubmitAlgo,
     SubmitOrder,
 )
+from tidemark.core.instruments import to_step
 
 EPSILON = 1e-9
 
@@ -56,19 +60,26 @@ class _Parent:
 class AlgoActor(Actor):
     name = "algos"
 
-    def __init__(self) -> None:
+    def __init__(self, *, contract_rules: bool = False) -> None:
         self.parents: dict[str, _Parent] = {}
         self._child_parent: dict[str, str] = {}
         self._watching = False
+        self.contract_rules = contract_rules
+        self._lots: dict[str, float] = {}
 
     def subscriptions(self) -> Iterable[tuple[type[Event], Handler, bool]]:
         return (
+            (InstrumentDefinition, self.on_instrument, False),
             (SubmitAlgo, self.on_algo, False),
             (OrderFilled, self.on_fill, False),
             (OrderCanceled, self.on_child_done, False),
             (OrderRejected, self.on_child_done, False),
             (RiskRejected, self.on_child_done, False),
         )
+
+    def on_instrument(self, inst: InstrumentDefinition) -> None:
+        if self.contract_rules and inst.lot_size > 0:
+            self._lots[inst.instrument] = inst.lot_size
 
     def on_algo(self, cmd: SubmitAlgo) -> None:
         if cmd.algo not in ("twap", "pov") or not cmd.quantity > 0:
@@ -114,9 +125,12 @@ class AlgoActor(Actor):
             self._child(parent, size)
 
     def _child(self, parent: _Parent, size: float) -> None:
+        cmd = parent.cmd
+        lot = self._lots.get(cmd.instrument)
+        if lot is not None:
+            size = to_step(size, lot)
         if size <= EPSILON:
             return
-        cmd = parent.cmd
         parent.children += 1
         child_id = f"{cmd.algo_id}.{parent.children}"
         parent.pending += size

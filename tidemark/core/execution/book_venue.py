@@ -53,9 +53,10 @@ from tidemark.core.events import (
     RiskRejected,
     SubmitOrder,
     Trade,
+    TradingHalted,
 )
 from tidemark.core.execution.book import OrderBook
-from tidemark.core.execution.orders import LIMIT, MARKET, REJECTED, STOP, STOP_LIMIT, Order
+from tidemark.core.execution.orders import LIMIT, MARKET, REJECTED, STOP, STOP_LIMIT, Order, by_submission
 from tidemark.core.execution.venue import ExecutionConfig, SimulatedVenue
 
 
@@ -93,7 +94,15 @@ class BookVenue(SimulatedVenue):
             (BookDelta, self.on_delta, False),
             (Trade, self.on_trade, False),
             (FeedGap, self.on_gap, False),
+            (TradingHalted, self.on_halt, False),
         )
+
+    def working_orders(self) -> list[Order]:
+        """Working orders and those still on their way to the book."""
+        orders = super().working_orders()
+        orders.extend(order for queue in self.pending.values() for _, _, order in queue if order.active)
+        orders.sort(key=by_submission)
+        return orders
 
     def book(self, instrument: str) -> OrderBook:
         book = self.books.get(instrument)
@@ -110,9 +119,14 @@ class BookVenue(SimulatedVenue):
         if reason is not None:
             bus.publish(OrderRejected(ts, cmd.strategy, cmd.order_id, cmd.instrument, reason))
             return
-        refusal = self.risk.check(cmd, cmd.price or cmd.trigger_price or self._reference(cmd.instrument))
+        price = cmd.price or cmd.trigger_price or self._reference(cmd.instrument)
+        refusal = self.risk.check(cmd, price)
         if refusal is not None:
             bus.publish(RiskRejected(ts, cmd.strategy, cmd.order_id, cmd.instrument, refusal[0], refusal[1]))
+            return
+        refusal = self._unaffordable(cmd, price)
+        if refusal is not None:
+            bus.publish(OrderRejected(ts, cmd.strategy, cmd.order_id, cmd.instrument, refusal[0], refusal[1]))
             return
         self._n_orders += 1
         order = Order(cmd, self._n_orders, cmd.quantity)

@@ -2,7 +2,11 @@
 
 All parts add up: ``fee = notional * bps / 10_000 + |qty| * per_contract + fixed``
 in the instrument's settlement currency. When a run sets no basis points,
-the instrument's own maker/taker rates (exchange metadata) apply.
+the instrument's own maker/taker rates (exchange metadata) apply. The model
+name on each fill says what charged it: ``bps``, ``exchange``,
+``per_contract``, ``fixed`` joined by ``+``, or ``none`` when nothing did
+(no commission configured; ``legacy_labels``, rules version 1, says
+``exchange`` there).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ class FeeModel:
     taker_bps: float | None = None
     per_contract: float | None = None
     fixed: float = 0.0
+    legacy_labels: bool = False
 
     def rate(self, inst: InstrumentDefinition, maker: bool) -> float:
         """The fraction of notional charged (run bps, else exchange metadata)."""
@@ -33,7 +38,8 @@ class FeeModel:
         parts = []
         if bps is None:
             rate = inst.maker_fee if maker else inst.taker_fee
-            parts.append("exchange")
+            if rate or self.legacy_labels:
+                parts.append("exchange")
         else:
             rate = bps / 10_000.0
             parts.append("bps")
@@ -47,4 +53,4 @@ class FeeModel:
         if self.fixed:
             amount += self.fixed
             parts.append("fixed")
-        return amount, "+".join(parts)
+        return amount, "+".join(parts) or "none"

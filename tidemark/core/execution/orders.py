@@ -60,6 +60,11 @@ class Order:
         return self.state not in TERMINAL
 
 
+def by_submission(order: Order) -> int:
+    """Sort key: the order in which orders were accepted."""
+    return order.seq
+
+
 def validate(cmd: SubmitOrder) -> str | None:
     """A reason code if the command is malformed, else None."""
     if cmd.side not in ("buy", "sell"):

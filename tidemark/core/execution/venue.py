@@ -21,6 +21,17 @@ Rules (all documented behaviour; see also :mod:`tidemark.core.execution.orders`)
   its first matching bar cannot fill; FOK fills all on that bar or nothing.
 * ``fill_probability``: a resting limit that is touched fills with this
   probability (seeded generator; the seed is in the run header).
+* Account (:mod:`tidemark.core.accounts.buying_power`): an order that adds
+  exposure is refused (``OrderRejected``) when the account cannot pay for
+  it or margin it beside its working orders, and a fill the account cannot
+  pay for when it happens cancels the order (``OrderCanceled`` with the
+  reason), so cash never goes below zero on a cash account.
+* Contract rules (rules version 2): quantities must be whole lots
+  (``bad_lot_size``), prices whole ticks (``bad_tick_size``) and an order
+  that adds exposure must be worth ``min_notional`` (``below_min_notional``).
+  ``ctx`` rounds what strategies send (quantities down to the lot).
+* After ``TradingHalted`` every working order is canceled and every new one
+  refused (``trading_halted``).
 * Reduce-only orders are clipped to the position; with nothing to reduce
   they are canceled. Brackets: on each fill of the parent the stop-loss and
   take-profit children (reduce-only, one-cancels-other) are sized to the
@@ -36,6 +47,7 @@ from typing import Any
 
 import msgspec
 
+from tidemark.core.accounts.buying_power import TRADING_HALTED, AccountRules, BuyingPower, opening_part
 from tidemark.core.accounts.portfolio import Portfolio
 from tidemark.core.accounts.risk import RiskEngine
 from tidemark.core.bus import NEEDS_EVERY_BAR, QUIET_FOREVER, Actor, Handler
@@ -55,6 +67,7 @@ from tidemark.core.events import (
     OrderTriggered,
     RiskRejected,
     SubmitOrder,
+    TradingHalted,
 )
 from tidemark.core.execution.fees import FeeModel
 from tidemark.core.execution.orders import (
@@ -68,10 +81,12 @@ from tidemark.core.execution.orders import (
     STOP_LIMIT,
     TRIGGERED,
     Order,
+    by_submission,
     validate,
 )
 from tidemark.core.execution.slippage import SlippageModel
 from tidemark.core.ids import rng
+from tidemark.core.instruments import notional, on_step, round_quantity
 
 FILL_MODES = ("next_open", "close")
 
@@ -85,6 +100,9 @@ class ExecutionConfig:
     slippage: SlippageModel = field(default_factory=SlippageModel)
     fees: FeeModel = field(default_factory=FeeModel)
     atr_period: int = 14
+    account: AccountRules = field(default_factory=AccountRules)
+    contract_rules: bool = True
+    """Lot, tick and minimum-notional rules (rules version 2)."""
 
     def __post_init__(self) -> None:
         if self.fill not in FILL_MODES:
@@ -156,6 +174,8 @@ class SimulatedVenue(Actor):
         self._rng = rng(seed) if config.fill_probability is not None else None
         self._expiries: dict[str, int] = {}
         self._settled: set[str] = set()
+        self.account = BuyingPower(config.account, portfolio)
+        self.halted = False
 
     def subscriptions(self) -> Iterable[tuple[type[Event], Handler, bool]]:
         return (
@@ -164,7 +184,13 @@ class SimulatedVenue(Actor):
             (CancelOrder, self.on_cancel, False),
             (ModifyOrder, self.on_modify, False),
             (Bar, self.on_bar, False),
+            (TradingHalted, self.on_halt, False),
         )
+
+    def on_halt(self, event: TradingHalted) -> None:
+        """The account stopped trading: nothing works any more."""
+        self.halted = True
+        self.cancel_all(TRADING_HALTED)
 
     def on_instrument(self, inst: InstrumentDefinition) -> None:
         if inst.expiry:
@@ -228,6 +254,10 @@ class SimulatedVenue(Actor):
         if refusal is not None:
             bus.publish(RiskRejected(ts, cmd.strategy, cmd.order_id, cmd.instrument, refusal[0], refusal[1]))
             return
+        refusal = self._unaffordable(cmd, price)
+        if refusal is not None:
+            bus.publish(OrderRejected(ts, cmd.strategy, cmd.order_id, cmd.instrument, refusal[0], refusal[1]))
+            return
         bus.publish(OrderAccepted(ts, cmd.strategy, cmd.order_id, cmd.instrument))
         self._n_orders += 1
         order = Order(cmd, self._n_orders, cmd.quantity, wait=self.config.latency_bars)
@@ -267,7 +297,51 @@ class SimulatedVenue(Actor):
             reason = "duplicate_order_id"
         if reason is None and cmd.instrument in self._settled:
             reason = "instrument_expired"
+        if reason is None and self.halted:
+            reason = TRADING_HALTED
+        if reason is None and self.config.contract_rules:
+            reason = self._contract_refusal(cmd)
         return reason
+
+    def _contract_refusal(self, cmd: SubmitOrder) -> str | None:
+        """Lot and tick multiples, and the minimum notional of an order that
+        adds exposure (valued at its limit or trigger, else the last close)."""
+        inst = self.portfolio.instruments[cmd.instrument]
+        if not on_step(cmd.quantity, inst.lot_size):
+            return "bad_lot_size"
+        if not (on_step(cmd.price, inst.tick_size) and on_step(cmd.trigger_price, inst.tick_size)):
+            return "bad_tick_size"
+        if inst.min_notional > 0 and not cmd.reduce_only:
+            pos = self.portfolio.positions.get((cmd.strategy, cmd.instrument))
+            opening = opening_part(pos.quantity if pos is not None else 0.0, cmd.side, cmd.quantity)
+            price = cmd.price or cmd.trigger_price or self._reference(cmd.instrument)
+            if opening > 0.0 and price > 0.0 and notional(inst, cmd.quantity, price) < inst.min_notional:
+                return "below_min_notional"
+        return None
+
+    def _reference(self, instrument: str) -> float:
+        """The price a market order is valued at before it fills (last close)."""
+        last = self.bars.get(instrument)
+        return last.close if last is not None else self.portfolio.marks.get(instrument, 0.0)
+
+    def working_orders(self) -> list[Order]:
+        """Every working order (claims on the account), in submission order."""
+        orders = [order for queue in self.working.values() for order in queue if order.active]
+        orders.sort(key=by_submission)
+        return orders
+
+    def _unaffordable(self, cmd: SubmitOrder, price: float) -> tuple[str, str] | None:
+        """The account's refusal of ``cmd`` at reference ``price``, or None.
+        Taker orders are valued with slippage and a taker fee."""
+        account = self.account
+        if not account.rules.checked or cmd.reduce_only or price <= 0.0:
+            return None
+        inst = self.portfolio.instruments[cmd.instrument]
+        if cmd.order_type in (MARKET, STOP):
+            atr = self._atr_value(cmd.instrument) if self._track_atr else 0.0
+            price = self.config.slippage.apply(inst, cmd.side, price, atr)[0]
+        fee = self.config.fees.fee(inst, cmd.quantity, price, False)[0]
+        return account.admit(cmd, price, fee, self.working_orders())
 
     def _working(self, cmd: CancelOrder | ModifyOrder, reason: str) -> Order | None:
         """The working order a command names, or None after rejecting it."""
@@ -381,6 +455,8 @@ class SimulatedVenue(Actor):
             if lucky and tif == "FOK" and wanted > budget:
                 lucky = False
             quantity = wanted if wanted <= budget else budget
+            if quantity < wanted and self.config.contract_rules:
+                quantity = round_quantity(self.portfolio.instruments[order.cmd.instrument], quantity)
             if lucky and quantity > 0.0:
                 budget -= self._fill_at(order, bar, price, open_ts, maker, quantity, bar.ts if when == 0.0 else -1)
             if tif in _IMMEDIATE and order.active:
@@ -467,6 +543,10 @@ class SimulatedVenue(Actor):
         inst = self.portfolio.instruments[cmd.instrument]
         fees = self.config.fees
         fee, fee_model = fees.fee(inst, quantity, price, maker)
+        refusal = self.account.afford(cmd, quantity, price, fee)
+        if refusal is not None:
+            self._cancel(order, refusal[0])
+            return 0.0
         if fee_label:
             fee_model = f"{fee_model}@{fees.rate(inst, maker)!r}"
         order.filled = filled = order.filled + quantity

@@ -10,11 +10,12 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from tidemark.core.accounts.portfolio import Portfolio, Position
+from tidemark.core.config import duration_ns, format_duration
 from tidemark.core.events import BUY, SELL, CancelOrder, Log, SubmitAlgo, SubmitOrder, Ticker
 from tidemark.core.execution.book import OrderBook
 from tidemark.core.execution.quotes import BookView
 from tidemark.core.ids import IdSequence
-from tidemark.core.instruments import point_value
+from tidemark.core.instruments import point_value, round_price, round_quantity
 from tidemark.core.series import MarketSeries
 from tidemark.core.strategy import indicators
 
@@ -127,6 +128,8 @@ class SymbolData:
     def __init__(self, ctx: Context, symbol: str, market: MarketSeries) -> None:
         self._ctx = ctx
         self.symbol = symbol
+        self._market = market
+        self._resampled: dict[str, ResampledData] = {}
         series = market.instruments[symbol]
         self._sources = {
             "time": _Source(market.timeline),
@@ -169,6 +172,81 @@ class SymbolData:
     @property
     def position(self) -> PositionView:
         return self._ctx.position_of(self.symbol)
+
+    def resample(self, timeframe: str) -> ResampledData:
+        """Coarser bars of this symbol (``"4h"``), built causally from the
+        run's bars: see :class:`ResampledData`. Computed once per timeframe."""
+        found = self._resampled.get(timeframe)
+        if found is None:
+            found = self._resampled[timeframe] = ResampledData(self._ctx, self.symbol, self._market, timeframe)
+        return found
+
+
+class ResampledData:
+    """Bars of ``timeframe`` built from a symbol's finer bars, never shown
+    before they close.
+
+    Buckets are aligned to the epoch (UTC: a 4h bar opens at 00:00, 04:00,
+    ...); a coarse bar holds the finer bars that open in its bucket (open of
+    the first, highest high, lowest low, close of the last, summed volume)
+    and is shown from the first step at or after its close time, so at step
+    ``i`` the arrays hold only the coarse bars that have closed by then (the
+    one in progress is not there). ``time`` is each bar's close time (ns).
+    ``ctx.ind`` caches indicators over them like over any series."""
+
+    FIELDS = ("time", "open", "high", "low", "close", "volume")
+
+    def __init__(self, ctx: Context, symbol: str, market: MarketSeries, timeframe: str) -> None:
+        if market.live:
+            raise ValueError("resample needs the whole series: it works in backtests, not in live sessions")
+        series = market.instruments[symbol]
+        interval = duration_ns(timeframe)
+        if interval <= series.interval or interval % series.interval:
+            raise ValueError(
+                f"resample({timeframe!r}): must be a multiple of the {format_duration(series.interval)} bars "
+                "it is built from"
+            )
+        self._ctx = ctx
+        self.symbol = symbol
+        self.timeframe = timeframe
+        present = series.present
+        opens = market.timeline[present] - series.interval
+        bucket = opens // interval * interval
+        starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]]) if len(bucket) else np.array([], dtype=int)
+        ends = np.r_[starts[1:] - 1, len(bucket) - 1] if len(starts) else starts
+        columns = {
+            "time": bucket[starts] + interval,
+            "open": series.open[present][starts],
+            "high": np.maximum.reduceat(series.high[present], starts) if len(starts) else starts.astype(float),
+            "low": np.minimum.reduceat(series.low[present], starts) if len(starts) else starts.astype(float),
+            "close": series.close[present][ends],
+            "volume": np.add.reduceat(series.volume[present], starts) if len(starts) else starts.astype(float),
+        }
+        self._sources = {name: _Source(_frozen(values)) for name, values in columns.items()}
+        # per step of the run: how many coarse bars have closed by its close time
+        self._closed = np.searchsorted(columns["time"], market.timeline, side="right")
+
+    def __len__(self) -> int:
+        ctx = self._ctx
+        return int(self._closed[ctx._n - 1]) if ctx._n else 0
+
+    def _view(self, name: str) -> np.ndarray:
+        ctx = self._ctx
+        key = (self.symbol, self.timeframe, name)
+        view = ctx._views.get(key)
+        if view is None:
+            source = self._sources[name]
+            view = ctx._views[key] = source.full[: len(self)]
+            ctx._handed.append(view)
+            ctx._handed_sources.append(source)
+        return view
+
+    time = property(lambda self: self._view("time"))
+    open = property(lambda self: self._view("open"))
+    high = property(lambda self: self._view("high"))
+    low = property(lambda self: self._view("low"))
+    close = property(lambda self: self._view("close"))
+    volume = property(lambda self: self._view("volume"))
 
 
 class PositionView(NamedTuple):
@@ -296,6 +374,8 @@ class Context:
     ) -> None:
         self.strategy_id = strategy_id
         self.sizing: tuple[str, float] = ("fixed", 1.0)
+        self.contract_rules = False
+        """Round orders to lots and ticks (rules version 2; set by the runner)."""
         self.symbols = symbols
         self.symbol = symbols[0]
         self.params = params
@@ -439,7 +519,13 @@ class Context:
     ) -> str:
         """Send an order; returns its id. ``type`` defaults to market, or
         limit when ``price`` is given; a ``stop`` takes its trigger from
-        ``trigger`` or ``price``."""
+        ``trigger`` or ``price``.
+
+        Under the contract rules the order is made valid for the instrument:
+        ``size`` rounds down to the lot size (a size below one lot is sent
+        as it is, and refused), limit prices round to the tick away from the
+        market (buys down, sells up), stop triggers toward protection (buy
+        stops up, sell stops down), and a bracket's exits likewise."""
         kind = type or ("limit" if price is not None else "market")
         limit = 0.0
         stop = float(trigger or 0.0)
@@ -449,15 +535,26 @@ class Context:
             stop = float(trigger if trigger is not None else (price or 0.0))
         elif kind == "stop_limit":
             limit = float(price or 0.0)
+        symbol = symbol or self.symbol
+        size = float(size)
+        loss, profit = float(stop_loss or 0.0), float(take_profit or 0.0)
+        inst = self._portfolio.instruments.get(symbol) if self.contract_rules else None
+        if inst is not None:
+            buy = side == BUY
+            size = round_quantity(inst, size) or size
+            limit = round_price(inst, limit, up=not buy)
+            stop = round_price(inst, stop, up=buy)
+            loss = round_price(inst, loss, up=not buy)  # the exit's stop: a sell stop for a long
+            profit = round_price(inst, profit, up=buy)  # the exit's limit: a sell limit for a long
         order_id = self._ids.next()
         self._bus.publish(
             SubmitOrder(
                 self._bus.now(),
                 self.strategy_id,
                 order_id,
-                symbol or self.symbol,
+                symbol,
                 side,
-                float(size),
+                size,
                 order_type=kind,
                 price=limit,
                 trigger_price=stop,
@@ -465,8 +562,8 @@ class Context:
                 expire_ts=expire_ts,
                 post_only=post_only,
                 reduce_only=reduce_only,
-                stop_loss=float(stop_loss or 0.0),
-                take_profit=float(take_profit or 0.0),
+                stop_loss=loss,
+                take_profit=profit,
                 risk_price=float(risk_price or 0.0),
                 tag=tag,
             )
@@ -533,6 +630,9 @@ class Context:
         tag: str = "",
     ) -> str:
         """Hand ``size`` to an execution algorithm (see :mod:`tidemark.core.execution.algos`); returns its id."""
+        symbol = symbol or self.symbol
+        inst = self._portfolio.instruments.get(symbol) if self.contract_rules else None
+        size = (round_quantity(inst, size) or size) if inst is not None else float(size)
         algo_id = self._ids.next() + ".algo"
         bus = self._bus
         bus.publish(
@@ -540,7 +640,7 @@ class Context:
                 bus.now(),
                 self.strategy_id,
                 algo_id,
-                symbol or self.symbol,
+                symbol,
                 side,
                 float(size),
                 algo=algo,

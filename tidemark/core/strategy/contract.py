@@ -44,6 +44,11 @@ class LoadedStrategy:
     def id(self) -> str:
         return str(self.schema["id"])
 
+    @property
+    def acts_on_bars(self) -> bool:
+        """True when the strategy defines ``on_bar`` (else it needs books)."""
+        return self.on_bar is not _no_bar
+
 
 class Strategy:
     """Base for class-based strategies: override the hooks you need."""

@@ -73,6 +73,9 @@ class StrategyRunner(Actor):
         self._seen = False
         self._closed = False  # the last bar of step _step has been delivered
         self.sizing: tuple[str, float] = ("fixed", 1.0)
+        self.contract_rules = False
+        self.trade_from = 0
+        """Close time (ns) of the first step ``on_bar`` runs at (after the warm-up)."""
         self._books: dict[str, OrderBook] = {}
         self._tops: dict[str, tuple[float, float, float, float]] = {}
         self.use_wake = True
@@ -104,10 +107,12 @@ class StrategyRunner(Actor):
         self._on_bar = self.strategy.on_bar
         self.ctx = Context(self.name, self.symbols, self.params, self.market, self.portfolio, self.bus)
         self.ctx.sizing = self.sizing
+        self.ctx.contract_rules = self.contract_rules
         if self.strategy.on_init is not None:
             self.strategy.on_init(self.ctx)
         mask = self._wake_mask()
         if mask is not None:
+            mask = mask & (self.market.timeline >= self.trade_from)  # no wake-up in the warm-up
             self._wake = mask.tolist()
             self._wake_ts = self.market.timeline[mask].tolist()
 
@@ -157,7 +162,7 @@ class StrategyRunner(Actor):
         self._closed = bar.last
         if bar.last and self._seen:
             step = self._step
-            if self._wake is not None and not self._wake[step]:
+            if ts < self.trade_from or (self._wake is not None and not self._wake[step]):
                 return
             ctx: Any = self.ctx
             if self._live:
