@@ -164,4 +164,3 @@ def test_property_runs_see_a_refusal(tmp_path: Path) -> None:
     seen.pop()
     seen.pop()
     assert not [e for e in seen if isinstance(e, OrderFilled)]
-
