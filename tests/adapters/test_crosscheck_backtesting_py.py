@@ -18,6 +18,7 @@ Alignment (see also ../shared/guides/peer-benchmarks.md):
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -82,3 +83,53 @@ def test_ema_cross_matches_backtesting_py(name: str, min_trades: int, tmp_path: 
     np.testing.assert_allclose(ours["exit_price"].to_numpy(), peer_trades["ExitPrice"].to_numpy(), rtol=1e-12)
     np.testing.assert_allclose(ours["pnl"].to_numpy(), peer_trades["PnL"].to_numpy(), rtol=1e-9, atol=1e-9)
     assert result.metrics["final_equity"] == pytest.approx(peer_equity, rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("name", "cash", "leverage", "refused"),
+    [
+        ("GOOG", 50, 1, True),  # cash below every price: neither engine trades
+        ("GOOG", 250, 1, True),  # a cash account: entries refused once GOOG costs more than the equity
+        ("GOOG", 250, 2, False),  # the same with 2x: every entry fits
+        ("BTCUSD", 1_000, 1, True),
+        ("BTCUSD", 1_000, 3, False),
+        ("EURUSD", 0.5, 4, False),  # 4x on a tiny account: 79 trades
+    ],
+)
+def test_buying_power_matches_backtesting_py(
+    name: str, cash: float, leverage: float, refused: bool, tmp_path: Path
+) -> None:
+    """backtesting.py cancels an order the margin cannot cover (``margin`` =
+    1/leverage); tidemark refuses it (or cancels it at the fill). The same
+    trades and final equity either way."""
+    data = pd.read_csv(DATA / f"{name}.csv", index_col=0, parse_dates=True)
+    bt = Backtest(
+        data,
+        EmaCross,
+        cash=cash,
+        commission=0.0004,
+        trade_on_close=False,
+        exclusive_orders=True,
+        margin=1 / leverage,
+    )
+    with pytest.warns(UserWarning) if refused else warnings.catch_warnings():
+        stats = bt.run()
+    peer_trades = stats._trades
+    result = run_backtest(
+        "ema_cross",
+        data=[DATA / f"{name}.csv"],
+        tz="UTC",
+        initial_cash=cash,
+        commission_bps=4,
+        leverage=leverage,
+        journal=tmp_path / "j.journal",
+    )
+    ours = result.trades[~result.trades["open"]]
+    assert len(ours) == len(peer_trades)
+    assert (result.metrics["rejections"] > 0) == refused
+    if len(ours):
+        entry = pd.to_datetime(peer_trades["EntryTime"]).dt.tz_localize("UTC")
+        assert list(ours["entry_time"]) == list(entry)
+        np.testing.assert_allclose(ours["pnl"].to_numpy(), peer_trades["PnL"].to_numpy(), rtol=1e-9, atol=1e-9)
+    assert result.metrics["final_equity"] == pytest.approx(float(stats["Equity Final [$]"]), rel=1e-9)
+    assert result.metrics["final_equity"] > 0

@@ -118,3 +118,98 @@ def test_a_missing_rate_is_explicit_never_a_silent_zero(shared_data: Path, tmp_p
             config={**base, "funding": {**funding_cfg, "fallback": "error"}},
             journal=tmp_path / "b.journal",
         )
+
+
+FLIP_AT_FUNDING = """
+def schema():
+    return {"id": "flip"}
+
+def on_bar(ctx, i):
+    # At each funding time T (the close of the bar ending at T) change the
+    # position: the order fills at the next bar's open, also at T.
+    if i == 0 or ctx.now % (8 * 3_600_000_000_000) == 0:
+        if ctx.position.size:
+            ctx.flatten()
+        else:
+            ctx.buy(1.0)
+"""
+
+
+def test_a_missing_print_charges_the_position_and_mark_held_at_its_time(shared_data: Path, tmp_path: Path) -> None:
+    """The same run with eight prints removed and the fallback rate: each
+    fallback charge is on the position and mark the full run charged at that
+    time, though the next bar's open changes the position right at T."""
+    bars, funding, marks = files(shared_data, "BTC")
+    frame = pd.read_feather(funding)
+    window = (frame["date"] >= "2025-02-01") & (frame["date"] < "2025-03-01")
+    dropped = frame[window].index[[3, 4, 10, 17, 18, 30, 41, 60]]
+    holey = tmp_path / "BTC_USDT_USDT-1h-funding_rate.feather"
+    frame.drop(index=dropped).reset_index(drop=True).to_feather(holey)
+    strategy = tmp_path / "flip.py"
+    strategy.write_text(FLIP_AT_FUNDING)
+    base = {
+        "start": "2025-02-01T00:00:00Z",
+        "end": "2025-02-28T23:00:00Z",
+        "initial_cash": 1_000_000,
+        "strategies": [{"strategy": str(strategy)}],
+    }
+
+    def charges(data: Path, name: str) -> dict[int, FundingApplied]:
+        """Charges by funding time: a print's time, or for a fallback the time
+        its FundingUnavailable names (it is noticed at the next bar)."""
+        funding_cfg = {"enabled": True, "data": [str(data)], "marks": [str(marks)], "interval": "8h"}
+        config = {**base, "funding": {**funding_cfg, "fallback": "rate", "rate": 0.0003}}
+        result = run_backtest(data=[bars], config=config, journal=tmp_path / name)
+        out: dict[int, FundingApplied] = {}
+        due = 0
+        with JournalReader(result.journal) as reader:
+            for _, event in reader.events(kinds=["funda", "fundu"]):
+                if isinstance(event, FundingUnavailable):
+                    due = event.funding_ts
+                elif isinstance(event, FundingApplied):
+                    out[due if event.source == "fallback" else event.ts] = event
+        return out
+
+    full, gaps = charges(funding, "full.journal"), charges(holey, "holey.journal")
+    missing = [int(frame["date"].iloc[k].value) for k in dropped]
+    held = [t for t in missing if t in full]
+    assert len(held) >= 3  # the flipper held a position at several of the dropped times
+    for t in missing:
+        if t not in full:
+            assert t not in gaps  # flat at T: nothing to charge either way
+            continue
+        a, b = full[t], gaps[t]
+        assert (b.source, b.quantity, b.mark, b.rate) == ("fallback", a.quantity, a.mark, 0.0003)
+        assert b.amount == pytest.approx(-a.quantity * a.mark * 0.0003, rel=1e-12)
+    assert {t: e.amount for t, e in full.items() if t not in missing} == {
+        t: e.amount for t, e in gaps.items() if t not in missing
+    }
+
+
+def test_a_static_funding_schedule_charges_from_the_first_funding_time(tmp_path: Path) -> None:
+    from tests.kit import write_bars
+
+    data = write_bars(tmp_path / "PERP.csv", [100.0 + (i % 7) for i in range(48)], start="2024-01-01T02:00:00Z")
+    strategy = tmp_path / "hold.py"
+    strategy.write_text(HOLD)
+    config = {
+        "initial_cash": 100_000,
+        "strategies": [{"strategy": str(strategy), "params": {"qty": 2.0}}],
+        "funding": {"enabled": True, "rate": 0.0001, "interval": "8h", "fallback": "rate"},
+    }
+    result = run_backtest(data=[data], config=config, journal=tmp_path / "static.journal")
+    with JournalReader(result.journal) as reader:
+        applied = [e for _, e in reader.events(kinds=["funda"])]
+        due = [e.funding_ts for _, e in reader.events(kinds=["fundu"])]
+    closes = pd.read_csv(data)["close"].to_numpy()
+    # bars open at 02:00, 03:00, ...: the bar ending at 08:00 is bar 5; funding at
+    # 08:00, 16:00, 00:00, ... until the last bar (ends 2024-01-03T02:00) -> 6 times,
+    # each noticed at the next bar (no print can come any more) and charged then
+    times = pd.date_range("2024-01-01T08:00:00Z", periods=6, freq="8h")
+    assert [pd.Timestamp(t, unit="ns", tz="UTC") for t in due] == list(times)
+    assert [e.ts for e in applied] == [t.value + 3_600_000_000_000 for t in times]
+    for e, t in zip(applied, times, strict=True):
+        bar = int((t - pd.Timestamp("2024-01-01T03:00:00Z")) / pd.Timedelta(hours=1))  # the bar ending at t
+        assert (e.quantity, e.rate, e.source) == (2.0, 0.0001, "fallback+close")
+        assert e.amount == pytest.approx(-2.0 * closes[bar] * 0.0001, rel=1e-12)
+    assert result.metrics["funding"] == pytest.approx(sum(e.amount for e in applied))
