@@ -44,6 +44,8 @@ from __future__ import annotations
 
 import html
 import os
+import sys
+import webbrowser
 from pathlib import Path
 from typing import Any
 
@@ -75,12 +77,27 @@ class ReportView:
         self.result = result
         self.height = height
         self.max_points = max_points
+        self.path: Path | None = None
+
+    @staticmethod
+    def in_notebook() -> bool:
+        """True in a Jupyter kernel (where ``_repr_html_`` is shown)."""
+        shell = sys.modules.get("IPython")
+        get = getattr(shell, "get_ipython", None)
+        return get is not None and get() is not None and "ipykernel" in sys.modules
 
     def html(self) -> str:
         return render(self.result, max_points=self.max_points)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        return write_report(self.result, path, max_points=self.max_points)
+        self.path = write_report(self.result, path, max_points=self.max_points)
+        return self.path
+
+    def open(self) -> bool:
+        """Open the saved file in the default browser."""
+        if self.path is None:
+            raise ValueError("save the report first")
+        return webbrowser.open(self.path.resolve().as_uri())
 
     def _repr_html_(self) -> str:
         page = html.escape(self.html(), quote=True)

@@ -141,8 +141,10 @@ def config_rows(result: Any) -> list[list[str]]:
     eq = result.equity
     if len(eq):
         rows.append(["Period", f"{eq.index[0]:%Y-%m-%d %H:%M} → {eq.index[-1]:%Y-%m-%d %H:%M} UTC ({len(eq):,} steps)"])
-    intervals = {info.get("interval_ns") for info in prints.values() if isinstance(info, dict)} - {None}
-    timeframe = c.get("timeframe") or ", ".join(_duration(int(i)) for i in sorted(intervals))
+    intervals = sorted(
+        {int(info["interval_ns"]) for info in prints.values() if isinstance(info, dict) and info.get("interval_ns")}
+    )
+    timeframe = c.get("timeframe") or ", ".join(_duration(i) for i in intervals)
     rows.append(["Timeframe", timeframe or "–"])
     rows.append(["Symbols", ", ".join(c.get("symbols") or []) or "–"])
     for spec in c.get("strategies") or []:
@@ -226,6 +228,25 @@ def metric_groups(stats: pd.Series, currency: str) -> list[dict[str, Any]]:
                 rows.append([label, _fmt_stat(label, stats[label])])
         out.append({"group": group, "rows": rows})
     return out
+
+
+def monthly_returns(equity: pd.DataFrame) -> dict[str, Any] | None:
+    """Each calendar month's return (a fraction), by year: {"years": [...],
+    "rows": [[12 values or None], ...]}."""
+    if len(equity) < 2:
+        return None
+    month_end = equity["equity"].resample("ME").last().dropna()
+    if not len(month_end):
+        return None
+    rets = month_end.pct_change()
+    rets.iloc[0] = month_end.iloc[0] / equity["equity"].iloc[0] - 1.0
+    index = pd.DatetimeIndex(rets.index)
+    years = sorted({int(y) for y in index.year})
+    rows: list[list[float | None]] = [[None] * 12 for _ in years]
+    for year, month, value in zip(index.year, index.month, rets.to_numpy(dtype=float), strict=True):
+        if math.isfinite(value):
+            rows[years.index(int(year))][int(month) - 1] = float(value)
+    return {"years": years, "rows": rows}
 
 
 # -- tables ---------------------------------------------------------------------------------------
@@ -321,9 +342,22 @@ def table(frame: pd.DataFrame, columns: list[tuple[str, str]]) -> dict[str, Any]
         elif kind in ("num", "int", "pct", "bool"):
             values = f8(pd.to_numeric(col, errors="coerce").astype(np.float64).to_numpy())
         else:
-            values = ["" if (v is None or (isinstance(v, float) and math.isnan(v))) else str(v) for v in col.tolist()]
+            values = strings(col.tolist())
         out["columns"].append({"name": name, "kind": kind, "values": values})
     return out
+
+
+def strings(items: list[Any]) -> list[str] | dict[str, Any]:
+    """A column of strings: a plain list, or, when values repeat (side,
+    status, instrument...), ``{"cats": [...], "codes": <base64 uint>}``."""
+    texts = ["" if (v is None or (isinstance(v, float) and math.isnan(v))) else str(v) for v in items]
+    cats: dict[str, int] = {}
+    codes = [cats.setdefault(t, len(cats)) for t in texts]
+    if len(cats) * 2 > len(texts) or not texts:
+        return texts
+    dtype = "<u1" if len(cats) <= 256 else "<u2" if len(cats) <= 65536 else "<u4"
+    blob = base64.b64encode(np.asarray(codes, dtype=dtype).tobytes()).decode("ascii")
+    return {"cats": list(cats), "codes": blob, "dtype": dtype[1:]}
 
 
 # -- panes ----------------------------------------------------------------------------------------
@@ -347,9 +381,11 @@ def price_panes(result: Any, max_points: int) -> list[dict[str, Any]]:
             bars["volume"].to_numpy(),
             max_points,
         )
-        mine = fills[fills["instrument"] == symbol] if len(fills) else fills
-        if len(mine):
-            mine = mine.sort_values(["exec_time", "seq"], kind="stable")
+        rows = np.arange(0)
+        if len(fills):
+            mine = fills.reset_index(drop=True)
+            mine = mine[mine["instrument"] == symbol]
+            rows = mine.sort_values(["exec_time", "seq"], kind="stable").index.to_numpy()
         panes.append(
             {
                 "symbol": symbol,
@@ -357,16 +393,7 @@ def price_panes(result: Any, max_points: int) -> list[dict[str, Any]]:
                 "merged": merged,
                 "interval": interval,
                 "candles": {k: f8(v) for k, v in candles.items() if k != "count"},
-                "fills": {
-                    "time": f8(seconds(mine["exec_time"]) if len(mine) else []),
-                    "price": f8(mine["price"].to_numpy(dtype=float) if len(mine) else []),
-                    "quantity": f8(mine["quantity"].to_numpy(dtype=float) if len(mine) else []),
-                    "buy": f8((mine["side"] == "buy").to_numpy(dtype=float) if len(mine) else []),
-                    "fee": f8(mine["fee"].to_numpy(dtype=float) if len(mine) else []),
-                    "seq": f8(mine["seq"].to_numpy(dtype=float) if len(mine) else []),
-                    "order_id": [str(v) for v in mine["order_id"].tolist()] if len(mine) else [],
-                    "strategy": [str(v) for v in mine["strategy"].tolist()] if len(mine) else [],
-                },
+                "fills": f8(rows),  # rows of the fills table, in time order
             }
         )
     return panes
@@ -444,17 +471,11 @@ def position_pane(result: Any) -> dict[str, Any]:
 
 
 def pnl_pane(result: Any) -> dict[str, Any]:
-    closed = result.trades
-    if len(closed):
-        closed = closed[~closed["open"].astype(bool)].sort_values("exit_time", kind="stable")
-    if not len(closed):
-        return {"time": f8([]), "pnl": f8([]), "return": f8([]), "instrument": []}
-    return {
-        "time": f8(seconds(closed["exit_time"])),
-        "pnl": f8(closed["pnl"].to_numpy(dtype=float)),
-        "return": f8(closed["return_pct"].to_numpy(dtype=float)),
-        "instrument": [str(v) for v in closed["instrument"].tolist()],
-    }
+    """The closed trades, as rows of the trades table in exit-time order."""
+    trades = result.trades.reset_index(drop=True)
+    if len(trades):
+        trades = trades[~trades["open"].astype(bool)].sort_values("exit_time", kind="stable")
+    return {"rows": f8(trades.index.to_numpy() if len(trades) else [])}
 
 
 def funding_pane(result: Any) -> dict[str, Any] | None:
@@ -493,6 +514,7 @@ def build(result: Any, max_points: int = DEFAULT_MAX_POINTS) -> dict[str, Any]:
         ],
         "warnings": [{"level": w.level, "text": w.text} for w in run_warnings(result)],
         "metrics": metric_groups(stats, currency),
+        "monthly": monthly_returns(result.equity),
         "max_drawdown": float(result.metrics["max_drawdown"]),
         "max_points": max_points,
         "prices": price_panes(result, max_points),

@@ -55,6 +55,27 @@ def _metrics(data: dict[str, Any]) -> str:
     return f"<section id='metrics'><h2>Metrics</h2><div class='groups'>{''.join(groups)}</div></section>"
 
 
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _monthly(data: dict[str, Any]) -> str:
+    monthly = data.get("monthly")
+    if not monthly:
+        return ""
+    head = "".join(f"<th>{m}</th>" for m in MONTHS)
+    rows = []
+    for year, values in zip(monthly["years"], monthly["rows"], strict=True):
+        cells = "".join(
+            "<td></td>" if v is None else f"<td class='{'pos' if v >= 0 else 'neg'}'>{v * 100:.2f}%</td>"
+            for v in values
+        )
+        rows.append(f"<tr><th>{year}</th>{cells}</tr>")
+    return (
+        "<section id='monthly'><h3>Monthly returns</h3>"
+        f"<table class='monthly'><tr><th></th>{head}</tr>{''.join(rows)}</table></section>"
+    )
+
+
 def _header(data: dict[str, Any]) -> str:
     run = data["run"]
     return (
@@ -91,7 +112,7 @@ def render_page(data: dict[str, Any]) -> str:
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         "<link rel='icon' href='data:,'>"
         f"<title>{title}</title><style>{style}</style></head><body>"
-        f"{_header(data)}{_warnings(data)}{_config(data)}{_metrics(data)}{CHARTS}"
+        f"{_header(data)}{_warnings(data)}{_config(data)}{_metrics(data)}{_monthly(data)}{CHARTS}"
         "<footer>Charts drawn with uPlot (MIT licence, © Leon Sorokin), inlined in this file.</footer>"
         f"<script id='tm-data' type='application/json'>{_script_json(_page_data(data))}</script>"
         f"<script>{asset('uPlot.iife.min.js')}</script><script>{asset('report.js')}</script>"
@@ -101,5 +122,5 @@ def render_page(data: dict[str, Any]) -> str:
 
 def _page_data(data: dict[str, Any]) -> dict[str, Any]:
     """What the script needs (the rest is already HTML)."""
-    skip = {"config", "source", "metrics", "warnings"}
+    skip = {"config", "source", "metrics", "warnings", "monthly"}
     return {k: v for k, v in data.items() if k not in skip}

@@ -4,6 +4,7 @@
 (function () {
   "use strict";
 
+  var T0 = performance.now();
   var D = JSON.parse(document.getElementById("tm-data").textContent);
   var CUR = D.currency;
   var DPR = window.devicePixelRatio || 1;
@@ -11,10 +12,35 @@
   var AXIS_W = 84;
 
   // -- data ------------------------------------------------------------------------
-  function f8(blob) {
-    var bin = atob(blob.f8), n = bin.length, bytes = new Uint8Array(n);
-    for (var i = 0; i < n; i++) bytes[i] = bin.charCodeAt(i);
-    return new Float64Array(bytes.buffer);
+  function f8(blob) { return new Float64Array(bytes(blob.f8).buffer); }
+  function bytes(b64) {
+    var bin = atob(b64), n = bin.length, out = new Uint8Array(n);
+    for (var i = 0; i < n; i++) out[i] = bin.charCodeAt(i);
+    return out;
+  }
+  function strings(v) { // a list, or {cats, codes, dtype}
+    if (Array.isArray(v)) return v;
+    var b = bytes(v.codes).buffer, codes = v.dtype === "u1" ? new Uint8Array(b) : v.dtype === "u2" ? new Uint16Array(b) : new Uint32Array(b);
+    var out = new Array(codes.length);
+    for (var i = 0; i < codes.length; i++) out[i] = v.cats[codes[i]];
+    return out;
+  }
+  // every table's columns, decoded once: COLS.fills.price[i] ...
+  var COLS = {};
+  Object.keys(D.tables).forEach(function (name) {
+    var cols = COLS[name] = {};
+    D.tables[name].columns.forEach(function (c) { cols[c.name] = c.values.f8 != null ? f8(c.values) : strings(c.values); });
+  });
+  var T1 = performance.now();
+  function pick(values, rows) {
+    var out = new Array(rows.length);
+    for (var i = 0; i < rows.length; i++) out[i] = values[rows[i]];
+    return out;
+  }
+  function pickF(values, rows) {
+    var out = new Float64Array(rows.length);
+    for (var i = 0; i < rows.length; i++) out[i] = values[rows[i]];
+    return out;
   }
   function lowerBound(a, v) { // first index with a[i] >= v
     var lo = 0, hi = a.length;
@@ -86,16 +112,19 @@
   function visible() { return charts.length ? [charts[0].u.scales.x.min, charts[0].u.scales.x.max] : full.slice(); }
 
   function xAxis() {
-    return { stroke: GREY, grid: { stroke: "#eee" }, ticks: { stroke: "#ddd" }, size: 36 };
+    return { stroke: GREY, grid: { stroke: "#eee" }, ticks: { stroke: "#ddd" }, size: 48 };
   }
   function yAxis(fmt) {
     return {
       stroke: GREY, size: AXIS_W, grid: { stroke: "#eee" }, ticks: { stroke: "#ddd" },
-      values: function (u, ticks) { return ticks.map(fmt); },
+      values: function (u, ticks, ai, space, incr) { return ticks.map(function (v) { return fmt(v, incr); }); },
     };
   }
-  function compact(v) {
+  function compact(v, incr) {
     var a = Math.abs(v);
+    if (incr != null && incr > 0 && incr < a / 1e3) { // a narrow range far from zero: enough digits to tell ticks apart
+      return v.toLocaleString("en-US", { maximumFractionDigits: Math.max(0, Math.min(10, -Math.floor(Math.log10(incr)) + 1)) });
+    }
     if (a >= 1e9) return (v / 1e9).toFixed(2) + "G";
     if (a >= 1e6) return (v / 1e6).toFixed(2) + "M";
     if (a >= 1e4) return (v / 1e3).toFixed(1) + "k";
@@ -225,10 +254,13 @@
     var P = {
       symbol: p.symbol, t: f8(c.time), o: f8(c.open), h: f8(c.high), l: f8(c.low), c: f8(c.close), v: f8(c.volume),
       step: (p.interval || 1) * p.merged,
-      fills: {
-        time: f8(p.fills.time), price: f8(p.fills.price), quantity: f8(p.fills.quantity), buy: f8(p.fills.buy),
-        fee: f8(p.fills.fee), seq: f8(p.fills.seq), order_id: p.fills.order_id, strategy: p.fills.strategy,
-      },
+      fills: null,
+    };
+    var rows = f8(p.fills), F = COLS.fills, side = pick(F.side || [], rows);
+    P.fills = {
+      time: pickF(F.exec_time, rows), price: pickF(F.price, rows), quantity: pickF(F.quantity, rows),
+      buy: side.map(function (s) { return s === "buy" ? 1 : 0; }), fee: pickF(F.fee, rows),
+      order_id: pick(F.order_id, rows), strategy: pick(F.strategy, rows),
     };
     extend(P.t);
     if (P.t.length) full[1] = Math.max(full[1], P.t[P.t.length - 1] + P.step);
@@ -292,7 +324,10 @@
     addPane("drawdown", "Drawdown [%] · max " + fmtPct(D.max_drawdown), {
       height: 150,
       series: [timeSeries(), { label: "drawdown", stroke: DOWN, fill: "rgba(207,34,46,0.15)", width: 1, value: function (u, v) { return fmtPct(v); } }],
-      axes: [xAxis(), yAxis(function (v) { return (v * 100).toFixed(1) + "%"; })],
+      axes: [xAxis(), yAxis(function (v, incr) {
+        var dec = Math.max(0, Math.min(8, -Math.floor(Math.log10(Math.abs(incr * 100) || 1))));
+        return (v * 100).toFixed(dec) + "%";
+      })],
     }, [t, dd]);
     if (E.leverage) {
       var series = [timeSeries(), { label: "leverage", stroke: "#8250df", width: 1, value: function (u, v) { return v == null ? "" : fmtNum(v, 3) + "×"; } }];
@@ -323,10 +358,11 @@
   }
 
   function pnlPane() {
-    var T = D.pnl, t = f8(T.time);
-    if (!t.length) return;
+    var rows = f8(D.pnl.rows), T = COLS.trades;
+    if (!rows.length) return;
+    var t = pickF(T.exit_time, rows), pnl = pickF(T.pnl, rows);
     extend(t);
-    var pnl = f8(T.pnl), wins = new Array(t.length), losses = new Array(t.length);
+    var wins = new Array(t.length), losses = new Array(t.length);
     for (var i = 0; i < t.length; i++) { wins[i] = pnl[i] >= 0 ? pnl[i] : null; losses[i] = pnl[i] < 0 ? pnl[i] : null; }
     var pts = function (color) { return { show: function () { return true; }, size: 6, fill: color, stroke: color }; };
     var money = function (u, v) { return v == null ? "" : fmtMoney(v); };
@@ -374,8 +410,7 @@
   function Table(spec) {
     this.n = spec.rows;
     this.cols = spec.columns.map(function (c) {
-      var values = Array.isArray(c.values) ? c.values : f8(c.values);
-      return { name: c.name, kind: c.kind, values: values, filter: "" };
+      return { name: c.name, kind: c.kind, values: COLS[spec.name][c.name], filter: "" };
     });
     this.order = null; this.sortCol = -1; this.desc = false; this.page = 0;
     this.rows = null;
@@ -493,6 +528,7 @@
     names.forEach(function (pair) {
       var spec = D.tables[pair[0]];
       if (!spec || (!spec.rows && pair[0] !== "trades")) return;
+      spec.name = pair[0];
       tables[pair[0]] = new Table(spec);
       var b = el("button", { type: "button", "class": "tab", "data-table": pair[0] }, pair[1] + " (" + spec.rows.toLocaleString("en-US") + ")");
       b.addEventListener("click", function () { show(pair[0]); });
@@ -513,6 +549,7 @@
 
   // -- start --------------------------------------------------------------------------------------------
   function start() {
+    var T2 = performance.now();
     D.prices.forEach(pricePane);
     equityPanes();
     positionPane();
@@ -539,7 +576,9 @@
         charts.forEach(function (c) { c.u.setSize({ width: width(), height: c.u.height }); });
       }, 100);
     });
+    var T3 = performance.now();
     buildTables();
+    report.timings = { parse_and_decode_ms: T1 - T0, charts_ms: T3 - T2, tables_ms: performance.now() - T3, since_navigation_ms: performance.now() };
     report.ready = true;
   }
 
