@@ -9,7 +9,7 @@
   var CUR = D.currency;
   var DPR = window.devicePixelRatio || 1;
   var UP = "#1a7f37", DOWN = "#cf222e", BLUE = "#0969da", GREY = "#57606a";
-  var AXIS_W = 84;
+  var AXIS_W = 84, RIGHT_W = 72;
 
   // -- data ------------------------------------------------------------------------
   function f8(blob) { return new Float64Array(bytes(blob.f8).buffer); }
@@ -116,7 +116,7 @@
   }
   function yAxis(fmt) {
     return {
-      stroke: GREY, size: AXIS_W, grid: { stroke: "#eee" }, ticks: { stroke: "#ddd" },
+      stroke: GREY, size: AXIS_W, space: 24, grid: { stroke: "#eee" }, ticks: { stroke: "#ddd" },
       values: function (u, ticks, ai, space, incr) { return ticks.map(function (v) { return fmt(v, incr); }); },
     };
   }
@@ -148,6 +148,9 @@
       points: { show: false },
     }, opts.cursor || {});
     opts.legend = opts.legend || { live: true };
+    if (opts.axes.length < 3) { // every pane keeps the same right gutter, so the plot areas line up
+      opts.axes.push({ side: 1, scale: "y", size: RIGHT_W, values: function () { return []; }, grid: { show: false }, ticks: { show: false } });
+    }
     opts.hooks = opts.hooks || {};
     (opts.hooks.setScale = opts.hooks.setScale || []).push(function (u, key) {
       if (key === "x" && !syncing) setRange(u.scales.x.min, u.scales.x.max, u);
@@ -338,7 +341,7 @@
       }
       addPane("margin", "Margin · leverage = gross exposure / equity" + (E.margin ? " · margin posted [" + CUR + "]" : ""), {
         height: 130, series: series,
-        axes: [xAxis(), yAxis(function (v) { return fmtNum(v, 2) + "×"; })].concat(E.margin ? [Object.assign(yAxis(compact), { scale: "m", side: 1, grid: { show: false } })] : []),
+        axes: [xAxis(), yAxis(function (v) { return fmtNum(v, 2) + "×"; })].concat(E.margin ? [Object.assign(yAxis(compact), { scale: "m", side: 1, size: RIGHT_W, grid: { show: false } })] : []),
       }, data);
     }
   }
@@ -351,10 +354,13 @@
     extend(t);
     var series = [timeSeries()], data = [t];
     S.symbols.forEach(function (s, i) {
-      series.push({ label: s, stroke: PALETTE[i % PALETTE.length], width: 1.5, paths: uPlot.paths.stepped({ align: 1 }), value: function (u, v) { return v == null ? "" : fmtNum(v); } });
+      series.push({ label: s, stroke: PALETTE[i % PALETTE.length], width: 1.5, paths: uPlot.paths.stepped({ align: 1 }), points: { show: false }, value: function (u, v) { return v == null ? "" : fmtNum(v); } });
       data.push(f8(S.values[i]));
     });
-    addPane("position", "Position (net quantity)", { height: 130, series: series, axes: [xAxis(), yAxis(compact)] }, data);
+    addPane("position", "Position (net quantity)", {
+      height: 130, series: series, axes: [xAxis(), yAxis(compact)],
+      scales: { y: { range: function (u, lo, hi) { var pad = (hi - lo) * 0.1 || Math.abs(hi) * 0.1 || 1; return [lo - pad, hi + pad]; } } },
+    }, data);
   }
 
   function pnlPane() {
@@ -384,9 +390,9 @@
     addPane("funding", "Funding [" + CUR + "] · cumulative (line) and each payment (dots)", {
       height: 140,
       series: [timeSeries(),
-        { label: "cumulative", stroke: "#bc4c00", width: 1.5, paths: uPlot.paths.stepped({ align: 1 }), value: money },
+        { label: "cumulative", stroke: "#bc4c00", width: 1.5, paths: uPlot.paths.stepped({ align: 1 }), points: { show: false }, value: money },
         { label: "payment", stroke: GREY, paths: function () { return null; }, points: { show: function () { return true; }, size: 4, fill: GREY }, value: money, scale: "p" }],
-      axes: [xAxis(), yAxis(compact), Object.assign(yAxis(compact), { scale: "p", side: 1, grid: { show: false } })],
+      axes: [xAxis(), yAxis(compact), Object.assign(yAxis(compact), { scale: "p", side: 1, size: RIGHT_W, grid: { show: false } })],
     }, [t, f8(F.cumulative), f8(F.amount)]);
   }
 
