@@ -44,7 +44,7 @@ def make_journal(n: int, journal: Path) -> None:
     asyncio.run(run_async(config, market=market, fingerprints={"SYN": "synthetic"}, journal=journal, overwrite=True))
 
 
-def open_in_chromium(path: Path) -> float:
+def open_in_chromium(path: Path) -> tuple[float, dict[str, float]]:
     from playwright.sync_api import sync_playwright
 
     args = [
@@ -66,8 +66,9 @@ def open_in_chromium(path: Path) -> float:
         page.goto(path.resolve().as_uri())
         page.wait_for_function("window.tidemarkReport && window.tidemarkReport.ready", timeout=120_000)
         seconds = time.perf_counter() - start
+        timings = page.evaluate("tidemarkReport.timings")
         context.close()
-    return seconds
+    return seconds, timings
 
 
 def main() -> None:
@@ -105,7 +106,9 @@ def main() -> None:
         f"{len(result.trades):,} trades, {len(result.fills):,} fills, max_points {max_points:,} -> {path}"
     )
     if args.browser:
-        print(f"chromium: ready in {open_in_chromium(path):.2f} s")
+        seconds, timings = open_in_chromium(path)
+        inside = ", ".join(f"{k} {v:.0f}" for k, v in timings.items())
+        print(f"chromium: ready {seconds:.2f} s after goto (in the page: {inside})")
 
 
 if __name__ == "__main__":
