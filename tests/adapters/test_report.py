@@ -369,3 +369,43 @@ def test_browser_trade_table_sorts_and_filters(opened: Opened, run: Result) -> N
     wins = int((run.trades["pnl"] > 0).sum())
     assert opened.js("tidemarkReport.tables.trades.rows.length") == wins
     assert f"of {wins:,}" in page.locator("#tm-table .tinfo").inner_text()
+
+
+def test_browser_hover_shows_values_and_a_fills_details(opened: Opened, run: Result) -> None:
+    page = opened.page
+    page.locator("#tm-reset").click()
+    opened.js("tidemarkReport.setRange(tidemarkReport.full[0], tidemarkReport.full[0] + 7 * 86400)")
+    over = page.locator("[data-pane^='price:'] .u-over")
+    over.scroll_into_view_if_needed()
+    box = over.bounding_box()
+    assert box is not None
+    x, y = opened.js(
+        """() => { const c = tidemarkReport.charts[0], u = c.u, F = c.extra.P.fills;
+                   return [u.valToPos(F.time[0], 'x'), u.valToPos(F.price[0], 'y')]; }"""
+    )
+    page.mouse.move(box["x"] + x, box["y"] + y)
+    tip = page.locator("#tm-tip")
+    assert tip.is_visible()
+    first = run.fills.sort_values(["exec_time", "seq"]).iloc[0]
+    assert tip.inner_text().startswith("BUY" if first["side"] == "buy" else "SELL")
+    assert str(first["order_id"]) in tip.inner_text()
+    legend = page.locator("[data-pane='equity'] .u-series").nth(1).inner_text()
+    assert "USD" in legend, "the equity pane's legend follows the cursor (linked)"
+    page.locator("#tm-reset").click()
+
+
+def test_inline_notebook_view_runs_in_its_iframe(browser: Any, run: Result, tmp_path: Path) -> None:
+    host = tmp_path / "notebook.html"
+    host.write_text(f"<!doctype html><html><body><h1>cell output</h1>{run._repr_html_()}</body></html>")
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(host.resolve().as_uri())
+        frame = page.frame_locator("iframe")
+        frame.locator("[data-pane='drawdown'] canvas").first.wait_for(timeout=60_000)
+        inner = next(f for f in page.frames if f != page.main_frame)
+        assert inner.evaluate("tidemarkReport.markerCount()") == len(run.fills)
+        assert errors == []
+    finally:
+        page.close()
