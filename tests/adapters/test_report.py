@@ -237,6 +237,23 @@ def test_repr_html_and_plot(run: Result, tmp_path: Path) -> None:
     assert isinstance(view, ReportView) and view.path == tmp_path / "r.html" and view.path.stat().st_size > 10_000
 
 
+IDLE = """
+def schema():
+    return {"id": "idle", "inputs": {}}
+
+def on_bar(ctx, i):
+    pass
+"""
+
+
+@pytest.fixture(scope="module")
+def idle(tmp_path_factory: pytest.TempPathFactory) -> Result:
+    folder = tmp_path_factory.mktemp("idle")
+    strategy = folder / "idle.py"
+    strategy.write_text(IDLE)
+    return run_backtest(str(strategy), data=SAMPLE, journal=folder / "idle.journal", initial_cash=1_000)
+
+
 # -- in a browser ------------------------------------------------------------------------------------
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -253,9 +270,10 @@ ARGS = [
 
 
 @pytest.fixture(scope="module")
-def browser(run: Result) -> Iterator[Any]:
-    """Chromium, started after the run: Playwright's sync API holds an event
-    loop in this thread while it lives, where asyncio.run (a backtest) fails."""
+def browser(run: Result, idle: Result) -> Iterator[Any]:
+    """Chromium, started after the runs it shows: Playwright's sync API holds
+    an event loop in this thread while it lives, where asyncio.run (a
+    backtest) fails."""
     if CHROMIUM is None:
         if os.environ.get("CI"):
             pytest.fail(".ci/run installs chromium, yet it is not on PATH")
@@ -409,3 +427,42 @@ def test_inline_notebook_view_runs_in_its_iframe(browser: Any, run: Result, tmp_
         assert errors == []
     finally:
         page.close()
+
+
+def test_a_run_with_no_trade_renders(idle: Result, browser: Any, tmp_path: Path) -> None:
+    assert len(idle.trades) == 0 and len(idle.fills) == 0
+    stats = idle.stats
+    assert stats["# Trades"] == 0 and stats["Return [%]"] == 0.0
+    page = open_report(browser, write_report(idle, tmp_path / "idle.html"))
+    try:
+        assert [m for m in page.console if m[0] in ("error", "pageerror")] == []
+        assert page.js("tidemarkReport.markerCount()") == 0
+        assert page.js("tidemarkReport.lowestDrawdownShown().value") == 0
+    finally:
+        page.page.close()
+
+
+def test_warnings_derived_from_header_and_frames(run: Result) -> None:
+    import dataclasses
+
+    import msgspec
+
+    prints = json.loads(run.header.fingerprints)
+    for info in prints.values():
+        info["repairs"] = {"ffill_close": 3}
+    broke = run.equity.copy()
+    broke.iloc[10, broke.columns.get_loc("equity")] = 0.0
+    rejections = pd.DataFrame(
+        [{"seq": 1, "ts": 0, "source": "risk", "strategy": "s", "order_id": "o", "instrument": "X", "reason": "cash"}]
+    )
+    changed = dataclasses.replace(
+        run,
+        header=msgspec.structs.replace(run.header, fingerprints=json.dumps(prints)),
+        equity=broke,
+        rejections=rejections,
+    )
+    texts = " | ".join(w.text for w in run_warnings(changed))
+    assert "Repairs applied to the data of SYNTH_BTC" in texts and "ffill_close 3" in texts
+    assert "Equity touched zero at" in texts
+    assert "1 orders rejected: cash 1" in texts
+    assert "No commission configured" in texts
