@@ -270,7 +270,7 @@ ARGS = [
 
 
 @pytest.fixture(scope="module")
-def browser(run: Result, idle: Result) -> Iterator[Any]:
+def browser(run: Result, idle: Result, two_symbols: Result) -> Iterator[Any]:
     """Chromium, started after the runs it shows: Playwright's sync API holds
     an event loop in this thread while it lives, where asyncio.run (a
     backtest) fails."""
