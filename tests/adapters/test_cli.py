@@ -36,7 +36,7 @@ def default_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_backtest_with_no_arguments_writes_journal_and_report(default_run: tuple[Path, Path]) -> None:
     _cwd, journal = default_run
     html = journal.with_suffix(".html").read_text()
-    assert "<svg" in html and "Monthly returns" in html and "Trades" in html
+    assert "tidemarkReport" in html and "Monthly returns" in html and "Trades" in html
 
 
 def test_verify_replay_audit_report_show_export(default_run: tuple[Path, Path], tmp_path: Path) -> None:

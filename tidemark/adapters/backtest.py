@@ -133,6 +133,36 @@ class Result:
             return {}
         return {str(k): int(v) for k, v in self.rejections["reason"].value_counts().sort_index().items()}
 
+    # -- the report (tidemark.adapters.report) --------------------------------------------------
+
+    @property
+    def stats(self) -> pd.Series:
+        """The run's figures in the order backtesting.py users know (Start,
+        End, Duration, Exposure Time [%], Equity Final [USD], ...)."""
+        from tidemark.adapters.report.stats import compute_stats
+
+        return compute_stats(self)
+
+    def plot(self, path: str | os.PathLike[str] | None = None, *, open_browser: bool | None = None) -> Any:
+        """The interactive report. In Jupyter it shows inline (the returned
+        view's ``_repr_html_``); elsewhere it is written to ``path`` (default:
+        beside the journal) and opened in a browser unless ``open_browser``
+        is False. Returns the view; ``view.path`` is the file written, if any."""
+        from tidemark.adapters.report import ReportView
+
+        view = ReportView(self)
+        if path is None and open_browser is None and ReportView.in_notebook():
+            return view
+        view.save(path if path is not None else self.journal.with_suffix(".html"))
+        if open_browser or (open_browser is None and path is None):
+            view.open()
+        return view
+
+    def _repr_html_(self) -> str:
+        from tidemark.adapters.report import ReportView
+
+        return ReportView(self)._repr_html_()
+
 
 # -- configuration ---------------------------------------------------------------------------------
 
