@@ -69,39 +69,13 @@ def _fingerprints(result: Any) -> dict[str, Any]:
 
 
 def run_warnings(result: Any) -> list[RunWarning]:
-    """What a reader must know before trusting the figures.
-
-    Reads ``result.warnings`` when the Result has such a field (a list of
-    strings or of objects with ``text``); until then derives them from the
-    config, the header's data fingerprints and the frames."""
-    given = getattr(result, "warnings", None)
-    if given is not None:
-        return [w if isinstance(w, RunWarning) else RunWarning("warn", str(getattr(w, "text", w))) for w in given]
-    config, metrics = result.config, result.metrics
-    out: list[RunWarning] = []
-    fee_keys = ("commission_bps", "maker_bps", "taker_bps", "commission_per_contract")
-    no_fee_config = all(config.get(k) in (None, 0, 0.0) for k in fee_keys) and not config.get("commission_fixed")
-    if no_fee_config and not metrics.get("fees_paid"):
-        out.append(
-            RunWarning("warn", "No commission configured: every fill paid zero fees (set commission_bps or taker_bps).")
-        )
-    eq = result.equity
-    if len(eq) and float(eq["equity"].min()) <= 0.0:
-        when = eq.index[int(np.argmax(eq["equity"].to_numpy() <= 0.0))]
-        out.append(RunWarning("warn", f"Equity touched zero at {when:%Y-%m-%d %H:%M} UTC."))
-    for symbol, info in sorted(_fingerprints(result).items()):
-        repairs = info.get("repairs") if isinstance(info, dict) else None
-        if repairs:
-            what = ", ".join(f"{k} {v:,}" for k, v in sorted(repairs.items()))
-            out.append(RunWarning("warn", f"Repairs applied to the data of {symbol} ({info.get('file', '')}): {what}."))
-    reasons = result.rejections_by_reason()
-    if reasons:
-        what = ", ".join(f"{k} {v:,}" for k, v in reasons.items())
-        out.append(RunWarning("warn", f"{sum(reasons.values()):,} orders rejected: {what}."))
-    if metrics.get("open_trades"):
-        out.append(
-            RunWarning("info", f"{metrics['open_trades']} trade(s) still open at the end (valued at the last close).")
-        )
+    """What a reader must know before trusting the figures: the run's own
+    warnings (:func:`tidemark.journal.warnings.run_warnings`), then trades
+    still open at the end."""
+    out = [RunWarning("warn", text) for text in result.warnings]
+    open_trades = result.metrics.get("open_trades")
+    if open_trades:
+        out.append(RunWarning("info", f"{open_trades} trade(s) still open at the end (valued at the last close)."))
     return out
 
 
@@ -408,7 +382,14 @@ def margin_series(result: Any) -> pd.DataFrame | None:
     leverage from ``exposure`` and ``equity`` meanwhile."""
     c = result.config
     eq = result.equity
-    margined = bool(c.get("leverage")) or "margin" in eq.columns or (c.get("funding") or {}).get("enabled")
+    derivatives = any(spec.get("kind", "spot") != "spot" for spec in (c.get("instruments") or {}).values())
+    margined = (
+        c.get("account") == "margin"
+        or (c.get("leverage") or 1.0) > 1.0
+        or derivatives
+        or "margin" in eq.columns
+        or (c.get("funding") or {}).get("enabled")
+    )
     if not margined or not len(eq) or "exposure" not in eq.columns:
         return None
     values = eq["equity"].to_numpy(dtype=float)
