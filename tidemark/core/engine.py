@@ -20,7 +20,7 @@ from tidemark.core.accounts.portfolio import Portfolio
 from tidemark.core.accounts.risk import RiskEngine
 from tidemark.core.bars import BarAggregator
 from tidemark.core.bus import NEEDS_EVERY_BAR, Actor, Bus, EventSink, Handler
-from tidemark.core.config import RunConfig, duration_ns, execution_config, risk_limits, trading_start
+from tidemark.core.config import RunConfig, account_kind, duration_ns, execution_config, risk_limits, trading_start
 from tidemark.core.events import Bar, Event, InstrumentDefinition, RunFinished, RunStarted
 from tidemark.core.execution.algos import AlgoActor
 from tidemark.core.execution.book_venue import BookVenue
@@ -85,6 +85,17 @@ class AccountActor(Actor):
                 portfolio.update_rate(instrument, bar.close)
 
 
+def _margined(config: RunConfig) -> bool:
+    """Whether a run can hold margined positions (so solvency is watched):
+    a margin account, derivatives, funding, or a live session's markets."""
+    return (
+        account_kind(config) == "margin"
+        or config.funding.enabled
+        or config.paper is not None
+        or any(spec.kind != "spot" for spec in config.instruments.values())
+    )
+
+
 @dataclass
 class StrategySlot:
     """A strategy placed in a run: its id, instruments and parameters."""
@@ -133,7 +144,7 @@ class Engine:
             self.bus.add(funding_actor)
         self.bus.add(self.venue)
         self.bus.add(self.account)
-        if any(i.maintenance_margin > 0 for i in config.instruments.values()) or rules_v2:
+        if any(i.maintenance_margin > 0 for i in config.instruments.values()) or (rules_v2 and _margined(config)):
             self.bus.add(
                 MarginActor(
                     self.portfolio,
