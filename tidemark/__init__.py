@@ -4,8 +4,8 @@ One import name for everything::
 
     import tidemark
 
-    result = tidemark.run_backtest("ema_cross", data=["BTC.csv"], tz="UTC")
-    result.metrics["final_equity"], result.trades, result.equity
+    result = tidemark.backtest(df, MyStrategy, cash=10_000, commission=0.001, fast=10)
+    result.stats, result.trades, result.plot()
 
 The components keep their own packages (the architecture):
 ``tidemark.core`` (events, bus, venues, accounts, strategy runtime),
@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
+    "backtest": "tidemark.adapters.notebook",
     "run_backtest": "tidemark.adapters.backtest",
     "Result": "tidemark.adapters.backtest",
     "Strategy": "tidemark.core.strategy",
@@ -37,6 +38,7 @@ __all__ = [
     "RunConfig",
     "Strategy",
     "__version__",
+    "backtest",
     "open_journal",
     "replay",
     "run_backtest",
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
     from tidemark.adapters.backtest import Result as Result
     from tidemark.adapters.backtest import replay_verified as replay
     from tidemark.adapters.backtest import run_backtest as run_backtest
+    from tidemark.adapters.notebook import backtest as backtest
     from tidemark.core.config import RunConfig as RunConfig
     from tidemark.core.strategy import Strategy as Strategy
     from tidemark.journal.reader import JournalReader as open_journal

@@ -16,7 +16,7 @@ import heapq
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from tidemark.adapters.data import (
     describe,
     fingerprint,
     load_bars,
+    load_frame,
     load_funding,
     load_marks,
 )
@@ -128,6 +129,33 @@ class Result:
             run_warnings(proj, metrics),
         )
 
+    _temporary: Any = field(default=None, repr=False, compare=False)
+    """A finalizer removing the journal's temporary folder (notebook runs)."""
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Keep this run's journal at ``path`` (a consistent copy through
+        SQLite's backup API); the Result then reads it from there."""
+        import sqlite3
+
+        target = Path(path)
+        if target.exists():
+            raise FileExistsError(f"{target}: exists; choose another path or remove it")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        source = sqlite3.connect(f"file:{self.journal}?mode=ro", uri=True)
+        try:
+            copy = sqlite3.connect(target)
+            try:
+                source.backup(copy)
+            finally:
+                copy.close()
+        finally:
+            source.close()
+        self.journal = target
+        if self._temporary is not None:
+            self._temporary()  # the temporary copy is no longer needed
+            self._temporary = None
+        return target
+
     def rejections_by_reason(self) -> dict[str, int]:
         if not len(self.rejections):
             return {}
@@ -216,14 +244,18 @@ def strategy_configs(config: RunConfig, symbols: list[str]) -> list[StrategyConf
 # -- the run ---------------------------------------------------------------------------------------
 
 
+DataSource = str | os.PathLike[str] | pd.DataFrame
+"""A data file, or a DataFrame of bars (its symbol from the run's symbols)."""
+
+
 def load_market(
-    config: RunConfig, data: Sequence[str | os.PathLike[str]] | None, *, tz: str | None = None
+    config: RunConfig, data: Sequence[DataSource] | None, *, tz: str | None = None
 ) -> tuple[list[LoadedBars], MarketSeries]:
-    paths = [resolve_data(Path(p), config.timeframe) for p in (data or config.data)] or sorted(
-        SAMPLE_DIR.glob("*.csv")
-    )[:1]
+    sources: list[DataSource] = list(data or config.data)
+    if not sources:
+        sources.extend(sorted(SAMPLE_DIR.glob("*.csv"))[:1])
     symbols = config.all_symbols()
-    if len(paths) == 1 and len(symbols) > 1:
+    if len(sources) == 1 and len(symbols) > 1:
         raise DataError(f"{len(symbols)} symbols but one data file; give one --data file per symbol")
     interval = cfg.duration_ns(config.timeframe) if config.timeframe else None
     start = parse_time_ns(config.start, "start")
@@ -233,10 +265,23 @@ def load_market(
     if isinstance(warmup, str) and start is not None:
         start -= cfg.duration_ns(warmup)
     loaded = []
-    for k, path in enumerate(paths):
+    for k, source in enumerate(sources):
         symbol = symbols[k] if k < len(symbols) else None
-        loaded.append(
-            load_bars(
+        if isinstance(source, pd.DataFrame):
+            name = symbol or str(source.attrs.get("symbol", "") or f"DATA{k}")
+            bars = load_frame(
+                source,
+                name,
+                tz=tz,
+                repair=config.repair,
+                interval=interval,
+                start=start,
+                end=end,
+                keep_before=keep_before,
+            )
+        else:
+            path = resolve_data(Path(source), config.timeframe)
+            bars = load_bars(
                 path,
                 symbol=symbol,
                 tz=tz,
@@ -246,7 +291,7 @@ def load_market(
                 end=end,
                 keep_before=keep_before,
             )
-        )
+        loaded.append(bars)
     return loaded, align(loaded)
 
 
@@ -325,7 +370,7 @@ def slots_for(config: RunConfig) -> list[StrategySlot]:
 async def run_async(
     config: RunConfig,
     *,
-    data: Sequence[str | os.PathLike[str]] | None = None,
+    data: Sequence[DataSource] | None = None,
     journal: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
     tz: str | None = None,

@@ -122,7 +122,71 @@ def load_bars(
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file")
-    frame = read_frame(path)
+    return bars_from_frame(
+        read_frame(path),
+        str(path),
+        symbol or symbol_from_path(path),
+        fingerprint=fingerprint(path),
+        tz=tz,
+        repair=repair,
+        interval=interval,
+        start=start,
+        end=end,
+        keep_before=keep_before,
+    )
+
+
+def load_frame(
+    frame: pd.DataFrame,
+    symbol: str,
+    *,
+    tz: str | None = None,
+    repair: str = "none",
+    interval: int | None = None,
+    start: int | None = None,
+    end: int | None = None,
+    keep_before: int = 0,
+) -> LoadedBars:
+    """Validate a pandas DataFrame of bars (OHLC[V] columns in any case; the
+    times in a column or the index, tz-aware or with ``tz``), as a file.
+    Errors name it ``DataFrame 'SYMBOL'``; its fingerprint is the sha256 of
+    the validated bars (times and OHLCV as little-endian int64/float64)."""
+    table = frame if isinstance(frame.index, pd.RangeIndex) else frame.reset_index()
+    loaded = bars_from_frame(
+        table,
+        f"DataFrame {symbol!r}",
+        symbol,
+        fingerprint="",
+        tz=tz,
+        repair=repair,
+        interval=interval,
+        start=start,
+        end=end,
+        keep_before=keep_before,
+    )
+    digest = hashlib.sha256()
+    for array in (loaded.times, loaded.open, loaded.high, loaded.low, loaded.close, loaded.volume):
+        digest.update(np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes())
+    loaded.fingerprint = digest.hexdigest()
+    return loaded
+
+
+def bars_from_frame(
+    frame: pd.DataFrame,
+    label: str,
+    symbol: str,
+    *,
+    fingerprint: str,
+    tz: str | None = None,
+    repair: str = "none",
+    interval: int | None = None,
+    start: int | None = None,
+    end: int | None = None,
+    keep_before: int = 0,
+) -> LoadedBars:
+    """The checks and windowing shared by files and DataFrames; ``label``
+    names the source in errors (a path, or ``DataFrame 'X'``)."""
+    path = label
     columns = {str(c).strip().lower(): c for c in frame.columns}
     time_key = next((c for c in TIME_COLUMNS if c in columns), None)
     first = str(frame.columns[0]) if len(frame.columns) else ""
@@ -157,8 +221,8 @@ def load_bars(
         raise DataError(f"{path}: no bars (after the start/end window)")
     o, h, lo, c, v = (np.ascontiguousarray(data[k]) for k in ("open", "high", "low", "close", "volume"))
     return LoadedBars(
-        symbol or symbol_from_path(path),
-        str(path),
+        symbol,
+        label,
         np.ascontiguousarray(times),
         o,
         h,
@@ -166,12 +230,12 @@ def load_bars(
         c,
         v,
         interval=step,
-        fingerprint=fingerprint(path),
+        fingerprint=fingerprint,
         repairs=repairs,
     )
 
 
-def _parse_times(path: Path, column: pd.Series, name: str, tz: str | None) -> np.ndarray:
+def _parse_times(path: Path | str, column: pd.Series, name: str, tz: str | None) -> np.ndarray:
     if len(column) == 0:
         raise DataError(f"{path}: no rows")
     if column.isna().any():
@@ -212,7 +276,7 @@ def _parse_times(path: Path, column: pd.Series, name: str, tz: str | None) -> np
 
 
 def _check(
-    path: Path, times: np.ndarray, data: dict[str, np.ndarray], repair: str, repairs: dict[str, int]
+    path: Path | str, times: np.ndarray, data: dict[str, np.ndarray], repair: str, repairs: dict[str, int]
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     if repair == "drop":
         order = np.argsort(times, kind="stable")
@@ -265,7 +329,7 @@ def _check(
     return times[keep], {k: val[keep] for k, val in data.items()}
 
 
-def _infer_interval(path: Path, times: np.ndarray, expected: int | None) -> int:
+def _infer_interval(path: Path | str, times: np.ndarray, expected: int | None) -> int:
     """The file's bar length (ns): the median spacing of its open times,
     checked against ``expected`` (the run's timeframe) when given. Bars that
     start well inside the previous bar's interval (< 80% of it) overlap."""
@@ -367,7 +431,7 @@ def load_marks(path: str | Path, symbol: str | None = None) -> list[MarkPrice]:
     ]
 
 
-def _check_series(path: Path, times: np.ndarray, values: np.ndarray, name: str, *, positive: bool) -> None:
+def _check_series(path: Path | str, times: np.ndarray, values: np.ndarray, name: str, *, positive: bool) -> None:
     bad = np.isnan(values) | ((values <= 0) if positive else False)
     if bad.any():
         raise DataError(f"{path}: row {int(np.flatnonzero(bad)[0]) + 1}: field {name!r}: missing or not a number")
