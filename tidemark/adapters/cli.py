@@ -49,7 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"tidemark: error: {exc}", file=sys.stderr)
             return EXIT_CHECK_FAILED
         if isinstance(exc, BusFault) and not args.verbose:
-            print(f"tidemark: error: {exc} (the journal is sealed 'failed'; -v for the traceback)", file=sys.stderr)
+            from tidemark.core.strategy.faults import describe_failure
+
+            what = describe_failure(exc.error, exc.event)
+            print(f"tidemark: error: {what} (the journal is sealed 'failed'; -v for the traceback)", file=sys.stderr)
             return EXIT_CHECK_FAILED
         if not _is_input_error(exc):
             raise
@@ -85,12 +88,21 @@ def _is_input_error(exc: Exception) -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from tidemark import __version__
+
     parser = argparse.ArgumentParser(prog="tidemark", description="Event-sourced trading simulation engine.")
+    parser.add_argument("--version", action="version", version=f"tidemark {__version__}")
     parser.add_argument("--log-json", action="store_true", help="structured logs as JSON lines on stderr")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks")
+    # The same flags after the subcommand (tidemark backtest -v): SUPPRESS keeps the top-level default.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--log-json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    bt = sub.add_parser("backtest", help="run a backtest (no arguments: ema_cross on the bundled sample data)")
+    bt = sub.add_parser(
+        "backtest", parents=[common], help="run a backtest (no arguments: ema_cross on the bundled sample data)"
+    )
     bt.add_argument("--strategy", help="built-in name or path to a .py strategy (default ema_cross)")
     bt.add_argument("--data", action="append", help="OHLCV file (CSV/Parquet/Feather); repeat for several symbols")
     bt.add_argument("--symbol", action="append", help="symbol name for the matching --data file")
@@ -133,13 +145,18 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--force", action="store_true", help="overwrite an existing --journal")
     bt.add_argument("--json", action="store_true", help="print the metrics as JSON instead of a table")
     bt.add_argument(
+        "--progress", action="store_true", help="progress lines on stderr even when it is not a terminal (CI, pipes)"
+    )
+    bt.add_argument(
         "--from-journal",
         metavar="JOURNAL",
         help="rerun over exactly the market data of this journal (a paper session or a backtest): a child run",
     )
     bt.set_defaults(func=cmd_backtest)
 
-    pp = sub.add_parser("paper", help="paper-trade a strategy on a live exchange feed (fills walk the real book)")
+    pp = sub.add_parser(
+        "paper", parents=[common], help="paper-trade a strategy on a live exchange feed (fills walk the real book)"
+    )
     pp.add_argument("--exchange", help="ccxt exchange id, e.g. binanceusdm (USD-M perpetuals)")
     pp.add_argument("--symbol", action="append", help="ccxt symbol, e.g. BTC/USDT:USDT; repeatable")
     pp.add_argument(
@@ -168,47 +185,57 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--no-status", action="store_true", help="no live status line")
     pp.set_defaults(func=cmd_paper)
 
-    df = sub.add_parser("diff", help="first divergent decision between two runs, and PnL differences by cause")
+    df = sub.add_parser(
+        "diff", parents=[common], help="first divergent decision between two runs, and PnL differences by cause"
+    )
     df.add_argument("run_a")
     df.add_argument("run_b")
     df.add_argument("--json", action="store_true")
     df.set_defaults(func=cmd_diff)
 
-    rp = sub.add_parser("report", help="summary of any journal")
+    rp = sub.add_parser("report", parents=[common], help="summary of any journal")
     rp.add_argument("journal")
     rp.add_argument("--json", action="store_true", help="metrics as one JSON object")
     rp.add_argument("--html", help="also write the HTML report here")
     rp.set_defaults(func=cmd_report)
 
-    rl = sub.add_parser("replay", help="replay a journal")
+    rl = sub.add_parser(
+        "replay", parents=[common], help="replay a journal: regenerate every output and compare byte for byte"
+    )
     rl.add_argument("journal")
-    rl.add_argument("--check", action="store_true", help="regenerate every output and compare byte for byte")
+    rl.add_argument("--check", action="store_true", help="(the default; kept for scripts that pass it)")
     rl.add_argument("--json", action="store_true")
     rl.set_defaults(func=cmd_replay)
 
-    vf = sub.add_parser("verify", help="check a journal's integrity and hash chain")
+    vf = sub.add_parser("verify", parents=[common], help="check a journal's integrity and hash chain")
     vf.add_argument("journal")
     vf.add_argument("--json", action="store_true")
     vf.set_defaults(func=cmd_verify)
 
-    au = sub.add_parser("audit", help="verify, then replay --check")
+    au = sub.add_parser("audit", parents=[common], help="verify, then replay --check")
     au.add_argument("journal")
     au.add_argument("--json", action="store_true")
     au.set_defaults(func=cmd_audit)
 
-    jn = sub.add_parser("journal", help="inspect or export a journal")
+    jn = sub.add_parser("journal", parents=[common], help="inspect or export a journal")
     jsub = jn.add_subparsers(dest="journal_command", required=True)
-    show = jsub.add_parser("show", help="run header and counts by kind")
+    show = jsub.add_parser("show", parents=[common], help="run header and counts by kind")
     show.add_argument("journal")
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=cmd_journal_show)
-    ex = jsub.add_parser("export", help="export to parquet, csv or jsonl")
+    ex = jsub.add_parser(
+        "export",
+        parents=[common],
+        help="export the events (one table per kind) and the results to parquet, csv or jsonl",
+    )
     ex.add_argument("journal")
     ex.add_argument("--format", choices=["parquet", "csv", "jsonl"], required=True)
     ex.add_argument("--out", required=True, help="output directory")
     ex.set_defaults(func=cmd_journal_export)
 
-    fe = sub.add_parser("fetch", help="download candles, funding and marks through ccxt into a Parquet cache")
+    fe = sub.add_parser(
+        "fetch", parents=[common], help="download candles, funding and marks through ccxt into a Parquet cache"
+    )
     fe.add_argument("--exchange", required=True, help="ccxt exchange id, e.g. binance or binanceusdm")
     fe.add_argument("--symbol", required=True, help="ccxt symbol, e.g. BTC/USDT or BTC/USDT:USDT")
     fe.add_argument("--timeframe", default="1h")
@@ -222,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     fe.add_argument("--json", action="store_true")
     fe.set_defaults(func=cmd_fetch)
 
-    st = sub.add_parser("strategies", help="list built-in strategies and their parameters")
+    st = sub.add_parser("strategies", parents=[common], help="list built-in strategies and their parameters")
     st.add_argument("--json", action="store_true")
     st.set_defaults(func=cmd_strategies)
     return parser
@@ -288,7 +315,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         if config.strategies:
             raise UsageError("--param applies to a single strategy; set params per strategy in --config")
         config = build_config(config, params={**config.params, **params})
-    progress = ProgressBar("backtest") if sys.stderr.isatty() else None
+    progress = ProgressBar("backtest") if (sys.stderr.isatty() or args.progress) else None
+    if args.tz is not None:
+        _check_tz(args.tz)
     path = asyncio.run(
         run_async(config, data=args.data, journal=args.journal, overwrite=args.force, tz=args.tz, progress=progress)
     )
@@ -323,6 +352,16 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _check_tz(name: str) -> None:
+    """A timezone name the data's naive times can be read in."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(f"--tz {name!r}: not a timezone (e.g. UTC, Europe/London, America/New_York)") from None
+
+
 def _warmup(text: str | None) -> int | str | None:
     """``--warmup 200`` (bars) or ``--warmup 30d`` (a duration)."""
     if text is None:
@@ -353,6 +392,9 @@ def summary_table(result: Any) -> str:
         ("run", result.run_id),
         ("strategy", strategies),
         ("symbols", ", ".join(config.get("symbols", []))),
+        ("data", ", ".join(config.get("data", [])) or "(journal)"),
+        ("period", _period(result.equity)),
+        ("timeframe", config.get("timeframe") or "n/a"),
         ("bars", f"{m['bars']:,}"),
         ("account", _account(m, config)),
         ("initial cash", money(m["initial_cash"])),
@@ -378,6 +420,14 @@ def summary_table(result: Any) -> str:
     lines = [f"{k:<{width}}  {v}" for k, v in rows]
     lines.extend(f"warning: {w}" for w in getattr(result, "warnings", []))
     return "\n".join(lines)
+
+
+def _period(equity: Any) -> str:
+    """First and last step closes of the results, UTC."""
+    if not len(equity):
+        return "n/a"
+    first, last = equity.index[0], equity.index[-1]
+    return f"{first:%Y-%m-%d %H:%M} .. {last:%Y-%m-%d %H:%M} UTC"
 
 
 def _account(metrics: dict[str, Any], config: dict[str, Any]) -> str:
@@ -426,6 +476,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         )
     else:
         print(summary_table(result))
+    if args.html:
+        print(f"report: {args.html}", file=sys.stderr if args.json else sys.stdout)
     return EXIT_OK
 
 
@@ -452,8 +504,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from tidemark.adapters.backtest import replay_verified
 
     path = _existing(args.journal)
-    if not args.check:
-        raise UsageError("replay needs --check (compare regenerated outputs with the journal)")
     checked = replay_verified(path)
     report = checked.replay
     if report is None:
@@ -532,9 +582,14 @@ def cmd_journal_show(args: argparse.Namespace) -> int:
             json.dumps({"meta": meta, "config": config, "counts": counts, "events": seq, "head": head}, sort_keys=True)
         )
         return EXIT_OK
+    from tidemark.core.clock import iso_utc
+
     width = max(len(k) for k in meta)
     for key in sorted(meta):
-        print(f"{key:<{width}}  {meta[key]}")
+        value = meta[key]
+        if key.endswith("_ts") and value.isdigit() and int(value):
+            value = f"{value} ({iso_utc(int(value))})"
+        print(f"{key:<{width}}  {value}")
     print(f"{'config':<{width}}  {json.dumps(config, sort_keys=True)}")
     print(f"\nevents: {seq}   head: {head}")
     for kind, count in counts.items():
@@ -543,9 +598,14 @@ def cmd_journal_show(args: argparse.Namespace) -> int:
 
 
 def cmd_journal_export(args: argparse.Namespace) -> int:
+    from tidemark.adapters.backtest import Result
+    from tidemark.adapters.results_export import export_results
     from tidemark.journal.export import export
 
-    for path in export(_existing(args.journal), args.out, args.format):
+    journal = _existing(args.journal)
+    for path in export(journal, args.out, args.format):
+        print(path)
+    for path in export_results(Result.from_journal(journal), Path(args.out) / "results", args.format):
         print(path)
     return EXIT_OK
 
@@ -569,12 +629,20 @@ def _rerun(args: argparse.Namespace) -> int:
         )
     )
     result = Result.from_journal(path)
+    report_path = None
+    if not args.no_report:
+        from tidemark.adapters.report_html import write_report
+
+        report_path = Path(args.report) if args.report else path.with_suffix(".html")
+        write_report(result, report_path)
     if args.json:
         print(json.dumps(_jsonable({**result.metrics, "journal": str(path), "run_id": result.run_id}), sort_keys=True))
     else:
         print(summary_table(result))
         print(f"parent:  {result.header.parent_run_id} ({parent})")
         print(f"journal: {path}")
+        if report_path is not None:
+            print(f"report:  {report_path}")
     return EXIT_OK
 
 

@@ -24,6 +24,7 @@ import msgspec
 
 from tidemark.adapters.backtest import DEFAULT_RUNS_DIR, Result, make_header, slots_for, strategy_configs
 from tidemark.core import config as cfg
+from tidemark.core.clock import iso_utc
 from tidemark.core.codec import DEFAULT_CODEC
 from tidemark.core.engine import Engine
 from tidemark.core.events import (
@@ -214,5 +215,5 @@ def _show(event: Event | None) -> str:
     if event is None:
         return "(none)"
     fields = msgspec.structs.asdict(event)
-    text = ", ".join(f"{k}={v}" for k, v in fields.items() if v not in ("", 0, 0.0, False))
-    return f"{type(event).__name__}({text})"
+    text = ", ".join(f"{k}={v}" for k, v in fields.items() if v not in ("", 0, 0.0, False) and k != "ts")
+    return f"{type(event).__name__} at {iso_utc(event.ts)} ({text})"

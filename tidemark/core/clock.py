@@ -9,7 +9,16 @@ from __future__ import annotations
 
 import heapq
 import time
+from datetime import UTC, datetime
 from typing import Protocol
+
+
+def iso_utc(ns: int) -> str:
+    """ns since the epoch as ISO-8601 UTC (``2024-01-03T03:00:00Z``; with
+    the fraction of a second when there is one)."""
+    seconds, rest = divmod(int(ns), 1_000_000_000)
+    stamp = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{stamp}.{rest:09d}".rstrip("0") + "Z" if rest else stamp + "Z"
 
 
 class Clock(Protocol):

@@ -31,6 +31,7 @@ from tidemark.core.execution.book import OrderBook
 from tidemark.core.series import MarketSeries
 from tidemark.core.strategy.context import Context
 from tidemark.core.strategy.contract import LoadedStrategy, StrategyError, load_source
+from tidemark.core.strategy.faults import describe_failure
 from tidemark.core.strategy.params import resolve
 
 WAKE_PROBES = 16
@@ -108,9 +109,14 @@ class StrategyRunner(Actor):
         self.ctx = Context(self.name, self.symbols, self.params, self.market, self.portfolio, self.bus)
         self.ctx.sizing = self.sizing
         self.ctx.contract_rules = self.contract_rules
-        if self.strategy.on_init is not None:
-            self.strategy.on_init(self.ctx)
-        mask = self._wake_mask()
+        try:
+            if self.strategy.on_init is not None:
+                self.strategy.on_init(self.ctx)
+            mask = self._wake_mask()
+        except StrategyError:
+            raise
+        except Exception as exc:  # the strategy refused its parameters or data: bad input
+            raise StrategyError(f"{self.name}: cannot start: {describe_failure(exc)}") from exc
         if mask is not None:
             mask = mask & (self.market.timeline >= self.trade_from)  # no wake-up in the warm-up
             self._wake = mask.tolist()
