@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -126,3 +127,55 @@ def test_progress_without_a_terminal_is_a_line_every_few_seconds() -> None:
     slow = ProgressBar("backtest", stream=quiet, every=60.0)
     slow(10, 1000)
     assert quiet.getvalue() == ""
+
+
+def _all_urls(base: str) -> dict[str, object]:
+    """Every Binance API URL pointed at ``base`` (nothing reaches the internet)."""
+    import ccxt
+
+    urls = {}
+    for exchange in (ccxt.binance(), ccxt.binanceusdm()):
+        for name, url in exchange.describe()["urls"]["api"].items():
+            urls[name] = base + "/" + url.split("://", 1)[1].split("/", 1)[1]
+    return {"urls": {"api": urls}, "options": {"fetchMarkets": {"types": ["spot", "linear"]}}, "timeout": 1500}
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A local port that accepts connections and never answers."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    yield server.getsockname()[1]
+    server.close()
+
+
+@pytest.mark.parametrize("cause", ["refused", "timeout"])
+def test_an_unreachable_exchange_fails_fast_with_the_root_cause(tmp_path: Path, cause: str, silent_port: int) -> None:
+    import socket
+    import time
+
+    if cause == "refused":
+        closed = socket.socket()
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        closed.close()  # nothing listens there any more
+        expected = f"connection refused by 127.0.0.1:{port}"
+    else:
+        port = silent_port
+        expected = "timeout: no answer to the first request"
+    options = tmp_path / "ccxt.json"
+    options.write_text(json.dumps(_all_urls(f"http://127.0.0.1:{port}")))
+    commands = [
+        ["fetch", "--exchange", "binance", "--symbol", "BTC/USDT", "--since", "2024-01-01", "--cache", "c"],
+        ["paper", "--exchange", "binanceusdm", "--symbol", "BTC/USDT:USDT", "--duration", "1m", "--rest"],
+    ]
+    for command in commands:
+        start = time.monotonic()
+        done = tidemark(*command, "--ccxt-options", str(options), cwd=tmp_path)
+        elapsed = time.monotonic() - start
+        assert done.returncode == 1, (command, done.stderr)
+        assert done.stderr.strip().splitlines()[-1].endswith(expected), done.stderr
+        assert elapsed < 20, f"{command[0]} took {elapsed:.1f} s"

@@ -13,6 +13,9 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import socket
+from collections.abc import Iterator
 from typing import Final
 
 import ccxt
@@ -36,6 +39,41 @@ def classify(error: BaseException) -> str:
     if isinstance(error, (asyncio.TimeoutError, ConnectionError, OSError)):
         return RETRY
     return FATAL
+
+
+class ExchangeUnreachable(RuntimeError):
+    """The exchange cannot be reached from this machine (no DNS, refused, no
+    route, or no answer to the first request): retrying will not help."""
+
+
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def unreachable(error: BaseException, *, first_contact: bool = False) -> str | None:
+    """The root cause when ``error`` says the exchange cannot be reached at
+    all (DNS, connection refused, no route; on ``first_contact`` also a
+    timeout), else None. Used to fail at once where a retry would only wait."""
+    where = ""
+    for exc in _chain(error):
+        host = getattr(exc, "host", None)
+        if host and not where:
+            port = getattr(exc, "port", None)
+            where = f"{host}:{port}" if port else str(host)
+        if isinstance(exc, socket.gaierror):
+            return f"DNS: cannot resolve {where or 'the exchange host'} ({exc.strerror})"
+        if isinstance(exc, ConnectionRefusedError):
+            return f"connection refused by {where or 'the exchange'}"
+        if isinstance(exc, OSError) and exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+            return f"no route to {where or 'the exchange'} ({exc.strerror})"
+    if first_contact and isinstance(error, (ccxt.RequestTimeout, asyncio.TimeoutError)):
+        return "timeout: no answer to the first request"
+    return None
 
 
 def reason(error: BaseException) -> str:

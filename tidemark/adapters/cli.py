@@ -42,10 +42,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("tidemark: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
+        from tidemark.adapters.ccxt_errors import ExchangeUnreachable
         from tidemark.adapters.paper import PaperError
         from tidemark.core.bus import BusFault
 
-        if isinstance(exc, PaperError) and not args.verbose:
+        if isinstance(exc, (PaperError, ExchangeUnreachable)) and not args.verbose:
             print(f"tidemark: error: {exc}", file=sys.stderr)
             return EXIT_CHECK_FAILED
         if isinstance(exc, BusFault) and not args.verbose:

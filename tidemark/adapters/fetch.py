@@ -32,6 +32,7 @@ from typing import Any
 import pandas as pd
 
 from tidemark.adapters import logs
+from tidemark.adapters.ccxt_errors import ExchangeUnreachable, unreachable
 
 COLUMNS = ["date", "open", "high", "low", "close", "volume"]
 MAX_RETRIES = 5
@@ -97,6 +98,9 @@ async def _retry(
         try:
             return await call()
         except (ccxt.RateLimitExceeded, ccxt.DDoSProtection, ccxt.NetworkError) as exc:
+            cause = unreachable(exc, first_contact=report.requests == 1)
+            if cause is not None:
+                raise ExchangeUnreachable(f"{what}: {cause}") from None
             if attempt == MAX_RETRIES:
                 raise FetchError(f"{what}: gave up after {MAX_RETRIES + 1} attempts: {type(exc).__name__}") from None
             report.retries += 1

@@ -39,7 +39,7 @@ import msgspec
 
 from tidemark.adapters import logs
 from tidemark.adapters.backtest import DEFAULT_RUNS_DIR, build_config, make_header, slots_for, strategy_configs
-from tidemark.adapters.ccxt_errors import RETRY, backoff, classify, one_line, reason
+from tidemark.adapters.ccxt_errors import RETRY, ExchangeUnreachable, backoff, classify, one_line, reason, unreachable
 from tidemark.adapters.fetch import merge_options
 from tidemark.adapters.live_feed import FeedError, FeedSettings, LiveFeed, wall_ns
 from tidemark.adapters.markets import instruments_for_symbols
@@ -130,6 +130,9 @@ async def _markets(exchange: Any, retries: int, log: Any, faults: list[Event] | 
         try:
             return dict(await exchange.load_markets())
         except Exception as exc:
+            cause = unreachable(exc, first_contact=attempt == 1)
+            if cause is not None:
+                raise ExchangeUnreachable(f"cannot load markets: {cause}") from None
             if classify(exc) != RETRY or attempt > retries:
                 raise PaperError(f"cannot load markets: {one_line(exc)}") from None
             log.warning("load_markets_retry", attempt=attempt, error=one_line(exc))
