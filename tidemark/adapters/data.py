@@ -32,7 +32,7 @@ import pandas as pd
 
 from tidemark.core.config import format_duration
 from tidemark.core.events import FundingRate, MarkPrice
-from tidemark.core.series import InstrumentSeries, MarketSeries
+from tidemark.core.series import InstrumentSeries, MarketSeries, sorted_distinct
 
 TIME_COLUMNS = ("date", "datetime", "time", "timestamp", "open_time")
 PRICE_COLUMNS = ("open", "high", "low", "close")
@@ -205,7 +205,7 @@ def bars_from_frame(
     else:
         data["volume"] = np.zeros(len(frame))
     repairs: dict[str, int] = {}
-    layout = np.unique(times)  # the file's own bar spacing, whatever rows a repair drops
+    layout = sorted_distinct(times)  # the file's own bar spacing, whatever rows a repair drops
     times, data = _check(path, times, data, repair, repairs)
     step = _infer_interval(path, layout, interval)
     if start is not None or end is not None:
@@ -372,7 +372,7 @@ def align(loaded: list[LoadedBars]) -> MarketSeries:
                 f"ctx.data[{coarse.symbol!r}].resample({format_duration(coarse.interval)!r}) in the strategy"
             )
     closes = [b.times + b.interval for b in loaded]
-    timeline = np.unique(np.concatenate(closes)) if len(loaded) > 1 else closes[0]
+    timeline = sorted_distinct(np.concatenate(closes)) if len(loaded) > 1 else closes[0]
     instruments = {}
     for bars, close_times in zip(loaded, closes, strict=True):
         if len(loaded) == 1:

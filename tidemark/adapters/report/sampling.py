@@ -24,6 +24,8 @@ import math
 
 import numpy as np
 
+from tidemark.core.series import sorted_distinct
+
 
 def bucket_size(n: int, max_buckets: int) -> int:
     """The number of consecutive points per bucket so that ``n`` points make
@@ -58,7 +60,7 @@ def m4_indexes(columns: list[np.ndarray], max_buckets: int) -> np.ndarray:
         high = np.concatenate((np.where(np.isnan(values), -np.inf, values), np.full(pad, -np.inf)))
         picks.append(starts + np.argmin(low.reshape(buckets, size), axis=1))
         picks.append(starts + np.argmax(high.reshape(buckets, size), axis=1))
-    kept = np.unique(np.concatenate(picks))
+    kept = sorted_distinct(np.concatenate(picks))
     return kept[kept < n]
 
 
