@@ -94,6 +94,11 @@ class Result:
     warnings: list[str]
     """What a careful reader must be told (no commission, ruin, a halted
     account, repaired data, refused orders)."""
+    records: pd.DataFrame
+    """Values the strategies recorded (``ctx.record``), long format: time,
+    strategy, name, value; :meth:`recorded` gives one column per name."""
+    counters: pd.DataFrame
+    """Counts the strategies kept (``ctx.count``): strategy, name, key, count."""
 
     @classmethod
     def from_journal(cls, path: str | os.PathLike[str]) -> Result:
@@ -127,6 +132,8 @@ class Result:
             proj.interest,
             proj.currency,
             run_warnings(proj, metrics),
+            proj.records,
+            proj.counters,
         )
 
     _temporary: Any = field(default=None, repr=False, compare=False)
@@ -155,6 +162,19 @@ class Result:
             self._temporary()  # the temporary copy is no longer needed
             self._temporary = None
         return target
+
+    def recorded(self, strategy: str | None = None) -> pd.DataFrame:
+        """The recorded values as columns (one per name), indexed by time;
+        ``strategy``: one strategy's (default: the only one, or all with
+        ``strategy.name`` columns)."""
+        records = self.records if strategy is None else self.records[self.records["strategy"] == strategy]
+        several = records["strategy"].nunique() > 1
+        columns = records["strategy"] + "." + records["name"] if several else records["name"]
+        wide = records.assign(column=columns).pivot_table(
+            index="time", columns="column", values="value", aggfunc="last"
+        )
+        wide.columns.name = None
+        return wide
 
     def rejections_by_reason(self) -> dict[str, int]:
         if not len(self.rejections):

@@ -6,6 +6,7 @@ Three lines from a DataFrame and a strategy class to a Result::
     result = tidemark.backtest(df, MyStrategy, cash=10_000, commission=0.001, fast=10)
     result.stats, result.plot()
 
+``strategy`` (default: the config's strategies, else ``ema_cross``).
 ``data``: a path, a list of paths, a DataFrame of bars (OHLC[V] columns, a
 tz-aware DatetimeIndex or time column), a list of them, or ``{symbol:
 DataFrame}``. ``strategy``: a built-in name, a ``.py`` file, a
@@ -61,7 +62,7 @@ CONFIG_FIELDS = frozenset(RunConfig.__struct_fields__)
 
 def backtest(
     data: DataSource | list[DataSource] | Mapping[str, pd.DataFrame],
-    strategy: str | os.PathLike[str] | type[Strategy] | types.ModuleType = "ema_cross",
+    strategy: str | os.PathLike[str] | type[Strategy] | types.ModuleType | None = None,
     *,
     journal: str | os.PathLike[str] | None = None,
     config: RunConfig | dict[str, Any] | str | os.PathLike[str] | None = None,
@@ -71,9 +72,14 @@ def backtest(
     """Run a backtest and return its :class:`Result` (see the module docstring)."""
     sources, symbols = _sources(data)
     overrides, params = _split(kwargs)
-    spec = _strategy_spec(strategy, params)
     run_config = build_config(config, **overrides)
-    run_config = build_config(run_config, strategies=[spec], strategy=None, params={}, symbols=symbols or None)
+    if strategy is not None or not run_config.strategies:  # else the config's strategies run as given
+        spec = _strategy_spec(strategy if strategy is not None else "ema_cross", params)
+        run_config = build_config(run_config, strategies=[spec], strategy=None, params={})
+    elif params:
+        raise TypeError(f"{sorted(params)}: parameters go into each strategy of config['strategies']")
+    if symbols:
+        run_config = build_config(run_config, symbols=symbols)
     temporary = journal is None
     path = Path(tempfile.mkdtemp(prefix="tidemark-")) / "run.journal" if journal is None else Path(journal)
     try:
@@ -195,7 +201,7 @@ class _Prelude:
     def require_all(self, codes: Iterator[types.CodeType], exclude: set[str]) -> None:
         for code in codes:
             for name in _globals_read(code):
-                if name not in exclude:
+                if name not in exclude and name.isidentifier():  # not a tool's hidden global (@py_builtins)
                     self.require(name)
 
     def require(self, name: str) -> None:

@@ -18,7 +18,18 @@ import pandas as pd
 
 from tidemark.core.clock import iso_utc
 
-TABLES = ("trades", "equity", "orders", "fills", "positions", "rejections", "funding", "interest")
+TABLES = (
+    "trades",
+    "equity",
+    "orders",
+    "fills",
+    "positions",
+    "rejections",
+    "funding",
+    "interest",
+    "records",
+    "counters",
+)
 NS_COLUMNS = ("ts", "since", "funding_ts", "exec_ts")
 """Integer-ns time columns some tables carry."""
 

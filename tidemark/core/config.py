@@ -123,6 +123,8 @@ class RiskConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     strategy_max_positions: dict[str, int] = {}
     strategy_notional: dict[str, float] = {}
     strategy_risk: dict[str, float] = {}
+    open_risk_basis: str = "mark"
+    pending_risk: bool = False
 
 
 class PaperConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -190,6 +192,8 @@ class RunConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     commission_per_contract: float | None = None
     commission_fixed: float = 0.0
     slippage_bps: float = 0.0
+    limit_slippage_bps: float = 0.0
+    """Slippage on resting limit fills (take-profits), basis points; 0: none."""
     slippage: SlippageConfig | None = None
     latency_bars: int = 0
     participation: float | None = None
@@ -247,6 +251,10 @@ def parse(obj: Any) -> RunConfig:
             raise ConfigError("run config: warmup must be >= 0 bars or a duration such as 30d")
     elif config.version != 1:
         raise ConfigError(f"run config: version must be 1 or {RULES_VERSION}, not {config.version}")
+    if config.risk.open_risk_basis not in ("mark", "entry"):
+        raise ConfigError(
+            f"run config: risk.open_risk_basis must be mark or entry, not {config.risk.open_risk_basis!r}"
+        )
     if config.sizing.type not in ("fixed", "percent_equity", "risk"):
         raise ConfigError(f"run config: sizing.type must be fixed, percent_equity or risk, not {config.sizing.type!r}")
     if config.funding.interval:
@@ -256,7 +264,14 @@ def parse(obj: Any) -> RunConfig:
 
 def _check_costs(config: RunConfig) -> None:
     """Fees and slippage are costs: >= 0, except a maker rebate asked for."""
-    for name in ("commission_bps", "taker_bps", "commission_per_contract", "commission_fixed", "slippage_bps"):
+    for name in (
+        "commission_bps",
+        "taker_bps",
+        "commission_per_contract",
+        "commission_fixed",
+        "slippage_bps",
+        "limit_slippage_bps",
+    ):
         value = getattr(config, name)
         if value is not None and value < 0:
             raise ConfigError(f"run config: {name} must be >= 0, not {value!r}")
@@ -358,8 +373,9 @@ def execution_config(config: RunConfig) -> ExecutionConfig:
             fill_probability=config.fill_probability,
             slippage=slippage,
             fees=fees,
+            limit_slippage_bps=config.limit_slippage_bps,
             account=account_rules(config),
-            contract_rules=config.version >= 2,
+            rules=config.version,
         )
     except ValueError as exc:
         raise ConfigError(f"run config: {exc}") from None
@@ -380,6 +396,8 @@ def risk_limits(config: RunConfig) -> RiskLimits:
         strategy_max_positions=dict(r.strategy_max_positions),
         strategy_notional=dict(r.strategy_notional),
         strategy_risk=dict(r.strategy_risk),
+        open_risk_basis=r.open_risk_basis,
+        pending_risk=r.pending_risk,
     )
 
 

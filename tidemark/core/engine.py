@@ -121,7 +121,7 @@ class Engine:
         self.bus = Bus(sink)
         rules_v2 = config.version >= 2
         self.portfolio = Portfolio(config.initial_cash, config.currency, snap_to_lot=rules_v2)
-        self.risk = RiskEngine(risk_limits(config), self.portfolio)
+        self.risk = RiskEngine(risk_limits(config), self.portfolio, current_stops=rules_v2)
         paper = config.paper
         self.venue: SimulatedVenue
         if paper is not None:
@@ -171,6 +171,7 @@ class Engine:
             trade_from = trading_start(config, market.stamps, interval)
         for runner in self.runners:
             runner.trade_from = trade_from
+            runner.stops = self.risk.stops
             runner.sizing = (config.sizing.type, config.sizing.value)
             runner.use_wake = config.wake
             runner.contract_rules = rules_v2

@@ -219,6 +219,19 @@ class SubmitOrder(Event, frozen=True, tag="submit"):
     tag: str = ""
 
 
+class SubmitBracketOrder(SubmitOrder, frozen=True, tag="submitb"):
+    """A bracket entry whose exits have their own sizes:
+    ``take_profit_quantity`` / ``stop_loss_quantity`` are the most the
+    take-profit / stop-loss exit may close (0: all the parent filled). As the
+    parent fills, each exit grows up to its size; a fill of one exit shrinks
+    the other (one-cancels-other), so a partial take-profit leaves the stop on
+    the rest. (A plain ``SubmitOrder`` bracket sizes both exits to the fill;
+    this is a separate tag so journals of plain brackets keep their bytes.)"""
+
+    take_profit_quantity: float = 0.0
+    stop_loss_quantity: float = 0.0
+
+
 class SubmitAlgo(Event, frozen=True, tag="algo"):
     """A parent order worked by an execution algorithm over time.
 
@@ -507,6 +520,25 @@ class RunFinished(Event, frozen=True, tag="finish"):
     events: int
 
 
+class StrategyRecord(Event, frozen=True, tag="rec"):
+    """A value a strategy records at the current step (``ctx.record``): an
+    extra equity column such as open risk or a risk scalar."""
+
+    strategy: str
+    name: str
+    value: float
+
+
+class StrategyCount(Event, frozen=True, tag="cnt"):
+    """A count a strategy keeps (``ctx.count``): ``n`` more of ``name`` for
+    ``key`` (e.g. rejections by reason)."""
+
+    strategy: str
+    name: str
+    key: str = ""
+    n: int = 1
+
+
 class Log(Event, frozen=True, tag="log"):
     """A strategy log line that is part of the run's record."""
 
@@ -553,6 +585,9 @@ AnyEvent = (
     | Ticker
     | InterestCharged
     | TradingHalted
+    | SubmitBracketOrder
+    | StrategyRecord
+    | StrategyCount
 )
 """The union of every current event type; the journal decodes with it."""
 

@@ -37,6 +37,9 @@ from tidemark.core.events import (
     PositionChanged,
     RiskRejected,
     RunStarted,
+    StrategyCount,
+    StrategyRecord,
+    SubmitBracketOrder,
     SubmitOrder,
     TradingHalted,
 )
@@ -76,6 +79,10 @@ class Projections:
     """The account currency: every ``*_account`` column and the equity curve."""
     instruments: dict[str, InstrumentDefinition]
     """The run's instruments as defined in the journal."""
+    records: pd.DataFrame
+    """Values strategies recorded (``ctx.record``): time (UTC), strategy, name, value."""
+    counters: pd.DataFrame
+    """Counts strategies kept (``ctx.count``): strategy, name, key, count (totals)."""
 
     @classmethod
     def build(cls, reader: JournalReader) -> Projections:
@@ -110,6 +117,8 @@ class _Builder:
         self.rejections: list[dict[str, Any]] = []
         self.funding: list[dict[str, Any]] = []
         self.interest: list[dict[str, Any]] = []
+        self.records: list[tuple[int, str, str, float]] = []
+        self.counters: dict[tuple[str, str, str], int] = {}
         self.halted: TradingHalted | None = None
         self.bars: dict[str, _BarHistory] = {}
         self.interval = 0
@@ -176,6 +185,10 @@ class _Builder:
             self.halted,
             self.portfolio.account_currency,
             dict(self.portfolio.instruments),
+            _records_frame(self.records),
+            pd.DataFrame(
+                [(*key, count) for key, count in self.counters.items()], columns=["strategy", "name", "key", "count"]
+            ),
         )
 
     # -- a block -----------------------------------------------------------------
@@ -330,7 +343,12 @@ class _Builder:
             )
         elif cls is TradingHalted:
             self.halted = event  # type: ignore[assignment]
-        elif cls is SubmitOrder:
+        elif cls is StrategyRecord:
+            self.records.append((event.ts, event.strategy, event.name, event.value))  # type: ignore[attr-defined]
+        elif cls is StrategyCount:
+            key = (event.strategy, event.name, event.key)  # type: ignore[attr-defined]
+            self.counters[key] = self.counters.get(key, 0) + event.n  # type: ignore[attr-defined]
+        elif cls is SubmitOrder or cls is SubmitBracketOrder:
             _order_submit(self.orders, seq, event)  # type: ignore[arg-type]
         elif cls is PositionChanged:
             self.positions.append({"seq": seq, **msgspec.structs.asdict(event)})
@@ -416,6 +434,12 @@ _FIELD = {name: attrgetter(name) for name in NAMES}
 def _as_columns(bars: list[Bar]) -> dict[str, np.ndarray]:
     """Decoded bars as the columns :class:`BarLayout` reads (``NAMES``, ``DTYPES``)."""
     return {name: np.fromiter(map(_FIELD[name], bars), dtype=DTYPES[name], count=len(bars)) for name in NAMES}
+
+
+def _records_frame(rows: list[tuple[int, str, str, float]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=["time", "strategy", "name", "value"])
+    frame["time"] = utc_times(frame["time"])
+    return frame
 
 
 def _reason(event: Any) -> dict[str, Any]:

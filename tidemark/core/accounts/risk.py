@@ -8,11 +8,13 @@ straight out of the journal. Fractions are of current account equity.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
 from tidemark.core.accounts.portfolio import Portfolio
 from tidemark.core.events import BUY, SubmitOrder
+from tidemark.core.execution.orders import Order
 from tidemark.core.instruments import notional, point_value
 
 MAX_POSITIONS: Final = "max_positions"
@@ -56,6 +58,17 @@ class RiskLimits:
     strategy_max_positions: dict[str, int] = field(default_factory=dict)
     strategy_notional: dict[str, float] = field(default_factory=dict)
     strategy_risk: dict[str, float] = field(default_factory=dict)
+    open_risk_basis: str = "mark"
+    """Open risk of a position with a stop: ``mark`` (what is still at risk,
+    ``max(0, (mark - stop) * qty)``) or ``entry`` (``|entry - stop| * |qty|``,
+    the sizing definition of seeds 000 and 003)."""
+    pending_risk: bool = False
+    """Count working orders that would open or add (their stop distance) in
+    open risk, as well as positions."""
+
+    def __post_init__(self) -> None:
+        if self.open_risk_basis not in ("mark", "entry"):
+            raise ValueError(f"open_risk_basis must be mark or entry, not {self.open_risk_basis!r}")
 
     @property
     def unlimited(self) -> bool:
@@ -76,10 +89,13 @@ class RiskEngine:
     counts its whole notional as open risk.
     """
 
-    def __init__(self, limits: RiskLimits, portfolio: Portfolio) -> None:
+    def __init__(self, limits: RiskLimits, portfolio: Portfolio, *, current_stops: bool = False) -> None:
         self.limits = limits
         self.portfolio = portfolio
         self.stops: dict[tuple[str, str], float] = {}
+        self.current_stops = current_stops
+        """Stops follow positions (rules version 2): an entry without a stop
+        forgets the last one, and a modified stop order moves it."""
         self._day = -1
         self._day_start_equity = portfolio.initial_cash
         self._unlimited = limits.unlimited  # limits are frozen
@@ -92,8 +108,14 @@ class RiskEngine:
             self._day = day
             self._day_start_equity = equity
 
-    def check(self, cmd: SubmitOrder, price: float) -> tuple[str, str] | None:
-        """``None`` if the order may go on, else ``(reason, detail)``."""
+    def move_stop(self, strategy: str, instrument: str, stop: float) -> None:
+        """A protective stop order of a position moved (trailing stops)."""
+        if self.current_stops:
+            self.stops[(strategy, instrument)] = stop
+
+    def check(self, cmd: SubmitOrder, price: float, working: Sequence[Order] = ()) -> tuple[str, str] | None:
+        """``None`` if the order may go on, else ``(reason, detail)``.
+        ``working``: the orders already working (pending risk)."""
         pf = self.portfolio
         signed = cmd.quantity if cmd.side == BUY else -cmd.quantity
         pos = pf.positions.get((cmd.strategy, cmd.instrument))
@@ -103,6 +125,8 @@ class RiskEngine:
         risk_stop = cmd.risk_price or cmd.stop_loss
         if risk_stop:
             self.stops[(cmd.strategy, cmd.instrument)] = risk_stop
+        elif current == 0.0 and self.current_stops:
+            self.stops.pop((cmd.strategy, cmd.instrument), None)  # a new position: the old stop is not its
         limits = self.limits
         if price <= 0.0:
             return NO_PRICE, "no price to value the order"
@@ -143,12 +167,12 @@ class RiskEngine:
         if limits.max_open_risk is not None or cmd.strategy in limits.strategy_risk:
             new_risk = self._order_risk(cmd, price)
             if limits.max_open_risk is not None:
-                heat = self.open_risk() + new_risk
+                heat = self.open_risk(working=working) + new_risk
                 if heat > limits.max_open_risk * equity:
                     return MAX_OPEN_RISK, f"heat {heat:.2f} > {limits.max_open_risk} x equity"
             strategy_budget = limits.strategy_risk.get(cmd.strategy)
             if strategy_budget is not None:
-                used = self.open_risk(cmd.strategy) + new_risk
+                used = self.open_risk(cmd.strategy, working=working) + new_risk
                 if used > strategy_budget * equity:
                     return STRATEGY_RISK, f"{used:.2f} > {strategy_budget} x equity"
         return None
@@ -160,9 +184,12 @@ class RiskEngine:
             return abs(price - stop) * cmd.quantity * point_value(inst)
         return notional(inst, cmd.quantity, price)
 
-    def open_risk(self, strategy: str | None = None) -> float:
-        """Money lost if every open position hit its stop (portfolio heat)."""
+    def open_risk(self, strategy: str | None = None, working: Sequence[Order] = ()) -> float:
+        """Money lost if every open position hit its stop (portfolio heat),
+        measured per :attr:`RiskLimits.open_risk_basis`; with
+        ``pending_risk``, working orders that add exposure count too."""
         pf = self.portfolio
+        from_entry = self.limits.open_risk_basis == "entry"
         total = 0.0
         for pos in pf.open_positions():
             if strategy is not None and pos.strategy != strategy:
@@ -170,8 +197,16 @@ class RiskEngine:
             inst = pf.instruments[pos.instrument]
             mark = pf.marks.get(pos.instrument, pos.avg_price)
             stop = self.stops.get((pos.strategy, pos.instrument))
-            if stop:
+            if stop and from_entry:
+                total += abs(pos.avg_price - stop) * abs(pos.quantity) * point_value(inst)
+            elif stop:
                 total += max(0.0, (mark - stop) * pos.quantity) * point_value(inst)
             else:
                 total += notional(inst, pos.quantity, mark)
+        if self.limits.pending_risk:
+            for order in working:
+                cmd = order.cmd
+                if not cmd.reduce_only and (strategy is None or cmd.strategy == strategy):
+                    price = cmd.price or cmd.trigger_price or pf.marks.get(cmd.instrument, 0.0)
+                    total += self._order_risk(cmd, price) * order.leaves / cmd.quantity
         return total

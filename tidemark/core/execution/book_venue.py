@@ -51,12 +51,23 @@ from tidemark.core.events import (
     OrderAccepted,
     OrderRejected,
     RiskRejected,
+    SubmitBracketOrder,
     SubmitOrder,
     Trade,
     TradingHalted,
 )
 from tidemark.core.execution.book import OrderBook
-from tidemark.core.execution.orders import LIMIT, MARKET, REJECTED, STOP, STOP_LIMIT, Order, by_submission
+from tidemark.core.execution.orders import (
+    LIMIT,
+    MARKET,
+    MARKET_ON_CLOSE,
+    MARKET_ON_OPEN,
+    REJECTED,
+    STOP,
+    STOP_LIMIT,
+    Order,
+    by_submission,
+)
 from tidemark.core.execution.venue import ExecutionConfig, SimulatedVenue
 
 
@@ -88,6 +99,7 @@ class BookVenue(SimulatedVenue):
         return (
             (InstrumentDefinition, self.on_instrument, False),
             (SubmitOrder, self.on_submit, False),
+            (SubmitBracketOrder, self.on_submit, False),
             (CancelOrder, self.on_cancel, False),
             (ModifyOrder, self.on_modify, False),
             (BookSnapshot, self.on_snapshot, False),
@@ -96,6 +108,12 @@ class BookVenue(SimulatedVenue):
             (FeedGap, self.on_gap, False),
             (TradingHalted, self.on_halt, False),
         )
+
+    def _refusal(self, cmd: SubmitOrder) -> str | None:
+        """As on bars, and an order timed to a bar's open or close needs bars."""
+        if cmd.order_type in (MARKET_ON_CLOSE, MARKET_ON_OPEN):
+            return "needs_bars"
+        return super()._refusal(cmd)
 
     def working_orders(self) -> list[Order]:
         """Working orders and those still on their way to the book."""

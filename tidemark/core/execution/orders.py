@@ -15,7 +15,14 @@ MARKET: Final = "market"
 LIMIT: Final = "limit"
 STOP: Final = "stop"
 STOP_LIMIT: Final = "stop_limit"
-ORDER_TYPES: Final = (MARKET, LIMIT, STOP, STOP_LIMIT)
+MARKET_ON_CLOSE: Final = "market_on_close"
+"""Fills at the close of the bar it is sent on (after ``latency_bars``),
+whatever the run's fill model: a time stop, a liquidation on the last bar."""
+MARKET_ON_OPEN: Final = "market_on_open"
+"""Fills at the open of the next bar, whatever the run's fill model."""
+ORDER_TYPES: Final = (MARKET, LIMIT, STOP, STOP_LIMIT, MARKET_ON_CLOSE, MARKET_ON_OPEN)
+TAKER_TYPES: Final = (MARKET, STOP, MARKET_ON_CLOSE, MARKET_ON_OPEN)
+"""Types that take liquidity when they fill (slippage and taker fees)."""
 TIFS: Final = ("GTC", "IOC", "FOK", "GTD")
 
 ACCEPTED: Final = "accepted"

@@ -5,6 +5,9 @@ Rules (all documented behaviour; see also :mod:`tidemark.core.execution.orders`)
 * ``fill="next_open"`` (default): an order sent while bar *i* is handled is
   matched from bar *i+1+latency_bars*. ``fill="close"``: a market order fills
   at once at the current bar's close; other types match from the next bar.
+  Per order: ``market_on_close`` fills at the close of the bar it is sent on
+  (of bar *i+latency_bars* with latency), ``market_on_open`` at the next
+  open, whatever the run's fill model.
 * Intrabar path: ``O -> L -> H -> C`` when ``C >= O`` else ``O -> H -> L -> C``
   (the adverse extreme first). Orders fill in the order the path reaches
   them; ties keep submission order. So a bracket whose stop and target are
@@ -66,6 +69,7 @@ from tidemark.core.events import (
     OrderRejected,
     OrderTriggered,
     RiskRejected,
+    SubmitBracketOrder,
     SubmitOrder,
     TradingHalted,
 )
@@ -76,9 +80,12 @@ from tidemark.core.execution.orders import (
     FILLED,
     LIMIT,
     MARKET,
+    MARKET_ON_CLOSE,
+    MARKET_ON_OPEN,
     PARTIALLY_FILLED,
     STOP,
     STOP_LIMIT,
+    TAKER_TYPES,
     TRIGGERED,
     Order,
     by_submission,
@@ -101,8 +108,13 @@ class ExecutionConfig:
     fees: FeeModel = field(default_factory=FeeModel)
     atr_period: int = 14
     account: AccountRules = field(default_factory=AccountRules)
-    contract_rules: bool = True
-    """Lot, tick and minimum-notional rules (rules version 2)."""
+    limit_slippage_bps: float = 0.0
+    """Slippage on resting limit fills (off by default): a take-profit at T
+    fills at T * (1 - bps) for a sell, recorded on the fill (``limit_bps``)."""
+    rules: int = 2
+    """Simulation rules version (:mod:`tidemark.core.config`): 2 enforces
+    lot, tick and minimum-notional rules and sizes bracket exits from the
+    position they protect; 1 replays earlier journals as they ran."""
 
     def __post_init__(self) -> None:
         if self.fill not in FILL_MODES:
@@ -147,6 +159,13 @@ def _due_key(item: tuple[float, int, Order, Touch]) -> tuple[float, int]:
     return item[0], item[1]
 
 
+def _exit_cap(cmd: SubmitOrder, child_id: str) -> float:
+    """The most a bracket exit may close (0: what the parent filled)."""
+    if type(cmd) is not SubmitBracketOrder:
+        return 0.0
+    return cmd.take_profit_quantity if child_id.endswith(".tp") else cmd.stop_loss_quantity
+
+
 class SimulatedVenue(Actor):
     """Accepts commands, matches working orders against bars, books fills."""
 
@@ -176,11 +195,13 @@ class SimulatedVenue(Actor):
         self._settled: set[str] = set()
         self.account = BuyingPower(config.account, portfolio)
         self.halted = False
+        self._v2 = config.rules >= 2
 
     def subscriptions(self) -> Iterable[tuple[type[Event], Handler, bool]]:
         return (
             (InstrumentDefinition, self.on_instrument, False),
             (SubmitOrder, self.on_submit, False),
+            (SubmitBracketOrder, self.on_submit, False),
             (CancelOrder, self.on_cancel, False),
             (ModifyOrder, self.on_modify, False),
             (Bar, self.on_bar, False),
@@ -250,7 +271,7 @@ class SimulatedVenue(Actor):
             bus.publish(OrderRejected(ts, cmd.strategy, cmd.order_id, cmd.instrument, reason))
             return
         price = cmd.price or cmd.trigger_price or (last.close if last is not None else 0.0)
-        refusal = self.risk.check(cmd, price)
+        refusal = self.risk.check(cmd, price, self.working_orders() if self.risk.limits.pending_risk else ())
         if refusal is not None:
             bus.publish(RiskRejected(ts, cmd.strategy, cmd.order_id, cmd.instrument, refusal[0], refusal[1]))
             return
@@ -264,9 +285,9 @@ class SimulatedVenue(Actor):
         self.orders[cmd.order_id] = order
         if cmd.parent_id:
             self._link_child(order)
+        kind = cmd.order_type
         if (
-            cmd.order_type == MARKET
-            and self.config.fill == "close"
+            (kind == MARKET_ON_CLOSE or (kind == MARKET and self.config.fill == "close"))
             and self.config.latency_bars == 0
             and last is not None
         ):
@@ -299,7 +320,7 @@ class SimulatedVenue(Actor):
             reason = "instrument_expired"
         if reason is None and self.halted:
             reason = TRADING_HALTED
-        if reason is None and self.config.contract_rules:
+        if reason is None and self._v2:
             reason = self._contract_refusal(cmd)
         return reason
 
@@ -337,7 +358,7 @@ class SimulatedVenue(Actor):
         if not account.rules.checked or cmd.reduce_only or price <= 0.0:
             return None
         inst = self.portfolio.instruments[cmd.instrument]
-        if cmd.order_type in (MARKET, STOP):
+        if cmd.order_type in TAKER_TYPES:
             atr = self._atr_value(cmd.instrument) if self._track_atr else 0.0
             price = self.config.slippage.apply(inst, cmd.side, price, atr)[0]
         fee = self.config.fees.fee(inst, cmd.quantity, price, False)[0]
@@ -368,6 +389,8 @@ class SimulatedVenue(Actor):
             changes["trigger_price"] = cmd.trigger_price
         if changes:
             order.cmd = msgspec.structs.replace(order.cmd, **changes)
+            if cmd.trigger_price and order.cmd.reduce_only and order.cmd.order_type == STOP and self._v2:
+                self.risk.move_stop(order.cmd.strategy, order.cmd.instrument, cmd.trigger_price)
         if cmd.quantity:
             if cmd.quantity < order.filled:
                 self.bus.publish(
@@ -430,7 +453,13 @@ class SimulatedVenue(Actor):
             if tif == "GTD" and open_ts >= cmd.expire_ts:
                 self._expire(order)
                 continue
-            touch = (0.0, path[0], False, False) if cmd.order_type == MARKET else self._touch(order, path)
+            kind = cmd.order_type
+            if kind in (MARKET, MARKET_ON_OPEN):
+                touch: Touch | None = (0.0, path[0], False, False)
+            elif kind == MARKET_ON_CLOSE:
+                touch = (3.0, path[3], False, False)
+            else:
+                touch = self._touch(order, path)
             if touch is not None:
                 due.append((touch[0], order.seq, order, touch))
             elif order.fresh and tif in _IMMEDIATE:
@@ -455,7 +484,7 @@ class SimulatedVenue(Actor):
             if lucky and tif == "FOK" and wanted > budget:
                 lucky = False
             quantity = wanted if wanted <= budget else budget
-            if quantity < wanted and self.config.contract_rules:
+            if quantity < wanted and self._v2:
                 quantity = round_quantity(self.portfolio.instruments[order.cmd.instrument], quantity)
             if lucky and quantity > 0.0:
                 budget -= self._fill_at(order, bar, price, open_ts, maker, quantity, bar.ts if when == 0.0 else -1)
@@ -508,6 +537,9 @@ class SimulatedVenue(Actor):
             inst = self.portfolio.instruments[cmd.instrument]
             atr = self._atr_value(cmd.instrument) if self._track_atr else 0.0
             price, slip, model = self.config.slippage.apply(inst, cmd.side, price, atr)
+        elif self.config.limit_slippage_bps:
+            slip = price * self.config.limit_slippage_bps / 10_000.0
+            price, model = (price + slip if order.cmd.side == BUY else price - slip), "limit_bps"
         return self._execute(
             order, quantity, price, exec_ts, maker, slip, model, 0, 0, self.config.latency_bars, at_open_ts
         )
@@ -604,6 +636,7 @@ class SimulatedVenue(Actor):
                 ids.append((f"{cmd.order_id}.tp", LIMIT, cmd.take_profit, 0.0))
             parent.children = tuple(child_id for child_id, *_ in ids)
             for child_id, kind, price, trigger in ids:
+                cap = _exit_cap(cmd, child_id)
                 self.bus.publish(
                     SubmitOrder(
                         self.bus.now(),
@@ -611,7 +644,7 @@ class SimulatedVenue(Actor):
                         child_id,
                         cmd.instrument,
                         exit_side,
-                        parent.filled,
+                        min(cap, parent.filled) if cap else parent.filled,
                         order_type=kind,
                         price=price,
                         trigger_price=trigger,
@@ -624,11 +657,13 @@ class SimulatedVenue(Actor):
         for child_id in parent.children:
             child = self.orders.get(child_id)
             if child is not None and child.active:
-                child.quantity = parent.filled - self._sibling_filled(child)
-
-    def _sibling_filled(self, child: Order) -> float:
-        sibling = self.orders.get(child.oco) if child.oco else None
-        return child.filled + (sibling.filled if sibling is not None else 0.0)
+                sibling = self.orders.get(child.oco) if child.oco else None
+                sibling_filled = sibling.filled if sibling is not None else 0.0
+                if self._v2:  # the child closes what its sibling has not, up to its own size
+                    cap = _exit_cap(cmd, child_id) or parent.filled
+                    child.quantity = min(cap, parent.filled - sibling_filled)
+                else:  # version 1 (kept for replay): counted the child's own fills twice
+                    child.quantity = parent.filled - child.filled - sibling_filled
 
     def _link_child(self, child: Order) -> None:
         parent = self.orders.get(child.cmd.parent_id)

@@ -4,20 +4,35 @@ execution algorithms, logs)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import math
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
+import msgspec
 import numpy as np
 
 from tidemark.core.accounts.portfolio import Portfolio, Position
 from tidemark.core.config import duration_ns, format_duration
-from tidemark.core.events import BUY, SELL, CancelOrder, Log, SubmitAlgo, SubmitOrder, Ticker
+from tidemark.core.events import (
+    BUY,
+    SELL,
+    CancelOrder,
+    Log,
+    ModifyOrder,
+    StrategyCount,
+    StrategyRecord,
+    SubmitAlgo,
+    SubmitBracketOrder,
+    SubmitOrder,
+    Ticker,
+)
 from tidemark.core.execution.book import OrderBook
 from tidemark.core.execution.quotes import BookView
 from tidemark.core.ids import IdSequence
 from tidemark.core.instruments import point_value, round_price, round_quantity
 from tidemark.core.series import MarketSeries
 from tidemark.core.strategy import indicators
+from tidemark.core.strategy.contract import StrategyError
 
 # -- ctx pieces ----------------------------------------------------------------------------
 
@@ -71,18 +86,62 @@ class IndicatorCache:
 
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
+        self._custom: dict[str, Callable[..., Any]] = {}
+
+    def register(self, name: str, fn: Callable[..., Any]) -> None:
+        """Add a custom indicator: ``fn(*arrays, *args)`` returns one value per
+        element of its (equal-length) arrays, causally (value ``i`` from inputs
+        up to ``i``). Like the built-ins it is computed once over the whole
+        series per inputs and arguments, checked for lookahead then (the
+        values over the first half of the series must not change), and
+        handed out as prefix views: ``ctx.ind.<name>(...)`` or
+        ``ctx.ind.compute(name, ...)``."""
+        if name in indicators.FUNCTIONS or hasattr(type(self), name):
+            raise ValueError(f"indicator {name!r} exists; choose another name")
+        self._custom[name] = fn
+
+    def compute(self, name: str, *inputs: Any) -> np.ndarray:
+        """A registered (or built-in) indicator: leading arrays, then arguments."""
+        split = next((k for k, value in enumerate(inputs) if not isinstance(value, np.ndarray)), len(inputs))
+        return self._compute(name, inputs[:split], inputs[split:])
+
+    def __getattr__(self, name: str) -> Callable[..., np.ndarray]:
+        if name.startswith("_") or name not in self._custom:
+            raise AttributeError(f"ctx.ind has no indicator {name!r} (register it with ctx.ind.register)")
+        return lambda *inputs: self.compute(name, *inputs)
+
+    def _function(self, name: str) -> Callable[..., Any]:
+        custom = self._custom.get(name)
+        return custom if custom is not None else indicators.FUNCTIONS[name]
+
+    def _checked(self, name: str, full: tuple[np.ndarray, ...], args: tuple[Any, ...]) -> np.ndarray:
+        """A custom indicator over the whole series, refused if its values
+        over the first half change when the second half is hidden."""
+        values = np.asarray(self._function(name)(*full, *args))
+        n = len(full[0]) if full else 0
+        if values.shape[:1] != (n,):
+            raise StrategyError(f"indicator {name}: returned {values.shape[:1]} values for {n} inputs")
+        cut = n // 2
+        if cut:
+            head = np.asarray(self._function(name)(*(a[:cut] for a in full), *args))
+            if not np.array_equal(head, values[:cut], equal_nan=True):
+                first = int(np.flatnonzero(~((head == values[:cut]) | (np.isnan(head) & np.isnan(values[:cut]))))[0])
+                raise StrategyError(f"indicator {name} looks ahead: value {first} changes when later bars are hidden")
+        return values
 
     def _compute(self, name: str, arrays: tuple[Any, ...], args: tuple[Any, ...]) -> np.ndarray:
         ctx = self._ctx
         found = [ctx._source_of(a) for a in arrays]
         if any(src is None for src in found) or len({len(a) for a in arrays}) != 1:
-            return np.asarray(indicators.FUNCTIONS[name](*arrays, *args))
+            return np.asarray(self._function(name)(*arrays, *args))
         sources = [src for src in found if src is not None]
         first = sources[0]
         key = (name, *(id(src) for src in sources[1:]), *args)
         hit = first.results.get(key)
         if hit is None:
-            result = _frozen(indicators.FUNCTIONS[name](*(src.full for src in sources), *args))
+            full = tuple(src.full for src in sources)
+            values = self._checked(name, full, args) if name in self._custom else self._function(name)(*full, *args)
+            result = _frozen(values)
             hit = first.results[key] = (result, _Source(result))
         view = hit[0][: len(arrays[0])]
         ctx._handed.append(view)
@@ -120,6 +179,10 @@ def _frozen(values: Any) -> np.ndarray:
     array = np.array(values)
     array.flags.writeable = False
     return array
+
+
+FILL_TYPES = {"close": "market_on_close", "open": "market_on_open"}
+"""``fill=`` of ``ctx.order``: the order type that times a market order."""
 
 
 class SymbolData:
@@ -259,12 +322,47 @@ class PositionView(NamedTuple):
     realized: float
 
 
-class PortfolioView:
-    """``ctx.portfolio``: account-level figures, computed when read."""
+class BookPosition(NamedTuple):
+    """One open position of the shared book (``ctx.portfolio.positions()``):
+    ``stop`` is its current protective stop (NaN without one); ``open_risk``
+    is ``|entry_price - stop| * |size| * point value`` (NaN without a stop)."""
 
-    def __init__(self, portfolio: Portfolio, strategy: str) -> None:
+    strategy: str
+    symbol: str
+    size: float
+    entry_price: float
+    stop: float
+    open_risk: float
+
+
+class PortfolioView:
+    """``ctx.portfolio``: account-level figures, computed when read, and a
+    read-only view of the whole book (every strategy's positions)."""
+
+    def __init__(
+        self, portfolio: Portfolio, strategy: str, stops: Mapping[tuple[str, str], float] | None = None
+    ) -> None:
         self._pf = portfolio
         self._strategy = strategy
+        self._stops = stops if stops is not None else {}
+
+    def positions(self, strategy: str | None = None) -> list[BookPosition]:
+        """Open positions of every strategy (or of ``strategy``), in the order
+        they were first opened."""
+        out = []
+        for pos in self._pf.open_positions():
+            if strategy is not None and pos.strategy != strategy:
+                continue
+            stop = self._stops.get((pos.strategy, pos.instrument), math.nan)
+            inst = self._pf.instruments[pos.instrument]
+            risk = abs(pos.avg_price - stop) * abs(pos.quantity) * point_value(inst) if stop == stop else math.nan
+            out.append(BookPosition(pos.strategy, pos.instrument, pos.quantity, pos.avg_price, stop, risk))
+        return out
+
+    def open_risk(self, strategy: str | None = None) -> float:
+        """Money lost if every open position hit its stop, measured from entry
+        (positions without a stop count nothing here; see ``positions()``)."""
+        return sum(p.open_risk for p in self.positions(strategy) if p.open_risk == p.open_risk)
 
     @property
     def cash(self) -> float:
@@ -371,6 +469,7 @@ class Context:
         market: MarketSeries,
         portfolio: Portfolio,
         bus: Any,
+        stops: Mapping[tuple[str, str], float] | None = None,
     ) -> None:
         self.strategy_id = strategy_id
         self.sizing: tuple[str, float] = ("fixed", 1.0)
@@ -390,6 +489,7 @@ class Context:
         self._handed: list[np.ndarray] = []
         self._handed_sources: list[_Source] = []
         self._ids = IdSequence(strategy_id)
+        self._submitted: dict[str, tuple[str, str]] = {}  # order id -> (symbol, side), for modify
         self.data = {s: SymbolData(self, s, market) for s in market.symbols}
         self._primary = self.data[self.symbol]
         self._close: np.ndarray | None = None
@@ -398,7 +498,7 @@ class Context:
         self.size = Sizer(self)
         self.log = StrategyLog(self)
         self.logger = self.log
-        self.portfolio = PortfolioView(portfolio, strategy_id)
+        self.portfolio = PortfolioView(portfolio, strategy_id, stops)
         self._books: dict[str, BookView] = {}
         self._tickers: dict[str, Ticker] = {}
 
@@ -446,6 +546,27 @@ class Context:
     @property
     def i(self) -> int:
         return self._n - 1
+
+    @property
+    def steps(self) -> int | None:
+        """Time steps of the whole backtest (None in a live session)."""
+        return None if self._market.live else len(self._market.timeline)
+
+    @property
+    def is_last(self) -> bool:
+        """True at the last step of a backtest: an order with ``fill="close"``
+        still fills (at this close); a next-open order never would."""
+        return not self._market.live and self._n == len(self._market.timeline)
+
+    def record(self, name: str, value: float) -> None:
+        """Journal ``value`` as this strategy's ``name`` at this step (an extra
+        equity column: open risk, a risk scalar); ``Result.records``."""
+        self._bus.publish(StrategyRecord(self._bus.now(), self.strategy_id, name, float(value)))
+
+    def count(self, name: str, key: str = "", n: int = 1) -> None:
+        """Count ``n`` more of ``name`` for ``key`` (rejections by reason, a
+        signal pipeline); journaled, totals in ``Result.counters``."""
+        self._bus.publish(StrategyCount(self._bus.now(), self.strategy_id, name, key, int(n)))
 
     @property
     def now(self) -> int:
@@ -516,10 +637,18 @@ class Context:
         expire_ts: int = 0,
         risk_price: float | None = None,
         tag: str = "",
+        fill: str | None = None,
+        take_profit_size: float | None = None,
+        stop_loss_size: float | None = None,
     ) -> str:
         """Send an order; returns its id. ``type`` defaults to market, or
         limit when ``price`` is given; a ``stop`` takes its trigger from
-        ``trigger`` or ``price``.
+        ``trigger`` or ``price``. ``fill`` times a market order whatever the
+        run's fill model: ``"close"`` at the close of the current bar
+        (``market_on_close``), ``"open"`` at the next open
+        (``market_on_open``). With ``stop_loss``/``take_profit`` the order is
+        a bracket; ``take_profit_size``/``stop_loss_size`` cap what each exit
+        closes (a partial take-profit), the other exit keeps the rest.
 
         Under the contract rules the order is made valid for the instrument:
         ``size`` rounds down to the lot size (a size below one lot is sent
@@ -527,6 +656,10 @@ class Context:
         market (buys down, sells up), stop triggers toward protection (buy
         stops up, sell stops down), and a bracket's exits likewise."""
         kind = type or ("limit" if price is not None else "market")
+        if fill is not None:
+            if kind != "market" or fill not in FILL_TYPES:
+                raise ValueError(f"fill={fill!r}: a market order times its fill with 'close' or 'open'")
+            kind = FILL_TYPES[fill]
         limit = 0.0
         stop = float(trigger or 0.0)
         if kind == "limit":
@@ -547,27 +680,33 @@ class Context:
             loss = round_price(inst, loss, up=not buy)  # the exit's stop: a sell stop for a long
             profit = round_price(inst, profit, up=buy)  # the exit's limit: a sell limit for a long
         order_id = self._ids.next()
-        self._bus.publish(
-            SubmitOrder(
-                self._bus.now(),
-                self.strategy_id,
-                order_id,
-                symbol,
-                side,
-                size,
-                order_type=kind,
-                price=limit,
-                trigger_price=stop,
-                tif=tif,
-                expire_ts=expire_ts,
-                post_only=post_only,
-                reduce_only=reduce_only,
-                stop_loss=loss,
-                take_profit=profit,
-                risk_price=float(risk_price or 0.0),
-                tag=tag,
-            )
+        self._submitted[order_id] = (symbol, side)
+        command = SubmitOrder(
+            self._bus.now(),
+            self.strategy_id,
+            order_id,
+            symbol,
+            side,
+            size,
+            order_type=kind,
+            price=limit,
+            trigger_price=stop,
+            tif=tif,
+            expire_ts=expire_ts,
+            post_only=post_only,
+            reduce_only=reduce_only,
+            stop_loss=loss,
+            take_profit=profit,
+            risk_price=float(risk_price or 0.0),
+            tag=tag,
         )
+        if take_profit_size is not None or stop_loss_size is not None:
+            caps = (float(take_profit_size or 0.0), float(stop_loss_size or 0.0))
+            if inst is not None:
+                caps = (round_quantity(inst, caps[0]), round_quantity(inst, caps[1]))
+            fields = msgspec.structs.asdict(command)
+            command = SubmitBracketOrder(**fields, take_profit_quantity=caps[0], stop_loss_quantity=caps[1])
+        self._bus.publish(command)
         return order_id
 
     def buy(self, size: float, price: float | None = None, type: str | None = None, tif: str = "GTC", **kw: Any) -> str:
@@ -579,21 +718,53 @@ class Context:
         return self.order(SELL, size, price, type, tif, **kw)
 
     def bracket(
-        self, side: str, size: float, *, stop_loss: float, take_profit: float, price: float | None = None, **kw: Any
+        self,
+        side: str,
+        size: float,
+        *,
+        stop_loss: float | None = None,
+        take_profit: float | None = None,
+        price: float | None = None,
+        **kw: Any,
     ) -> str:
-        """Entry with a stop-loss and a take-profit, one cancels the other."""
+        """Entry with a stop-loss and/or a take-profit, one cancels the other
+        (``take_profit_size``: a partial take-profit; the stop keeps the rest).
+        The exits are ``<id>.sl`` and ``<id>.tp``: ``ctx.modify`` moves them."""
+        if not (stop_loss or take_profit):
+            raise ValueError("bracket: give stop_loss, take_profit or both")
         return self.order(side, size, price, stop_loss=stop_loss, take_profit=take_profit, **kw)
 
     def cancel(self, order_id: str) -> None:
         self._bus.publish(CancelOrder(self._bus.now(), self.strategy_id, order_id))
 
-    def flatten(self, symbol: str | None = None) -> str | None:
-        """Close this strategy's position in ``symbol`` at market."""
+    def modify(
+        self, order_id: str, *, price: float | None = None, stop: float | None = None, size: float | None = None
+    ) -> None:
+        """Change a working order's limit ``price``, ``stop`` (trigger) or total
+        ``size`` (at least what has filled); a bracket exit keeps its
+        one-cancels-other link (a trailing stop: ``modify(f"{entry}.sl",
+        stop=new)``). Refused (``modify_not_working``) once the order is done."""
+        order = self._submitted.get(order_id)
+        parent = self._submitted.get(order_id[:-3]) if order is None and order_id[-3:] in (".sl", ".tp") else None
+        if parent is not None:  # a bracket exit: the other side of its entry
+            order = (parent[0], SELL if parent[1] == BUY else BUY)
+        inst = self._portfolio.instruments.get(order[0]) if order is not None and self.contract_rules else None
+        new_price, new_stop, new_size = float(price or 0.0), float(stop or 0.0), float(size or 0.0)
+        if inst is not None and order is not None:
+            buy = order[1] == BUY
+            new_price = round_price(inst, new_price, up=not buy)
+            new_stop = round_price(inst, new_stop, up=buy)
+            new_size = round_quantity(inst, new_size) or new_size
+        self._bus.publish(ModifyOrder(self._bus.now(), self.strategy_id, order_id, new_size, new_price, new_stop))
+
+    def flatten(self, symbol: str | None = None, *, fill: str | None = None) -> str | None:
+        """Close this strategy's position in ``symbol`` at market (``fill``:
+        ``"close"`` at this bar's close, e.g. a time stop or the last bar)."""
         symbol = symbol or self.symbol
         size = self.position_of(symbol).size
         if size == 0.0:
             return None
-        return self.order(SELL if size > 0 else BUY, abs(size), symbol=symbol, reduce_only=True)
+        return self.order(SELL if size > 0 else BUY, abs(size), symbol=symbol, reduce_only=True, fill=fill)
 
     def target_quantity(self, quantity: float, symbol: str | None = None, *, min_change: float = 0.0) -> str | None:
         """Trade the difference between ``quantity`` (signed) and the position."""

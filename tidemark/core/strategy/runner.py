@@ -77,6 +77,8 @@ class StrategyRunner(Actor):
         self.contract_rules = False
         self.trade_from = 0
         """Close time (ns) of the first step ``on_bar`` runs at (after the warm-up)."""
+        self.stops: dict[tuple[str, str], float] | None = None
+        """Protective stops of every position (the risk engine's), for ``ctx.portfolio.positions()``."""
         self._books: dict[str, OrderBook] = {}
         self._tops: dict[str, tuple[float, float, float, float]] = {}
         self.use_wake = True
@@ -106,7 +108,7 @@ class StrategyRunner(Actor):
 
     def on_start(self) -> None:
         self._on_bar = self.strategy.on_bar
-        self.ctx = Context(self.name, self.symbols, self.params, self.market, self.portfolio, self.bus)
+        self.ctx = Context(self.name, self.symbols, self.params, self.market, self.portfolio, self.bus, self.stops)
         self.ctx.sizing = self.sizing
         self.ctx.contract_rules = self.contract_rules
         try:
