@@ -194,6 +194,9 @@ class RunConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     slippage_bps: float = 0.0
     limit_slippage_bps: float = 0.0
     """Slippage on resting limit fills (take-profits), basis points; 0: none."""
+    intrabar: str = "path"
+    """``path`` or ``pessimistic`` (stops first in a bar, limits never better
+    than their price): see :class:`tidemark.core.execution.venue.ExecutionConfig`."""
     slippage: SlippageConfig | None = None
     latency_bars: int = 0
     participation: float | None = None
@@ -374,6 +377,7 @@ def execution_config(config: RunConfig) -> ExecutionConfig:
             slippage=slippage,
             fees=fees,
             limit_slippage_bps=config.limit_slippage_bps,
+            intrabar=config.intrabar,
             account=account_rules(config),
             rules=config.version,
         )

@@ -30,6 +30,26 @@ from tidemark.core.series import MarketSeries
 from tidemark.core.strategy import LoadedStrategy, StrategyRunner
 
 
+class OpeningBell(Actor):
+    """Calls strategies' ``on_open`` at the first bar of each step, before
+    the venue trades it (so their market orders fill at that open)."""
+
+    name = "opening"
+
+    def __init__(self, runners: list[StrategyRunner]) -> None:
+        self.runners = [runner for runner in runners if runner.strategy.on_open is not None]
+        self._last = -1
+
+    def subscriptions(self) -> Iterable[tuple[type[Event], Handler, bool]]:
+        return ((Bar, self.on_bar, False),)
+
+    def on_bar(self, bar: Bar) -> None:
+        if bar.ts != self._last:
+            self._last = bar.ts
+            for runner in self.runners:
+                runner.open_step(bar.ts)
+
+
 class AccountActor(Actor):
     """Marks positions at each close, snapshots the account at a cadence and
     feeds the risk engine's equity path when its limits need it."""
@@ -139,9 +159,12 @@ class Engine:
         else:
             self.venue = SimulatedVenue(self.portfolio, self.risk, execution_config(config), seed=config.seed)
         self.account = AccountActor(self.portfolio, self.risk, duration_ns(config.snapshot_every))
+        self.runners = self._runners(config, slots, market)
         funding_actor = self._funding(config)
         if funding_actor is not None and rules_v2:
             self.bus.add(funding_actor)
+        if paper is None and any(runner.strategy.on_open is not None for runner in self.runners):
+            self.bus.add(OpeningBell(self.runners))
         self.bus.add(self.venue)
         self.bus.add(self.account)
         if any(i.maintenance_margin > 0 for i in config.instruments.values()) or (rules_v2 and _margined(config)):
@@ -161,23 +184,28 @@ class Engine:
             self.bus.add(self.borrow)
         self.algos = AlgoActor(contract_rules=rules_v2)
         self.bus.add(self.algos)
-        self.runners = [
-            StrategyRunner(slot.strategy, slot.strategy_id, slot.symbols, slot.params, market, self.portfolio)
-            for slot in slots
-        ]
+        for runner in self.runners:
+            self.bus.add(runner)
+        self.started = False
+        self.finished = False
+
+    def _runners(self, config: RunConfig, slots: list[StrategySlot], market: MarketSeries) -> list[StrategyRunner]:
+        """The strategies' runners, configured (added to the bus last)."""
         trade_from = 0
         if not market.live and market.symbols:
             interval = market.instruments[market.symbols[0]].interval
             trade_from = trading_start(config, market.stamps, interval)
-        for runner in self.runners:
+        runners = []
+        for slot in slots:
+            runner = StrategyRunner(slot.strategy, slot.strategy_id, slot.symbols, slot.params, market, self.portfolio)
             runner.trade_from = trade_from
             runner.stops = self.risk.stops
             runner.sizing = (config.sizing.type, config.sizing.value)
             runner.use_wake = config.wake
-            runner.contract_rules = rules_v2
-            self.bus.add(runner)
-        self.started = False
-        self.finished = False
+            runner.contract_rules = config.version >= 2
+            runner.costs = self.venue.config
+            runners.append(runner)
+        return runners
 
     def _funding(self, config: RunConfig) -> FundingActor | None:
         funding = config.funding

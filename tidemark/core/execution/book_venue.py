@@ -111,7 +111,7 @@ class BookVenue(SimulatedVenue):
 
     def _refusal(self, cmd: SubmitOrder) -> str | None:
         """As on bars, and an order timed to a bar's open or close needs bars."""
-        if cmd.order_type in (MARKET_ON_CLOSE, MARKET_ON_OPEN):
+        if cmd.order_type in (MARKET_ON_CLOSE, MARKET_ON_OPEN) or cmd.tif == "OPG":
             return "needs_bars"
         return super()._refusal(cmd)
 

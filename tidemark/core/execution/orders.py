@@ -23,7 +23,9 @@ MARKET_ON_OPEN: Final = "market_on_open"
 ORDER_TYPES: Final = (MARKET, LIMIT, STOP, STOP_LIMIT, MARKET_ON_CLOSE, MARKET_ON_OPEN)
 TAKER_TYPES: Final = (MARKET, STOP, MARKET_ON_CLOSE, MARKET_ON_OPEN)
 """Types that take liquidity when they fill (slippage and taker fees)."""
-TIFS: Final = ("GTC", "IOC", "FOK", "GTD")
+TIFS: Final = ("GTC", "IOC", "FOK", "GTD", "OPG")
+"""``OPG`` (at the opening): a market order sent in ``on_open`` fills at the
+open of the step opening now, on every instrument (``ctx`` sets it there)."""
 
 ACCEPTED: Final = "accepted"
 TRIGGERED: Final = "triggered"
@@ -90,4 +92,6 @@ def validate(cmd: SubmitOrder) -> str | None:
         return "missing_expire_ts"
     if cmd.post_only and cmd.order_type != LIMIT:
         return "post_only_needs_limit"
+    if cmd.tif == "OPG" and cmd.order_type != MARKET:
+        return "opg_needs_market"
     return None

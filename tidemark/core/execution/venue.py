@@ -108,6 +108,11 @@ class ExecutionConfig:
     fees: FeeModel = field(default_factory=FeeModel)
     atr_period: int = 14
     account: AccountRules = field(default_factory=AccountRules)
+    intrabar: str = "path"
+    """Which exit a bar reaches first: ``path`` (the documented O-L-H-C /
+    O-H-L-C path; a bar opening through a limit fills it at the open) or
+    ``pessimistic`` (stops before everything else in the bar, and a resting
+    limit never fills better than its price: seed 000's model)."""
     limit_slippage_bps: float = 0.0
     """Slippage on resting limit fills (off by default): a take-profit at T
     fills at T * (1 - bps) for a sell, recorded on the fill (``limit_bps``)."""
@@ -125,6 +130,8 @@ class ExecutionConfig:
             raise ValueError("participation must be in (0, 1]")
         if self.fill_probability is not None and not 0.0 < self.fill_probability <= 1.0:
             raise ValueError("fill_probability must be in (0, 1]")
+        if self.intrabar not in ("path", "pessimistic"):
+            raise ValueError(f"intrabar must be path or pessimistic, not {self.intrabar!r}")
 
 
 def _path(bar: Bar) -> tuple[float, float, float, float]:
@@ -157,6 +164,11 @@ _IMMEDIATE = ("IOC", "FOK")
 
 def _due_key(item: tuple[float, int, Order, Touch]) -> tuple[float, int]:
     return item[0], item[1]
+
+
+def _stops_first(item: tuple[float, int, Order, Touch]) -> tuple[bool, float, int]:
+    """Pessimistic order in a bar: whatever a stop triggers comes first."""
+    return not item[3][3], item[0], item[1]
 
 
 def _exit_cap(cmd: SubmitOrder, child_id: str) -> float:
@@ -196,6 +208,7 @@ class SimulatedVenue(Actor):
         self.account = BuyingPower(config.account, portfolio)
         self.halted = False
         self._v2 = config.rules >= 2
+        self._pessimistic = config.intrabar == "pessimistic"
 
     def subscriptions(self) -> Iterable[tuple[type[Event], Handler, bool]]:
         return (
@@ -287,13 +300,20 @@ class SimulatedVenue(Actor):
             self._link_child(order)
         kind = cmd.order_type
         if (
-            (kind == MARKET_ON_CLOSE or (kind == MARKET and self.config.fill == "close"))
+            (kind == MARKET_ON_CLOSE or (kind == MARKET and self.config.fill == "close" and cmd.tif != "OPG"))
             and self.config.latency_bars == 0
             and last is not None
+            and (last.ts == ts or not self._v2)  # sent at a step's open (on_open): fills at its close
         ):
             self._fill_at(order, last, last.close, last.ts, False, order.quantity)
             if order.active and cmd.tif in ("IOC", "FOK"):
                 self._cancel(order, "ioc")
+            if order.active:
+                self._add_working(order)
+            return
+        if cmd.tif == "OPG" and last is not None and last.ts == ts:
+            # Sent at the open of this step, after its bar of this instrument was handled: that open.
+            self._fill_at(order, last, last.open, last.ts - last.interval, False, order.quantity, last.ts)
             if order.active:
                 self._add_working(order)
             return
@@ -468,7 +488,7 @@ class SimulatedVenue(Actor):
         if not due:
             return
         if len(due) > 1:
-            due.sort(key=_due_key)
+            due.sort(key=_stops_first if self._pessimistic else _due_key)
         participation = self.config.participation
         budget = participation * bar.volume if participation is not None else _UNLIMITED
         for when, _, order, (_, price, maker, triggers) in due:
@@ -502,7 +522,8 @@ class SimulatedVenue(Actor):
             if when is None:
                 return None
             marketable_on_arrival = order.fresh and when == 0.0 and not cmd.post_only and kind == LIMIT
-            return (when, path[0] if when == 0.0 else cmd.price, not marketable_on_arrival, False)
+            at_open = when == 0.0 and (marketable_on_arrival or not self._pessimistic)
+            return (when, path[0] if at_open else cmd.price, not marketable_on_arrival, False)
         when = touch_time(path, cmd.trigger_price, upward=buy)
         if when is None:
             return None

@@ -5,6 +5,7 @@ Contract (module or class with the same names)::
     schema() -> dict                       # id, name, inputs
     on_init(ctx)                           # once, before the first bar
     on_bar(ctx, i)                         # i = index on the run's timeline
+    on_open(ctx, i)         (optional)     # backtests: at step i's open, before it trades
     on_order(ctx, event)    (optional)     # any execution report of its orders
     on_trade(ctx, fill)     (optional)     # each of its fills
     on_finish(ctx)          (optional)
@@ -14,6 +15,13 @@ Contract (module or class with the same names)::
 
 ``on_bar`` may be left out by a strategy that has ``on_book`` or
 ``on_quote``.
+
+``on_open(ctx, i)`` runs at the open of step ``i``, before anything trades
+in it: ``ctx`` shows the bars up to ``i - 1`` (all closed) and
+``ctx.opening(symbol)`` the open price of step ``i``, known at that moment.
+A market order sent there fills at that open (an order sized from the open
+price, as the opening auction allows); ``fill="close"`` fills at step ``i``'s
+close. Backtests only (every step, wake masks aside).
 
 ``wake(ctx)`` lets a strategy whose ``on_bar`` acts only on sparse signals
 (crosses, breakouts) skip the other steps of a backtest. It is called once

@@ -28,6 +28,7 @@ from tidemark.core.events import (
 )
 from tidemark.core.execution.book import OrderBook
 from tidemark.core.execution.quotes import BookView
+from tidemark.core.execution.venue import ExecutionConfig
 from tidemark.core.ids import IdSequence
 from tidemark.core.instruments import point_value, round_price, round_quantity
 from tidemark.core.series import MarketSeries
@@ -475,6 +476,8 @@ class Context:
         self.sizing: tuple[str, float] = ("fixed", 1.0)
         self.contract_rules = False
         """Round orders to lots and ticks (rules version 2; set by the runner)."""
+        self.costs = ExecutionConfig()
+        """The run's fill, fee and slippage models (set by the runner)."""
         self.symbols = symbols
         self.symbol = symbols[0]
         self.params = params
@@ -489,6 +492,7 @@ class Context:
         self._handed: list[np.ndarray] = []
         self._handed_sources: list[_Source] = []
         self._ids = IdSequence(strategy_id)
+        self._opening = -1  # the step opening now, during on_open
         self._submitted: dict[str, tuple[str, str]] = {}  # order id -> (symbol, side), for modify
         self.data = {s: SymbolData(self, s, market) for s in market.symbols}
         self._primary = self.data[self.symbol]
@@ -546,6 +550,24 @@ class Context:
     @property
     def i(self) -> int:
         return self._n - 1
+
+    def taker_price(self, side: str, price: float, symbol: str | None = None) -> float:
+        """``price`` as a taker order on ``side`` would fill at it under the
+        run's slippage model (what sizing at an expected fill needs)."""
+        inst = self._portfolio.instruments[symbol or self.symbol]
+        return self.costs.slippage.apply(inst, side, price)[0]
+
+    def fee(self, symbol: str | None, quantity: float, price: float, *, maker: bool = False) -> float:
+        """The fee the run's fee model charges a fill (settlement currency)."""
+        inst = self._portfolio.instruments[symbol or self.symbol]
+        return self.costs.fees.fee(inst, quantity, price, maker)[0]
+
+    def opening(self, symbol: str | None = None) -> float:
+        """In ``on_open``: the open price of the step opening now (NaN where
+        ``symbol`` has no bar at it). Only there: elsewhere it is the future."""
+        if self._opening < 0:
+            raise StrategyError("ctx.opening() is the open of the step in on_open; in on_bar use ctx.open[-1]")
+        return float(self._market.instruments[symbol or self.symbol].open[self._opening])
 
     @property
     def steps(self) -> int | None:
@@ -660,6 +682,8 @@ class Context:
             if kind != "market" or fill not in FILL_TYPES:
                 raise ValueError(f"fill={fill!r}: a market order times its fill with 'close' or 'open'")
             kind = FILL_TYPES[fill]
+        elif kind == "market" and self._opening >= 0 and tif == "GTC":
+            tif = "OPG"  # sent in on_open: fills at the open of the step opening now
         limit = 0.0
         stop = float(trigger or 0.0)
         if kind == "limit":

@@ -39,6 +39,7 @@ class LoadedStrategy:
     on_book: Callable[[Any, Any], None] | None = None
     on_quote: Callable[[Any, Any], None] | None = None
     wake: Callable[[Any], Any] | None = None
+    on_open: Callable[[Any, int], None] | None = None
 
     @property
     def id(self) -> str:
@@ -46,8 +47,8 @@ class LoadedStrategy:
 
     @property
     def acts_on_bars(self) -> bool:
-        """True when the strategy defines ``on_bar`` (else it needs books)."""
-        return self.on_bar is not _no_bar
+        """True when the strategy defines ``on_bar`` or ``on_open`` (else it needs books)."""
+        return self.on_bar is not _no_bar or self.on_open is not None
 
 
 class Strategy:
@@ -81,7 +82,7 @@ def load_source(source: str, filename: str = "<strategy>") -> LoadedStrategy:
 
 
 def from_namespace(namespace: dict[str, Any], source: str, filename: str) -> LoadedStrategy:
-    driven = any(callable(namespace.get(hook)) for hook in ("on_bar", "on_book", "on_quote"))
+    driven = any(callable(namespace.get(hook)) for hook in ("on_bar", "on_open", "on_book", "on_quote"))
     if driven and callable(namespace.get("schema")):
         hooks: Any = types.SimpleNamespace(**namespace)
         schema = namespace["schema"]()
@@ -113,4 +114,5 @@ def from_namespace(namespace: dict[str, Any], source: str, filename: str) -> Loa
         getattr(hooks, "on_book", None),
         getattr(hooks, "on_quote", None),
         getattr(hooks, "wake", None),
+        getattr(hooks, "on_open", None),
     )

@@ -28,6 +28,7 @@ from tidemark.core.events import (
     Ticker,
 )
 from tidemark.core.execution.book import OrderBook
+from tidemark.core.execution.venue import ExecutionConfig
 from tidemark.core.series import MarketSeries
 from tidemark.core.strategy.context import Context
 from tidemark.core.strategy.contract import LoadedStrategy, StrategyError, load_source
@@ -77,6 +78,8 @@ class StrategyRunner(Actor):
         self.contract_rules = False
         self.trade_from = 0
         """Close time (ns) of the first step ``on_bar`` runs at (after the warm-up)."""
+        self.costs: ExecutionConfig | None = None
+        """The run's execution models, for ``ctx.taker_price`` and ``ctx.fee``."""
         self.stops: dict[tuple[str, str], float] | None = None
         """Protective stops of every position (the risk engine's), for ``ctx.portfolio.positions()``."""
         self._books: dict[str, OrderBook] = {}
@@ -111,6 +114,8 @@ class StrategyRunner(Actor):
         self.ctx = Context(self.name, self.symbols, self.params, self.market, self.portfolio, self.bus, self.stops)
         self.ctx.sizing = self.sizing
         self.ctx.contract_rules = self.contract_rules
+        if self.costs is not None:
+            self.ctx.costs = self.costs
         try:
             if self.strategy.on_init is not None:
                 self.strategy.on_init(self.ctx)
@@ -289,6 +294,23 @@ class StrategyRunner(Actor):
     def on_order_event(self, event: Any) -> None:
         if event.strategy == self.name and self.strategy.on_order is not None:
             self.strategy.on_order(self.ctx, event)
+
+    def open_step(self, ts: int) -> None:
+        """Step ``ts`` (its close time) opens: call ``on_open`` with ``ctx``
+        showing the steps before it and the opens of this one. Backtests."""
+        on_open = self.strategy.on_open
+        if on_open is None or ts < self.trade_from:
+            return
+        step = self._step_from(ts)
+        if step >= len(self._timeline) or self._timeline[step] != ts:
+            return  # not a step of this strategy's timeline
+        ctx: Any = self.ctx
+        ctx._move_to(step)
+        ctx._opening = step
+        try:
+            on_open(ctx, step)
+        finally:
+            ctx._opening = -1
 
     def finish(self) -> None:
         if self.strategy.on_finish is not None and self.ctx is not None:
