@@ -35,6 +35,7 @@ from tidemark.adapters.data import (
     load_funding,
     load_marks,
 )
+from tidemark.adapters.stop import StopSignals
 from tidemark.adapters.strategy_loader import resolve_strategy
 from tidemark.core import config as cfg
 from tidemark.core.bus import EventSink
@@ -52,8 +53,8 @@ from tidemark.journal.process_writer import ProcessJournalWriter
 from tidemark.journal.projections import Projections
 from tidemark.journal.reader import JournalReader
 from tidemark.journal.replay import ReplayReport, replay_check
+from tidemark.journal.terminal import seal_after
 from tidemark.journal.verify import BackgroundVerify, VerifyReport, verify
-from tidemark.journal.writer import STATUS_FAILED
 
 PACKAGE_VERSION = __version__
 SAMPLE_DIR = Path(__file__).parent / "sample_data"
@@ -301,18 +302,17 @@ async def run_async(
         if journal is not None
         else DEFAULT_RUNS_DIR / f"{config.strategies[0].id}-{header.run_id}.journal"
     )
-    writer = await ProcessJournalWriter.create(path, durability="normal", overwrite=overwrite or journal is None)
-    try:
-        engine = Engine(config, slots, market, sink=writer)
-        perps = sorted({e.instrument for e in extras if isinstance(e, FundingRate)})
-        await drive(
-            engine, writer, header, instruments_for(config, market, first_open, perps), market, progress, extras
-        )
-    except BaseException:
-        await writer.close(STATUS_FAILED)
-        raise
-    await writer.close()
-    return path
+    with StopSignals() as stop:
+        writer = await ProcessJournalWriter.create(path, durability="normal", overwrite=overwrite or journal is None)
+        try:
+            engine = Engine(config, slots, market, sink=writer)
+            perps = sorted({e.instrument for e in extras if isinstance(e, FundingRate)})
+            instruments = instruments_for(config, market, first_open, perps)
+            await drive(engine, writer, header, instruments, market, progress, extras, stop=stop.check)
+        except BaseException as exc:
+            await seal_after(writer, exc)
+            raise
+        return (await writer.close()).path
 
 
 async def drive(
@@ -323,9 +323,13 @@ async def drive(
     market: MarketSeries,
     progress: Progress | None,
     extras: list[Event] | None = None,
+    *,
+    stop: Callable[[], None] | None = None,
 ) -> None:
     """Feed the header, instruments, bars and other market inputs in time
-    order (at equal times: bars, then marks, then funding); pump the journal."""
+    order (at equal times: bars, then marks, then funding); pump the journal.
+    ``stop`` is called between batches, where every input fed has had all
+    its outputs, and raises to stop the run there."""
     engine.feed(header)
     for inst in instruments:
         engine.feed(inst)
@@ -346,6 +350,8 @@ async def drive(
             await writer.pump()
             if progress is not None:
                 progress(count, total)
+            if stop is not None:
+                stop()
         engine.finish()
     if progress is not None:
         progress(total, total)

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import math
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,11 +52,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, BusFault) and not args.verbose:
             print(f"tidemark: error: {exc} (the journal is sealed 'failed'; -v for the traceback)", file=sys.stderr)
             return EXIT_CHECK_FAILED
+        if _is_check_failure(exc):
+            print(f"tidemark: error: {_one_line(exc)}", file=sys.stderr)
+            return EXIT_CHECK_FAILED
         if not _is_input_error(exc):
             raise
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"tidemark: error: {message}", file=sys.stderr)
+        print(f"tidemark: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
+
+
+def _one_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _is_check_failure(exc: Exception) -> bool:
+    """A journal that is damaged, or that could not be written (exit 1)."""
+    from tidemark.journal.errors import (
+        JournalDecodeError,
+        JournalEmptyError,
+        JournalIntegrityError,
+        JournalWriteError,
+    )
+
+    return isinstance(exc, (JournalIntegrityError, JournalDecodeError, JournalWriteError, JournalEmptyError))
 
 
 def _is_input_error(exc: Exception) -> bool:
@@ -357,9 +376,15 @@ def _num(x: float) -> str:
 
 
 def _existing(path: str) -> Path:
+    """A journal path given on the command line: a file this user can read
+    (else exit 2: the argument is unusable, which is not a damaged journal)."""
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such journal")
+    if p.is_dir():
+        raise UsageError(f"{p}: is a directory, not a journal")
+    if not os.access(p, os.R_OK):
+        raise UsageError(f"{p}: not readable (permission denied)")
     return p
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import msgspec
 
 from tidemark.adapters.backtest import DEFAULT_RUNS_DIR, Result, make_header, slots_for, strategy_configs
+from tidemark.adapters.stop import StopSignals
 from tidemark.core import config as cfg
 from tidemark.core.codec import DEFAULT_CODEC
 from tidemark.core.engine import Engine
@@ -40,7 +41,7 @@ from tidemark.core.heap import frozen_setup
 from tidemark.core.series import MarketSeries
 from tidemark.journal.process_writer import ProcessJournalWriter
 from tidemark.journal.reader import JournalReader
-from tidemark.journal.writer import STATUS_FAILED
+from tidemark.journal.terminal import seal_after
 
 DECISIONS = (SubmitOrder, CancelOrder, ModifyOrder, SubmitAlgo)
 PUMP_EVERY = 4096
@@ -106,20 +107,21 @@ async def rerun_async(
         if journal is not None
         else DEFAULT_RUNS_DIR / f"{config.strategies[0].id}-{header.run_id}.journal"
     )
-    writer = await ProcessJournalWriter.create(path, durability="normal", overwrite=overwrite or journal is None)
-    try:
-        engine = Engine(config, slots_for(config), market, sink=writer)
-        engine.feed(header)
-        with frozen_setup():
-            for start in range(0, len(events), PUMP_EVERY):
-                engine.feed_all(events[start : start + PUMP_EVERY])
-                await writer.pump()
-            engine.finish()
-    except BaseException:
-        await writer.close(STATUS_FAILED)
-        raise
-    await writer.close()
-    return path
+    with StopSignals() as stop:
+        writer = await ProcessJournalWriter.create(path, durability="normal", overwrite=overwrite or journal is None)
+        try:
+            engine = Engine(config, slots_for(config), market, sink=writer)
+            engine.feed(header)
+            with frozen_setup():
+                for start in range(0, len(events), PUMP_EVERY):
+                    engine.feed_all(events[start : start + PUMP_EVERY])
+                    await writer.pump()
+                    stop.check()
+                engine.finish()
+        except BaseException as exc:
+            await seal_after(writer, exc)
+            raise
+        return (await writer.close()).path
 
 
 def rerun_from_journal(parent_path: str | os.PathLike[str], **kwargs: Any) -> Result:

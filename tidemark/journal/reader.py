@@ -17,7 +17,7 @@ from typing import Any
 from tidemark.core.codec import DEFAULT_CODEC, Codec, EventDecodeError
 from tidemark.core.events import TAGS, Event
 from tidemark.journal.errors import JournalDecodeError, JournalFormatError
-from tidemark.journal.records import BLOCK_COLUMNS, FORMAT_VERSION, GENESIS, parse_kind_counts, split_block
+from tidemark.journal.records import BLOCK_COLUMNS, GENESIS, READABLE_FORMATS, parse_kind_counts, split_block
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +51,7 @@ class JournalReader:
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             raise JournalFormatError(f"{self.path}: not a tidemark journal ({exc})") from exc
-        if self.meta.get("format_version") != str(FORMAT_VERSION):
+        if self.meta.get("format_version") not in READABLE_FORMATS:
             self._conn.close()
             raise JournalFormatError(f"{self.path}: not a tidemark journal of a known format")
 
@@ -79,8 +79,8 @@ class JournalReader:
 
     def counts_by_kind(self) -> dict[str, int]:
         totals: dict[str, int] = {}
-        for (kinds,) in self._conn.execute("SELECT kinds FROM blocks ORDER BY first_seq"):
-            for kind, count in parse_kind_counts(kinds).items():
+        for first, kinds in self._conn.execute("SELECT first_seq, kinds FROM blocks ORDER BY first_seq"):
+            for kind, count in parse_kind_counts(kinds, first if type(first) is int else None).items():
                 totals[kind] = totals.get(kind, 0) + count
         return dict(sorted(totals.items()))
 
@@ -89,7 +89,10 @@ class JournalReader:
         row = self._conn.execute("SELECT first_seq, n, hashes FROM blocks ORDER BY first_seq DESC LIMIT 1").fetchone()
         if row is None:
             return 0, GENESIS.hex()
-        return int(row[0] + row[1] - 1), bytes(row[2][-32:]).hex()
+        first, n, hashes = row
+        if type(first) is not int or type(n) is not int or not isinstance(hashes, bytes) or len(hashes) < 32:
+            raise JournalDecodeError(f"{self.path}: the last block is malformed", first if type(first) is int else None)
+        return first + n - 1, hashes[-32:].hex()
 
     # -- iteration -----------------------------------------------------------------
 
