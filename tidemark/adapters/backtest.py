@@ -49,12 +49,13 @@ from tidemark.core.series import MarketSeries
 from tidemark.core.strategy import load_source
 from tidemark.core.strategy.params import resolve
 from tidemark.journal.blocks import DecodedBlock
+from tidemark.journal.checked import ReadCheck, read_checked
 from tidemark.journal.process_writer import ProcessJournalWriter
 from tidemark.journal.projections import Projections
 from tidemark.journal.reader import JournalReader
 from tidemark.journal.replay import ReplayReport, replay_check
 from tidemark.journal.terminal import seal_after
-from tidemark.journal.verify import BackgroundVerify, VerifyReport, verify
+from tidemark.journal.verify import BackgroundVerify, Expectations, VerifyReport, verify
 
 PACKAGE_VERSION = __version__
 SAMPLE_DIR = Path(__file__).parent / "sample_data"
@@ -85,10 +86,15 @@ class Result:
     bars: dict[str, pd.DataFrame]
     """Per instrument, the bars the run saw: open, high, low, close, volume
     indexed by close time (UTC)."""
+    check: ReadCheck | None = None
+    """What verify proved of the journal read (``check.trusted``: nothing)."""
 
     @classmethod
-    def from_journal(cls, path: str | os.PathLike[str]) -> Result:
-        with JournalReader(path) as reader:
+    def from_journal(cls, path: str | os.PathLike[str], *, trust: bool = False) -> Result:
+        """The run in the journal at ``path``, which is verified while it is
+        read and refused (:class:`JournalIntegrityError`, first bad seq) if
+        damaged; ``trust=True`` reads it unverified."""
+        with read_checked(path, trust=trust) as check, JournalReader(path) as reader:
             proj = Projections.build(reader)
             seq, head = reader.head()
         fees = float(proj.fills["fee"].sum()) if len(proj.fills) else 0.0
@@ -111,6 +117,7 @@ class Result:
             head,
             seq,
             proj.bars,
+            check,
         )
 
     def rejections_by_reason(self) -> dict[str, int]:
@@ -460,7 +467,9 @@ class VerifiedReplay:
         return self.integrity.ok and self.replay is not None and self.replay.ok
 
 
-def replay_verified(path: str | os.PathLike[str], *, full_verify: bool = False) -> VerifiedReplay:
+def replay_verified(
+    path: str | os.PathLike[str], *, full_verify: bool = False, expect: Expectations | None = None
+) -> VerifiedReplay:
     """``tidemark replay --check``: verify the journal and replay it.
 
     Verify runs in a child process while this one replays, so the two take
@@ -469,14 +478,14 @@ def replay_verified(path: str | os.PathLike[str], *, full_verify: bool = False) 
     payload's tag and time unless ``full_verify`` (``tidemark audit``). On a
     damaged journal the replay's outcome, an error included, is dropped and
     the report says what verify found."""
-    pending = BackgroundVerify(path, decode=full_verify)
+    pending = BackgroundVerify(path, decode=full_verify, expect=expect)
     try:
         try:
             report = replay(path)
         except Exception:
             integrity = pending.result()
             if integrity.ok and not full_verify:
-                integrity = verify(path)  # names a payload that does not decode
+                integrity = verify(path, expect=expect)  # names a payload that does not decode
             if not integrity.ok:
                 return VerifiedReplay(integrity, None)
             raise

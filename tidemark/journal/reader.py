@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tidemark.core.codec import DEFAULT_CODEC, Codec, EventDecodeError
-from tidemark.core.events import TAGS, Event
+from tidemark.core.events import TAGS, Event, RunFailed, RunFinished, RunStarted
 from tidemark.journal.errors import JournalDecodeError, JournalFormatError
 from tidemark.journal.records import BLOCK_COLUMNS, GENESIS, READABLE_FORMATS, parse_kind_counts, split_block
 
@@ -93,6 +93,21 @@ class JournalReader:
         if type(first) is not int or type(n) is not int or not isinstance(hashes, bytes) or len(hashes) < 32:
             raise JournalDecodeError(f"{self.path}: the last block is malformed", first if type(first) is int else None)
         return first + n - 1, hashes[-32:].hex()
+
+    def header(self) -> RunStarted | None:
+        """Record 1, the run header (None: no records, or seq 1 is not one)."""
+        if self.last_seq() == 0:
+            return None
+        event = self.event(1)
+        return event if isinstance(event, RunStarted) else None
+
+    def final(self) -> RunFinished | RunFailed | None:
+        """The last record if it ends the run (None: the run has no ending yet)."""
+        last = self.last_seq()
+        if last == 0:
+            return None
+        event = self.event(last)
+        return event if isinstance(event, (RunFinished, RunFailed)) else None
 
     # -- iteration -----------------------------------------------------------------
 
