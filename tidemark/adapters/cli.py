@@ -469,7 +469,10 @@ def _expectations(args: argparse.Namespace) -> Any:
 
     if args.pubkey is not None:
         _existing_file(args.pubkey, "public key")
-    return Expectations(expect_head=args.expect_head, public_key=args.pubkey)
+    head = args.expect_head
+    if head is not None and not (len(head) == 64 and all(c in "0123456789abcdefABCDEF" for c in head)):
+        raise UsageError(f"--expect-head {head!r}: a chain hash is 64 hex characters")
+    return Expectations(expect_head=head, public_key=args.pubkey)
 
 
 def _existing_file(path: str, what: str) -> Path:
@@ -567,9 +570,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     from tidemark.adapters.backtest import replay_verified
+    from tidemark.journal.signing import SigningKeyError
 
     path = _existing(args.journal)
-    checked = replay_verified(path, full_verify=True, expect=_expectations(args))
+    try:
+        checked = replay_verified(path, full_verify=True, expect=_expectations(args))
+    except SigningKeyError as exc:
+        raise UsageError(str(exc)) from None
     integrity = checked.integrity
     result: dict[str, Any] = {"verify": integrity.as_dict()}
     ok = integrity.ok

@@ -262,7 +262,6 @@ def _verify(
             state.check_block(row)
         count = state.expected - 1
         header, last = state.ends()
-        state.check_signing_key(header)
     except _Bad as bad:
         return VerifyReport(False, bad.seq - 1, state.prev.hex(), bad.seq, bad.problem, status, live)
     found = state.report(count, status, live)
@@ -364,7 +363,7 @@ class _Chain:
             raise _Bad(1 if not self.first_payload else self.expected - 1, f"payload does not decode: {exc}") from None
         return header, last
 
-    def check_signing_key(self, header: Event | None) -> None:
+    def _check_signing_key(self, header: Event | None) -> None:
         """With a public key: the run header names it."""
         if self.public is None:
             return
@@ -392,8 +391,9 @@ class _Chain:
             raise _Bad(first, "block inconsistent with its records")
         if first == 1:
             self.first_payload = bytes(body[: lengths[0]])
-            header = _header_run_id(self.first_payload)
-            self.run_id = header
+            header = _decoded(self.first_payload)
+            self.run_id = header.run_id if isinstance(header, RunStarted) else ""
+            self._check_signing_key(header)
         if self.anchor is not None and self.anchor_seq is None:
             self._find_anchor(first, hashes)
         if "ckpt" in heads[1]:
@@ -428,6 +428,7 @@ class _Chain:
                 raise _Bad(seq, f"payload does not decode: {exc}") from None
             assert isinstance(checkpoint, Checkpoint)
             before = hashes[HASH_SIZE * (i - 1) : HASH_SIZE * i] if i else self.prev
+            self.prev = before  # the report's head, if this checkpoint is bad
             if checkpoint.seq != seq - 1 or checkpoint.head != before.hex():
                 raise _Bad(
                     seq, f"checkpoint names seq {checkpoint.seq} head {checkpoint.head[:16]}, not the record before it"
@@ -559,13 +560,11 @@ class _Chain:
         return head.ts, head.t
 
 
-def _header_run_id(payload: bytes) -> str:
-    """The run id of record 1 if it is a run header ('' otherwise)."""
+def _decoded(payload: bytes) -> Event | None:
     try:
-        event = DEFAULT_CODEC.decode(payload)
+        return DEFAULT_CODEC.decode(payload)
     except EventDecodeError:
-        return ""
-    return event.run_id if isinstance(event, RunStarted) else ""
+        return None
 
 
 def _signing_key(header: Event | None) -> str:
