@@ -189,6 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--watch", action="store_true", help="reload the strategy file when it changes")
     pp.add_argument("--ccxt-option", action="append", default=[], metavar="KEY=VALUE", help="ccxt option, dotted keys")
     pp.add_argument("--ccxt-options", help="JSON file of ccxt options")
+    pp.add_argument(
+        "--credentials",
+        metavar="FILE",
+        help="JSON file of exchange credentials (ccxt option names), readable by you only; or $TIDEMARK_API_KEY, ...",
+    )
     pp.add_argument("--no-status", action="store_true", help="no live status line")
     pp.add_argument(
         "--signing-key",
@@ -682,20 +687,48 @@ def _rerun(args: argparse.Namespace) -> int:
 
 
 def _ccxt_options(args: argparse.Namespace) -> dict[str, Any]:
-    from tidemark.adapters.fetch import set_option
+    """ccxt options from --credentials, --ccxt-options and --ccxt-option (in
+    that order of precedence, lowest first; the environment's credentials
+    come below them all, see ``adapters.secrets``). A secret on the command
+    line, or in an options file others can read, gets a warning."""
+    from tidemark.adapters.fetch import merge_options, set_option
+    from tidemark.adapters.secrets import (
+        CredentialsError,
+        command_line_secrets,
+        open_to_others,
+        read_credentials,
+        secret_values,
+    )
 
     options: dict[str, Any] = {}
+    if getattr(args, "credentials", None):
+        try:
+            options = read_credentials(args.credentials)
+        except CredentialsError as exc:
+            raise UsageError(str(exc)) from None
     if args.ccxt_options:
         try:
-            options = json.loads(Path(args.ccxt_options).read_text())
+            from_file = json.loads(Path(args.ccxt_options).read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise UsageError(f"{args.ccxt_options}: cannot read ccxt options: {exc}") from None
+        if secret_values(from_file) and open_to_others(args.ccxt_options):
+            _warn(f"{args.ccxt_options} holds credentials and other users can read it: chmod 600 it")
+        options = merge_options(options, from_file)
     for pair in args.ccxt_option:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise UsageError(f"--ccxt-option {pair!r}: expected KEY=VALUE")
         set_option(options, key, value)
+    for key in command_line_secrets(args.ccxt_option):
+        _warn(
+            f"--ccxt-option {key}=... puts a secret on the command line, where every local user can read it (ps);"
+            " use $TIDEMARK_API_KEY / $TIDEMARK_API_SECRET ... or --credentials FILE"
+        )
     return options
+
+
+def _warn(message: str) -> None:
+    print(f"tidemark: warning: {message}", file=sys.stderr)
 
 
 def cmd_paper(args: argparse.Namespace) -> int:

@@ -50,6 +50,7 @@ from tidemark.adapters.ccxt_errors import RETRY, backoff, classify, one_line, re
 from tidemark.adapters.fetch import merge_options
 from tidemark.adapters.live_feed import FeedError, FeedSettings, LiveFeed, wall_ns
 from tidemark.adapters.markets import instruments_for_symbols
+from tidemark.adapters.secrets import credentials_from_env, mask_options, secret_values
 from tidemark.adapters.stop import LoopStopSignals
 from tidemark.core import config as cfg
 from tidemark.core.bus import BusFault
@@ -63,39 +64,11 @@ from tidemark.journal.signing import Signer, SigningKeyError
 from tidemark.journal.terminal import seal_after
 from tidemark.journal.writer import STATUS_FINISHED, JournalWriter
 
-SECRET_KEYS = ("apikey", "secret", "password", "uid", "privatekey", "walletaddress", "token", "login", "twofa")
+__all__ = ["LiveInputs", "PaperError", "PaperOptions", "live_loop", "mask_options", "run_paper", "secret_values"]
 
 
 class PaperError(RuntimeError):
     """The session could not start or had to stop; one line says why."""
-
-
-def is_secret_key(key: str) -> bool:
-    flat = key.lower().replace("_", "").replace("-", "")
-    return any(word in flat for word in SECRET_KEYS)
-
-
-def mask_options(options: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ccxt options with every credential replaced by ``***``."""
-    out: dict[str, Any] = {}
-    for key, value in options.items():
-        if is_secret_key(key):
-            out[key] = "***"
-        elif isinstance(value, dict):
-            out[key] = mask_options(value)
-        else:
-            out[key] = value
-    return out
-
-
-def secret_values(options: dict[str, Any]) -> list[str]:
-    found = []
-    for key, value in options.items():
-        if isinstance(value, dict):
-            found.extend(secret_values(value))
-        elif is_secret_key(key) and isinstance(value, str) and value:
-            found.append(value)
-    return found
 
 
 def make_exchange(exchange_id: str, options: dict[str, Any]) -> Any:
@@ -268,8 +241,8 @@ async def run_paper(
     stop = stop or asyncio.Event()
     # ccxt options from the run config's paper section, with the caller's on top.
     base = build_config(options.config, strategy=options.strategy, initial_cash=options.initial_cash)
-    if base.paper is not None and base.paper.ccxt_options:
-        options = replace(options, ccxt_options=merge_options(base.paper.ccxt_options, options.ccxt_options))
+    ccxt_options = merge_options(credentials_from_env(), (base.paper.ccxt_options if base.paper else None) or {})
+    options = replace(options, ccxt_options=merge_options(ccxt_options, options.ccxt_options))
     for value in secret_values(options.ccxt_options):
         logs.register_secret(value)
     signer = load_signer(options.signing_key)

@@ -50,6 +50,7 @@ from tidemark.adapters.paper import (
     make_exchange,
     secret_values,
 )
+from tidemark.adapters.secrets import credentials_from_env
 from tidemark.adapters.stop import LoopStopSignals
 from tidemark.core import config as cfg
 from tidemark.core.bars import SESSION_RESUMED
@@ -166,7 +167,7 @@ async def resume_paper(
         raise
     paper = config.paper
     assert paper is not None
-    options = merge_options(unmasked(paper.ccxt_options), ccxt_options or {})
+    options = merge_options(merge_options(credentials_from_env(), unmasked(paper.ccxt_options)), ccxt_options or {})
     for value in secret_values(options):
         logs.register_secret(value)
     # Depth and transport are the session's own (the journal holds that depth).

@@ -20,9 +20,10 @@ before the child starts; a forked child shares it. The child closes the
 pipe ends it inherited but does not use, so the run's death reaches it as
 the end of its input (it also checks that its parent still lives): it then
 commits what it received, makes the journal one file and exits, leaving the
-run unsealed for recovery. It ignores SIGINT and SIGHUP, which a terminal
-sends to the whole process group: the run decides how to stop and asks it
-to seal. A write that fails (a full disk) is reported to the run at its
+run unsealed for recovery. It ignores SIGINT, SIGHUP and SIGTERM, which a
+terminal or a CI cancel send to the whole process group: the run decides
+how to stop and asks it to seal (SIGKILL still ends it; the run then seals
+the journal itself). A write that fails (a full disk) is reported to the run at its
 next batch in one line; the child then only seals. If the child dies, the
 run seals the journal itself.
 """
@@ -359,10 +360,12 @@ def _child(
 ) -> None:
     for end in unused:
         end.close()
-    # The terminal's Ctrl-C and hang-up reach the whole process group: the
-    # run handles them and asks for the seal.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # The stop signals (a terminal's Ctrl-C and hang-up, a CI cancel's
+    # SIGTERM) reach the whole process group: the run handles them and asks
+    # for the seal, so nothing it sent is lost. (A forked child would
+    # otherwise inherit the run's handlers, which only take a note.)
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     # A forked child inherits the run's heap: keep the collector off it (a
     # full collection would walk every inherited object and dirty its page).
     gc.freeze()
