@@ -14,7 +14,8 @@ def header() -> RunStarted:
 
 
 async def write_journal(path: Path, n: int, *, block_size: int = 4096, durability: str = "normal") -> JournalWriter:
-    """A journal of a header plus ``n`` bars, each followed by a log output."""
+    """A journal of a header plus ``n`` bars, each followed by a log output,
+    sealed ``finished`` (the writer appends a RunFinished)."""
     writer = await JournalWriter.create(path, durability=durability, overwrite=True)
     writer._block_size = block_size
     bus = Bus(writer)

@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 KILLS = int(os.environ.get("TIDEMARK_CRASH_KILLS", "20"))
 
 
-def run_and_kill(path: Path, resume: bool, delay: float) -> int:
-    """Start a writer, kill it after ``delay`` s of writing; last acked seq."""
+def run_and_kill(path: Path, resume: bool, delay: float, sig: int = signal.SIGKILL) -> int:
+    """Start a writer, kill it with ``sig`` after ``delay`` s of writing; last acked seq."""
     child = subprocess.Popen(
         [sys.executable, "-m", "tests.journal.crash_child", str(path), "resume" if resume else "new"],
         cwd=ROOT,
@@ -40,7 +40,7 @@ def run_and_kill(path: Path, resume: bool, delay: float) -> int:
     os.set_blocking(child.stdout.fileno(), False)
     while time.monotonic() < deadline:
         time.sleep(0.002)
-    child.send_signal(signal.SIGKILL)
+    child.send_signal(sig)
     child.wait(timeout=10)
     rest = child.stdout.read() or ""
     for line in rest.splitlines():

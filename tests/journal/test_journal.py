@@ -12,7 +12,7 @@ import pytest
 
 from tests.journal.helpers import header, write_journal
 from tidemark.core.bus import Bus
-from tidemark.core.events import Bar, Log
+from tidemark.core.events import Bar, Log, RunFailed
 from tidemark.journal.errors import JournalLockedError, SequenceError
 from tidemark.journal.export import export
 from tidemark.journal.process_writer import ProcessJournalWriter
@@ -28,8 +28,8 @@ async def test_round_trip_and_filters(tmp_path: Path) -> None:
     await write_journal(path, 500, block_size=64)
     with JournalReader(path) as reader:
         events = list(reader.events())
-        assert [s for s, _ in events] == list(range(1, 1002))
-        assert reader.counts_by_kind() == {"bar": 500, "log": 500, "start": 1}
+        assert [s for s, _ in events] == list(range(1, 1003))  # and the RunFinished that seals it
+        assert reader.counts_by_kind() == {"bar": 500, "finish": 1, "log": 500, "start": 1}
         bars = list(reader.events(kinds=["bar"], since=1_100, until=1_109))
         assert [e.ts for _, e in bars] == list(range(1_100, 1_110))
         assert all(isinstance(e, Bar) for _, e in bars)
@@ -77,7 +77,7 @@ async def test_out_of_order_append_is_refused_and_changes_nothing(tmp_path: Path
         writer.record(1, Log(1, "t", "info", "x"), False, 1)
     await writer.close()
     with JournalReader(path) as reader:
-        assert reader.last_seq() == 1
+        assert reader.last_seq() == 2  # the header, and the RunFinished that seals it
     assert verify(path).ok
 
 
@@ -139,13 +139,14 @@ async def test_resume_continues_numbering_and_the_chain(tmp_path: Path) -> None:
     path = tmp_path / "j.journal"
     first = await write_journal(path, 10)
     writer = await JournalWriter.resume(path)
-    assert writer.last_seq == 21 and writer.head == first.head
+    assert first.sealed is not None
+    assert writer.last_seq == 22 and writer.head.hex() == first.sealed.head
     bus = Bus(writer, start_seq=writer.last_seq)
     bus.clock.advance(2_000)
     bus.feed(Bar(2_000, "X", 1, 1, 1, 1, 1, 1))
     await writer.close()
     report = verify(path)
-    assert report.ok and report.events == 22
+    assert report.ok and report.events == 24
 
 
 @pytest.mark.asyncio
@@ -158,10 +159,10 @@ async def test_export_formats_carry_every_record(tmp_path: Path, fmt: str) -> No
     files = export(path, tmp_path / "out", fmt)
     if fmt == "jsonl":
         lines = files[0].read_text().splitlines()
-        assert len(lines) == 61 and '"seq":1' in lines[0]
+        assert len(lines) == 62 and '"seq":1' in lines[0]
         return
     frames = {f.stem: (pd.read_parquet(f) if fmt == "parquet" else pd.read_csv(f)) for f in files}
-    assert {k: len(v) for k, v in frames.items()} == {"bar": 30, "log": 30, "start": 1}
+    assert {k: len(v) for k, v in frames.items()} == {"bar": 30, "finish": 1, "log": 30, "start": 1}
     assert list(frames["bar"]["seq"]) == list(range(2, 62, 2))
     assert {"hash", "cause", "input", "close"} <= set(frames["bar"].columns)
 
@@ -198,7 +199,9 @@ async def test_writer_process_names_an_event_that_cannot_be_encoded_and_keeps_th
     await writer.close(STATUS_FAILED)
     reader = JournalReader(path)
     try:
-        assert [seq for seq, _ in reader.events()] == [1, 2]
+        events = list(reader.events())
+        assert [seq for seq, _ in events] == [1, 2, 3]  # the two before, and the RunFailed that seals it
+        assert isinstance(events[-1][1], RunFailed) and events[-1][1].status == STATUS_FAILED
         assert reader.meta["status"] == STATUS_FAILED
     finally:
         reader.close()
@@ -241,7 +244,7 @@ async def test_writer_process_stores_what_the_in_process_writer_stores(tmp_path:
     await fill(await JournalWriter.create(tmp_path / "thread.journal"), runs=False)
     await fill(await ProcessJournalWriter.create(tmp_path / "process.journal"), runs=True)
     with JournalReader(tmp_path / "thread.journal") as a, JournalReader(tmp_path / "process.journal") as b:
-        assert a.counts_by_kind() == b.counts_by_kind() == {"bar": 9_971, "log": 11, "start": 1}
+        assert a.counts_by_kind() == b.counts_by_kind() == {"bar": 9_971, "finish": 1, "log": 11, "start": 1}
         left = [(r.seq, r.payload, r.hash, r.cause, r.is_input) for r in a.records()]
         right = [(r.seq, r.payload, r.hash, r.cause, r.is_input) for r in b.records()]
         assert left == right

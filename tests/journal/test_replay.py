@@ -32,10 +32,13 @@ def original(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def rewritten(source: Path, target: Path, edit: Edit, *, stop: int | None = None, flip: tuple[int, ...] = ()) -> None:
+def rewritten(
+    source: Path, target: Path, edit: Edit, *, stop: int | None = None, flip: tuple[int, ...] = (), seal: bool = True
+) -> None:
     """Copy ``source`` record by record through ``edit`` (re-chained, so the
     copy verifies), up to seq ``stop``; the records at ``flip`` change from
-    input to output or back (cause 0)."""
+    input to output or back (cause 0). ``seal=False`` leaves the copy as a
+    killed writer would (no final record)."""
 
     async def write() -> None:
         writer = await JournalWriter.create(target)
@@ -48,7 +51,11 @@ def rewritten(source: Path, target: Path, edit: Edit, *, stop: int | None = None
                     writer.record(record.seq, event, not record.is_input, 0)
                     continue
                 writer.record(record.seq, event, record.is_input, cause)
-        await writer.close()
+        if seal:
+            await writer.close()
+        else:
+            await writer.flush()
+            await writer.abort()
 
     asyncio.run(write())
 
@@ -93,13 +100,25 @@ def test_a_changed_cause_is_reported_at_its_seq(original: Path, tmp_path: Path) 
     assert report.divergence.reason.startswith("output caused by seq")
 
 
-def test_a_journal_cut_short_is_reported_where_it_ends(original: Path, tmp_path: Path) -> None:
+def test_a_journal_cut_short_and_sealed_finished_is_reported_where_it_ends(original: Path, tmp_path: Path) -> None:
     last_fill = seqs_of(original, OrderFilled)[5]
     cut = tmp_path / "cut.journal"
     rewritten(original, cut, lambda r: (r.event, r.cause), stop=last_fill)  # no PositionChanged after it
     report = replay(cut)
     assert report.divergence is not None and report.divergence.seq == last_fill + 1
-    assert report.divergence.reason == "replay produced an event beyond the end of the journal"
+    assert report.divergence.reason == "replay produced an output where the journal has an input"  # its RunFinished
+
+
+def test_a_killed_run_cut_between_an_input_and_its_outputs_replays_as_far_as_it_goes(
+    original: Path, tmp_path: Path
+) -> None:
+    """A killed writer commits at any record: what it committed must match,
+    and what replay makes after it is counted, not compared."""
+    last_fill = seqs_of(original, OrderFilled)[5]
+    cut = tmp_path / "cut.journal"
+    rewritten(original, cut, lambda r: (r.event, r.cause), stop=last_fill, seal=False)
+    report = replay(cut)
+    assert report.ok and report.events == last_fill and report.beyond > 0
 
 
 def unchanged(record: Record) -> tuple[Event, int]:

@@ -16,7 +16,7 @@ from tidemark.journal.reader import JournalReader
 from tidemark.journal.records import GENESIS, HASH_SIZE
 from tidemark.journal.verify import BackgroundVerify, verify
 
-EVENTS = 300  # bars; with their logs and the header: 601 records
+EVENTS = 300  # bars; with their logs, the header and the RunFinished that seals it: 602 records
 BLOCK = 16
 
 
@@ -25,7 +25,7 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("tamper") / "pristine.journal"
     asyncio.run(write_journal(path, EVENTS, block_size=BLOCK))
     report = verify(path)
-    assert report.ok and report.events == 2 * EVENTS + 1
+    assert report.ok and report.events == 2 * EVENTS + 2
     return path
 
 
@@ -138,7 +138,7 @@ def test_an_altered_record_is_named_before_a_later_one_that_does_not_decode(
 def test_verify_reports_an_intact_journal(pristine: Path, decode: bool) -> None:
     report = verify(pristine, decode=decode)
     assert report.ok and report.first_bad_seq is None and len(report.head) == 64
-    assert report.events == 2 * EVENTS + 1
+    assert report.events == 2 * EVENTS + 2
 
 
 @pytest.mark.parametrize("case", [0, 1, 5])

@@ -36,6 +36,7 @@ from tidemark.adapters.data import (
     load_funding,
     load_marks,
 )
+from tidemark.adapters.stop import StopSignals
 from tidemark.adapters.strategy_loader import resolve_strategy
 from tidemark.core import config as cfg
 from tidemark.core.bus import EventSink
@@ -49,13 +50,14 @@ from tidemark.core.series import MarketSeries
 from tidemark.core.strategy import StrategyError, load_source
 from tidemark.core.strategy.params import resolve
 from tidemark.journal.blocks import DecodedBlock
+from tidemark.journal.checked import ReadCheck, read_checked
 from tidemark.journal.process_writer import ProcessJournalWriter
 from tidemark.journal.projections import Projections
 from tidemark.journal.reader import JournalReader
 from tidemark.journal.replay import ReplayReport, replay_check
-from tidemark.journal.verify import BackgroundVerify, VerifyReport, verify
+from tidemark.journal.terminal import seal_after
+from tidemark.journal.verify import BackgroundVerify, Expectations, VerifyReport, verify
 from tidemark.journal.warnings import run_warnings
-from tidemark.journal.writer import STATUS_FAILED
 
 PACKAGE_VERSION = __version__
 SAMPLE_DIR = Path(__file__).parent / "sample_data"
@@ -99,10 +101,15 @@ class Result:
     strategy, name, value; :meth:`recorded` gives one column per name."""
     counters: pd.DataFrame
     """Counts the strategies kept (``ctx.count``): strategy, name, key, count."""
+    check: ReadCheck | None = None
+    """What verify proved of the journal read (``check.trusted``: nothing)."""
 
     @classmethod
-    def from_journal(cls, path: str | os.PathLike[str]) -> Result:
-        with JournalReader(path) as reader:
+    def from_journal(cls, path: str | os.PathLike[str], *, trust: bool = False) -> Result:
+        """The run in the journal at ``path``, which is verified while it is
+        read and refused (:class:`JournalIntegrityError`, first bad seq) if
+        damaged; ``trust=True`` reads it unverified."""
+        with read_checked(path, trust=trust) as check, JournalReader(path) as reader:
             proj = Projections.build(reader)
             seq, head = reader.head()
         fees = float(proj.fills["fee_account"].sum()) if len(proj.fills) else 0.0
@@ -134,6 +141,7 @@ class Result:
             run_warnings(proj, metrics),
             proj.records,
             proj.counters,
+            check,
         )
 
     _temporary: Any = field(default=None, repr=False, compare=False)
@@ -423,20 +431,19 @@ async def run_async(
         if journal is not None
         else DEFAULT_RUNS_DIR / f"{config.strategies[0].id}-{header.run_id}.journal"
     )
-    writer = await ProcessJournalWriter.create(path, durability="normal", overwrite=overwrite or journal is None)
-    try:
-        engine = Engine(config, slots, market, sink=writer)
-        perps = sorted({e.instrument for e in extras if isinstance(e, FundingRate)})
-        if config.funding.enabled and not config.funding.data and config.version >= 2:
-            perps = list(market.symbols)  # a static funding schedule: the symbols are perpetuals
-        await drive(
-            engine, writer, header, instruments_for(config, market, first_open, perps), market, progress, extras
-        )
-    except BaseException:
-        await writer.close(STATUS_FAILED)
-        raise
-    await writer.close()
-    return path
+    with StopSignals() as stop:
+        writer = await ProcessJournalWriter.create(path, durability="normal", overwrite=overwrite or journal is None)
+        try:
+            engine = Engine(config, slots, market, sink=writer)
+            perps = sorted({e.instrument for e in extras if isinstance(e, FundingRate)})
+            if config.funding.enabled and not config.funding.data and config.version >= 2:
+                perps = list(market.symbols)  # a static funding schedule: the symbols are perpetuals
+            instruments = instruments_for(config, market, first_open, perps)
+            await drive(engine, writer, header, instruments, market, progress, extras, stop=stop.check)
+        except BaseException as exc:
+            await seal_after(writer, exc)
+            raise
+        return (await writer.close()).path
 
 
 async def drive(
@@ -447,9 +454,13 @@ async def drive(
     market: MarketSeries,
     progress: Progress | None,
     extras: list[Event] | None = None,
+    *,
+    stop: Callable[[], None] | None = None,
 ) -> None:
     """Feed the header, instruments, bars and other market inputs in time
-    order (at equal times: bars, then marks, then funding); pump the journal."""
+    order (at equal times: bars, then marks, then funding); pump the journal.
+    ``stop`` is called between batches, where every input fed has had all
+    its outputs, and raises to stop the run there."""
     engine.feed(header)
     for inst in instruments:
         engine.feed(inst)
@@ -470,6 +481,8 @@ async def drive(
             await writer.pump()
             if progress is not None:
                 progress(count, total)
+            if stop is not None:
+                stop()
         engine.finish()
     if progress is not None:
         progress(total, total)
@@ -578,7 +591,9 @@ class VerifiedReplay:
         return self.integrity.ok and self.replay is not None and self.replay.ok
 
 
-def replay_verified(path: str | os.PathLike[str], *, full_verify: bool = False) -> VerifiedReplay:
+def replay_verified(
+    path: str | os.PathLike[str], *, full_verify: bool = False, expect: Expectations | None = None
+) -> VerifiedReplay:
     """``tidemark replay --check``: verify the journal and replay it.
 
     Verify runs in a child process while this one replays, so the two take
@@ -587,14 +602,14 @@ def replay_verified(path: str | os.PathLike[str], *, full_verify: bool = False) 
     payload's tag and time unless ``full_verify`` (``tidemark audit``). On a
     damaged journal the replay's outcome, an error included, is dropped and
     the report says what verify found."""
-    pending = BackgroundVerify(path, decode=full_verify)
+    pending = BackgroundVerify(path, decode=full_verify, expect=expect)
     try:
         try:
             report = replay(path)
         except Exception:
             integrity = pending.result()
             if integrity.ok and not full_verify:
-                integrity = verify(path)  # names a payload that does not decode
+                integrity = verify(path, expect=expect)  # names a payload that does not decode
             if not integrity.ok:
                 return VerifiedReplay(integrity, None)
             raise

@@ -20,6 +20,8 @@ from typing import Final
 
 import ccxt
 
+from tidemark.adapters import logs
+
 RESUBSCRIBE: Final = "resubscribe"
 RETRY: Final = "retry"
 STOP: Final = "stop"
@@ -99,5 +101,7 @@ def backoff(attempt: int) -> float:
 
 
 def one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
+    """The error in one line, any secret it echoes (a header, a signed URL) masked:
+    what a FeedGap journals and a log shows."""
+    text = logs.mask(" ".join(str(error).split()))
     return f"{type(error).__name__}: {text[:300]}"

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import math
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ import msgspec
 
 from tidemark.adapters import logs
 from tidemark.adapters.progress import ProgressBar
+from tidemark.journal.terminal import RunInterrupted
 
 if TYPE_CHECKING:
     from tidemark.adapters.live_feed import FeedSettings
@@ -41,6 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tidemark: interrupted", file=sys.stderr)
         return 130
+    except RunInterrupted as exc:
+        print(f"tidemark: {exc}; {_where_sealed(exc)}", file=sys.stderr)
+        return exc.exit_code
     except Exception as exc:
         from tidemark.adapters.ccxt_errors import ExchangeUnreachable
         from tidemark.adapters.paper import PaperError
@@ -53,13 +58,44 @@ def main(argv: Sequence[str] | None = None) -> int:
             from tidemark.core.strategy.faults import describe_failure
 
             what = describe_failure(exc.error, exc.event)
-            print(f"tidemark: error: {what} (the journal is sealed 'failed'; -v for the traceback)", file=sys.stderr)
+            print(f"tidemark: error: {what} ({_where_sealed(exc)}; -v for the traceback)", file=sys.stderr)
+            return EXIT_CHECK_FAILED
+        if _is_check_failure(exc):
+            sealed = f" ({_where_sealed(exc)})" if hasattr(exc, "sealed") or hasattr(exc, "seal_error") else ""
+            print(f"tidemark: error: {_one_line(exc)}{sealed}", file=sys.stderr)
             return EXIT_CHECK_FAILED
         if not _is_input_error(exc):
             raise
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"tidemark: error: {message}", file=sys.stderr)
+        print(f"tidemark: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
+
+
+def _one_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _where_sealed(exc: BaseException) -> str:
+    """Where a run that raised left its journal (see ``journal.terminal.seal_after``)."""
+    sealed = getattr(exc, "sealed", None)
+    if sealed is not None:
+        where = f"the journal {sealed.path} is sealed {sealed.status!r} at seq {sealed.events}, head {sealed.head}"
+        return where if sealed.one_file else where + " (still split in a -wal file: run tidemark verify --repair)"
+    error = getattr(exc, "seal_error", None)
+    if error is not None:
+        return f"the journal could not be sealed: {_one_line(error)}"
+    return "the journal is sealed"
+
+
+def _is_check_failure(exc: Exception) -> bool:
+    """A journal that is damaged, or that could not be written (exit 1)."""
+    from tidemark.journal.errors import (
+        JournalDecodeError,
+        JournalEmptyError,
+        JournalIntegrityError,
+        JournalWriteError,
+    )
+
+    return isinstance(exc, (JournalIntegrityError, JournalDecodeError, JournalWriteError, JournalEmptyError))
 
 
 def _is_input_error(exc: Exception) -> bool:
@@ -153,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="JOURNAL",
         help="rerun over exactly the market data of this journal (a paper session or a backtest): a child run",
     )
+    _trust_flag(bt, "the --from-journal parent")
     bt.set_defaults(func=cmd_backtest)
 
     pp = sub.add_parser(
@@ -183,7 +220,18 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--watch", action="store_true", help="reload the strategy file when it changes")
     pp.add_argument("--ccxt-option", action="append", default=[], metavar="KEY=VALUE", help="ccxt option, dotted keys")
     pp.add_argument("--ccxt-options", help="JSON file of ccxt options")
+    pp.add_argument(
+        "--credentials",
+        metavar="FILE",
+        help="JSON file of exchange credentials (ccxt option names), readable by you only; or $TIDEMARK_API_KEY, ...",
+    )
     pp.add_argument("--no-status", action="store_true", help="no live status line")
+    pp.add_argument(
+        "--signing-key",
+        metavar="FILE",
+        help="Ed25519 private key: journal signed checkpoints of the chain head (else $TIDEMARK_SIGNING_KEY)",
+    )
+    pp.add_argument("--checkpoint-every", type=float, default=5.0, help="seconds between signed checkpoints")
     pp.set_defaults(func=cmd_paper)
 
     df = sub.add_parser(
@@ -192,12 +240,14 @@ def build_parser() -> argparse.ArgumentParser:
     df.add_argument("run_a")
     df.add_argument("run_b")
     df.add_argument("--json", action="store_true")
+    _trust_flag(df, "either journal")
     df.set_defaults(func=cmd_diff)
 
     rp = sub.add_parser("report", parents=[common], help="summary of any journal")
     rp.add_argument("journal")
     rp.add_argument("--json", action="store_true", help="metrics as one JSON object")
     rp.add_argument("--html", help="also write the HTML report here")
+    _trust_flag(rp, "the journal")
     rp.set_defaults(func=cmd_report)
 
     rl = sub.add_parser(
@@ -211,18 +261,30 @@ def build_parser() -> argparse.ArgumentParser:
     vf = sub.add_parser("verify", parents=[common], help="check a journal's integrity and hash chain")
     vf.add_argument("journal")
     vf.add_argument("--json", action="store_true")
+    _proof_flags(vf)
+    vf.add_argument(
+        "--repair",
+        action="store_true",
+        help="a journal whose writer died: make it one file again (nothing committed is lost), then verify",
+    )
     vf.set_defaults(func=cmd_verify)
 
     au = sub.add_parser("audit", parents=[common], help="verify, then replay --check")
     au.add_argument("journal")
     au.add_argument("--json", action="store_true")
+    _proof_flags(au)
     au.set_defaults(func=cmd_audit)
+
+    kg = sub.add_parser("keygen", parents=[common], help="make an Ed25519 key pair for signed checkpoints")
+    kg.add_argument("--out", required=True, metavar="FILE", help="private key file (the public key goes to FILE.pub)")
+    kg.set_defaults(func=cmd_keygen)
 
     jn = sub.add_parser("journal", parents=[common], help="inspect or export a journal")
     jsub = jn.add_subparsers(dest="journal_command", required=True)
     show = jsub.add_parser("show", parents=[common], help="run header and counts by kind")
     show.add_argument("journal")
     show.add_argument("--json", action="store_true")
+    _trust_flag(show, "the journal")
     show.set_defaults(func=cmd_journal_show)
     ex = jsub.add_parser(
         "export",
@@ -232,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("journal")
     ex.add_argument("--format", choices=["parquet", "csv", "jsonl"], required=True)
     ex.add_argument("--out", required=True, help="output directory")
+    _trust_flag(ex, "the journal")
     ex.set_defaults(func=cmd_journal_export)
 
     fe = sub.add_parser(
@@ -254,6 +317,25 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--json", action="store_true")
     st.set_defaults(func=cmd_strategies)
     return parser
+
+
+def _trust_flag(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--trust",
+        action="store_true",
+        help=f"read {what} without verifying it (a damaged journal is refused otherwise); the output says so",
+    )
+
+
+def _proof_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--expect-head",
+        metavar="HASH",
+        help="an anchor: fail unless the chain ends at or passes through this chain hash (printed when it was written)",
+    )
+    parser.add_argument(
+        "--pubkey", metavar="FILE", help="check the signed checkpoints with this Ed25519 public key (tidemark keygen)"
+    )
 
 
 # -- backtest --------------------------------------------------------------------------------------
@@ -348,6 +430,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     else:
         print(summary_table(result))
         print(f"journal: {path}")
+        print(f"head:    {result.head}  (anchor: tidemark verify {path} --expect-head {result.head})")
         if report_path is not None:
             print(f"report:  {report_path}")
     return EXIT_OK
@@ -455,9 +538,15 @@ def _num(x: float) -> str:
 
 
 def _existing(path: str) -> Path:
+    """A journal path given on the command line: a file this user can read
+    (else exit 2: the argument is unusable, which is not a damaged journal)."""
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such journal")
+    if p.is_dir():
+        raise UsageError(f"{p}: is a directory, not a journal")
+    if not os.access(p, os.R_OK):
+        raise UsageError(f"{p}: not readable (permission denied)")
     return p
 
 
@@ -465,34 +554,79 @@ def cmd_report(args: argparse.Namespace) -> int:
     from tidemark.adapters.backtest import Result
     from tidemark.adapters.report_html import write_report
 
-    result = Result.from_journal(_existing(args.journal))
+    result = Result.from_journal(_existing(args.journal), trust=args.trust)
+    assert result.check is not None
     if args.html:
         write_report(result, Path(args.html))
     if args.json:
-        print(
-            json.dumps(
-                _jsonable({**result.metrics, "run_id": result.run_id, "events": result.events, "head": result.head}),
-                sort_keys=True,
-            )
-        )
+        facts = {**result.metrics, "run_id": result.run_id, "events": result.events, "head": result.head}
+        print(json.dumps(_jsonable({**facts, **result.check.as_dict()}), sort_keys=True))
     else:
         print(summary_table(result))
+        print(result.check.describe())
     if args.html:
         print(f"report: {args.html}", file=sys.stderr if args.json else sys.stdout)
     return EXIT_OK
 
 
+def _expectations(args: argparse.Namespace) -> Any:
+    from tidemark.journal.verify import Expectations
+
+    if args.pubkey is not None:
+        _existing_file(args.pubkey, "public key")
+    head = args.expect_head
+    if head is not None and not (len(head) == 64 and all(c in "0123456789abcdefABCDEF" for c in head)):
+        raise UsageError(f"--expect-head {head!r}: a chain hash is 64 hex characters")
+    return Expectations(expect_head=head, public_key=args.pubkey)
+
+
+def _existing_file(path: str, what: str) -> Path:
+    p = Path(path)
+    if not p.is_file() or not os.access(p, os.R_OK):
+        raise UsageError(f"{p}: no readable {what} file")
+    return p
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
+    from tidemark.journal.signing import SigningKeyError
     from tidemark.journal.verify import verify
 
-    report = verify(_existing(args.journal))
+    path = _existing(args.journal)
+    expect = _expectations(args)
+    repaired = None
+    if args.repair:
+        from tidemark.journal.repair import repair
+
+        repaired = repair(path)
+    try:
+        report = verify(path, expect=expect)
+    except SigningKeyError as exc:
+        raise UsageError(str(exc)) from None
     if args.json:
-        print(json.dumps(report.as_dict(), sort_keys=True))
-    elif report.ok:
-        print(f"{args.journal}: ok, {report.events} events, head {report.head}")
+        print(json.dumps({**report.as_dict(), **({"repair": repaired.as_dict()} if repaired else {})}, sort_keys=True))
     else:
-        print(f"{args.journal}: DAMAGED: {report.message}")
+        if repaired is not None:
+            print(f"{path}: {repaired.describe()}")
+        print(f"{path}: {describe_verify(report)}")
     return EXIT_OK if report.ok else EXIT_CHECK_FAILED
+
+
+def describe_verify(report: Any) -> str:
+    """verify's verdict in one line: ok (with what else it proved) or DAMAGED."""
+    if not report.ok:
+        return f"DAMAGED: {report.message}"
+    text = f"ok, {report.events} events, head {report.head}"
+    if report.live:
+        text += ", being written (verified as far as it is committed)"
+    elif not report.sealed:
+        text += f", unsealed ({report.status}: its writer stopped without sealing; tidemark verify --repair)"
+    else:
+        text += f", {report.status}"
+    if report.anchor_seq is not None:
+        text += f"; passes through the expected head at seq {report.anchor_seq}"
+    if report.signed_through is not None:
+        text += f"; {report.checkpoints} signed checkpoints verify, the last covering seq {report.signed_through}"
+    return text
 
 
 def _describe(event: Any) -> str:
@@ -539,9 +673,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     from tidemark.adapters.backtest import replay_verified
+    from tidemark.journal.signing import SigningKeyError
 
     path = _existing(args.journal)
-    checked = replay_verified(path, full_verify=True)
+    try:
+        checked = replay_verified(path, full_verify=True, expect=_expectations(args))
+    except SigningKeyError as exc:
+        raise UsageError(str(exc)) from None
     integrity = checked.integrity
     result: dict[str, Any] = {"verify": integrity.as_dict()}
     ok = integrity.ok
@@ -559,7 +697,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, sort_keys=True))
     else:
-        print(f"verify: {'ok' if integrity.ok else integrity.message}")
+        print(f"verify: {describe_verify(integrity) if integrity.ok else integrity.message}")
         if "replay" in result:
             r = result["replay"]
             verdict = "identical" if r["ok"] else f"diverges at seq {r['first_divergent_seq']}"
@@ -569,32 +707,42 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_journal_show(args: argparse.Namespace) -> int:
+    from tidemark.journal.checked import ReadCheck, verified
+    from tidemark.journal.meta import FILE_KEYS, HEADER_KEYS, header_meta
     from tidemark.journal.reader import JournalReader
 
-    with JournalReader(_existing(args.journal)) as reader:
-        meta = dict(reader.meta)
+    path = _existing(args.journal)
+    check = ReadCheck(path, args.trust, None if args.trust else verified(path))
+    with JournalReader(path) as reader:
+        file_facts = {k: v for k, v in reader.meta.items() if k in FILE_KEYS and k != "status"}
         counts = reader.counts_by_kind()
         seq, head = reader.head()
-    config = json.loads(meta.pop("config", "{}") or "{}")
+        header = reader.header()
+        final = reader.final()
+    # What the run was and how it ended come from the chain, never from meta.
+    run = header_meta(header) if header is not None else dict.fromkeys(HEADER_KEYS, "")
+    config = json.loads(run.pop("config") or "{}")
     for strategy in config.get("strategies", []):
         strategy["source"] = f"<{len(strategy.get('source', ''))} chars>"
+    status = final.status if final is not None else reader.meta.get("status", "") + " (no final record)"
     if args.json:
-        print(
-            json.dumps({"meta": meta, "config": config, "counts": counts, "events": seq, "head": head}, sort_keys=True)
-        )
+        meta = {**file_facts, **run, "status": status}
+        out = {"meta": meta, "config": config, "counts": counts, "events": seq, "head": head, **check.as_dict()}
+        print(json.dumps(out, sort_keys=True))
         return EXIT_OK
     from tidemark.core.clock import iso_utc
 
-    width = max(len(k) for k in meta)
-    for key in sorted(meta):
-        value = meta[key]
-        if key.endswith("_ts") and value.isdigit() and int(value):
+    rows = {**run, "status": status, **file_facts}
+    width = max(len(k) for k in rows)
+    for key, value in rows.items():
+        if key.endswith("_ts") and str(value).isdigit() and int(value):
             value = f"{value} ({iso_utc(int(value))})"
         print(f"{key:<{width}}  {value}")
     print(f"{'config':<{width}}  {json.dumps(config, sort_keys=True)}")
     print(f"\nevents: {seq}   head: {head}")
     for kind, count in counts.items():
         print(f"  {kind:<8} {count:>10,}")
+    print(check.describe())
     return EXIT_OK
 
 
@@ -604,10 +752,12 @@ def cmd_journal_export(args: argparse.Namespace) -> int:
     from tidemark.journal.export import export
 
     journal = _existing(args.journal)
-    for path in export(journal, args.out, args.format):
+    for path in export(journal, args.out, args.format, trust=args.trust):
         print(path)
-    for path in export_results(Result.from_journal(journal), Path(args.out) / "results", args.format):
+    for path in export_results(Result.from_journal(journal, trust=True), Path(args.out) / "results", args.format):
         print(path)
+    if args.trust:
+        print("UNVERIFIED: exported with --trust, not checked against its hash chain", file=sys.stderr)
     return EXIT_OK
 
 
@@ -627,6 +777,7 @@ def _rerun(args: argparse.Namespace) -> int:
             timeframe=args.timeframe,
             journal=args.journal,
             overwrite=args.force,
+            trust=args.trust,
         )
     )
     result = Result.from_journal(path)
@@ -636,32 +787,63 @@ def _rerun(args: argparse.Namespace) -> int:
 
         report_path = Path(args.report) if args.report else path.with_suffix(".html")
         write_report(result, report_path)
+    facts = {"journal": str(path), "run_id": result.run_id, "head": result.head, "parent_trusted": args.trust}
     if args.json:
-        print(json.dumps(_jsonable({**result.metrics, "journal": str(path), "run_id": result.run_id}), sort_keys=True))
+        print(json.dumps(_jsonable({**result.metrics, **facts}), sort_keys=True))
     else:
         print(summary_table(result))
-        print(f"parent:  {result.header.parent_run_id} ({parent})")
+        trusted = " (UNVERIFIED: read with --trust)" if args.trust else " (verified)"
+        print(f"parent:  {result.header.parent_run_id} ({parent}){trusted}")
         print(f"journal: {path}")
+        print(f"head:    {result.head}")
         if report_path is not None:
             print(f"report:  {report_path}")
     return EXIT_OK
 
 
 def _ccxt_options(args: argparse.Namespace) -> dict[str, Any]:
-    from tidemark.adapters.fetch import set_option
+    """ccxt options from --credentials, --ccxt-options and --ccxt-option (in
+    that order of precedence, lowest first; the environment's credentials
+    come below them all, see ``adapters.secrets``). A secret on the command
+    line, or in an options file others can read, gets a warning."""
+    from tidemark.adapters.fetch import merge_options, set_option
+    from tidemark.adapters.secrets import (
+        CredentialsError,
+        command_line_secrets,
+        open_to_others,
+        read_credentials,
+        secret_values,
+    )
 
     options: dict[str, Any] = {}
+    if getattr(args, "credentials", None):
+        try:
+            options = read_credentials(args.credentials)
+        except CredentialsError as exc:
+            raise UsageError(str(exc)) from None
     if args.ccxt_options:
         try:
-            options = json.loads(Path(args.ccxt_options).read_text())
+            from_file = json.loads(Path(args.ccxt_options).read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise UsageError(f"{args.ccxt_options}: cannot read ccxt options: {exc}") from None
+        if secret_values(from_file) and open_to_others(args.ccxt_options):
+            _warn(f"{args.ccxt_options} holds credentials and other users can read it: chmod 600 it")
+        options = merge_options(options, from_file)
     for pair in args.ccxt_option:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise UsageError(f"--ccxt-option {pair!r}: expected KEY=VALUE")
         set_option(options, key, value)
+    for key in command_line_secrets(args.ccxt_option):
+        _warn(
+            f"--ccxt-option {key}=... puts a secret on the command line, where every local user can read it (ps);"
+            " use $TIDEMARK_API_KEY / $TIDEMARK_API_SECRET ... or --credentials FILE"
+        )
     return options
+
+
+def _warn(message: str) -> None:
+    print(f"tidemark: warning: {message}", file=sys.stderr)
 
 
 def cmd_paper(args: argparse.Namespace) -> int:
@@ -693,6 +875,8 @@ def cmd_paper(args: argparse.Namespace) -> int:
                 watch=args.watch,
                 status=status,
                 settings=settings,
+                signing_key=args.signing_key,
+                checkpoint_every=args.checkpoint_every,
             )
         )
     else:
@@ -702,6 +886,7 @@ def cmd_paper(args: argparse.Namespace) -> int:
     result = Result.from_journal(path)
     print(summary_table(result))
     print(f"journal: {path}")
+    print(f"head:    {result.head}")
     return EXIT_OK
 
 
@@ -727,6 +912,8 @@ def _paper_options(
         watch=args.watch,
         status=status,
         settings=settings,
+        signing_key=args.signing_key,
+        checkpoint_every=args.checkpoint_every,
     )
 
 
@@ -734,7 +921,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
     from tidemark.adapters.rerun import describe_diff, diff_runs
 
     a, b = _existing(args.run_a), _existing(args.run_b)
-    diff = diff_runs(a, b)
+    diff = diff_runs(a, b, trust=args.trust)
+    assert diff.checks is not None
     if args.json:
         print(
             json.dumps(
@@ -744,12 +932,16 @@ def cmd_diff(args: argparse.Namespace) -> int:
                     "decisions": list(diff.decisions),
                     "first_divergence": diff.first_divergence,
                     "pnl": {k: {"a": x, "b": y, "diff": y - x} for k, (x, y) in diff.pnl.items()},
+                    "a": diff.checks[0].as_dict(),
+                    "b": diff.checks[1].as_dict(),
                 },
                 sort_keys=True,
             )
         )
     else:
         print(describe_diff(diff, str(a), str(b)))
+        print(f"A {diff.checks[0].describe()}")
+        print(f"B {diff.checks[1].describe()}")
     return EXIT_OK
 
 
@@ -784,6 +976,25 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         )
         for note in r.notes:
             print(f"        note: {note}")
+    return EXIT_OK
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from tidemark.journal.signing import new_key
+
+    private_path = Path(args.out)
+    public_path = private_path.with_name(private_path.name + ".pub")
+    for target in (private_path, public_path):
+        if target.exists():
+            raise UsageError(f"{target}: exists; keys are never overwritten")
+    private, public, fingerprint = new_key()
+    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(private)
+    public_path.write_bytes(public)
+    print(f"private key: {private_path} (mode 600: keep it secret)")
+    print(f"public key:  {public_path} (give it to whoever verifies: tidemark verify --pubkey)")
+    print(f"fingerprint: {fingerprint}")
     return EXIT_OK
 
 

@@ -12,7 +12,18 @@ from typing import Any
 
 import structlog
 
-SECRET_WORDS = ("secret", "apikey", "api_key", "password", "token", "private")
+SECRET_WORDS = (
+    "secret",
+    "apikey",
+    "api_key",
+    "password",
+    "passphrase",
+    "token",
+    "private",
+    "signature",
+    "auth",
+    "cookie",
+)
 
 
 _SECRET_VALUES: list[str] = []
@@ -23,6 +34,13 @@ def register_secret(value: str) -> None:
     an exchange error message that echoes a URL or header)."""
     if value and value not in _SECRET_VALUES:
         _SECRET_VALUES.append(value)
+
+
+def mask(text: str) -> str:
+    """``text`` with every registered secret replaced by ``***``."""
+    for secret in _SECRET_VALUES:
+        text = text.replace(secret, "***")
+    return text
 
 
 def mask_secrets(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:

@@ -9,18 +9,26 @@ A session loads the exchange's markets (instrument definitions from ccxt
 metadata), starts the feed (:mod:`adapters.live_feed`) and feeds every event,
 in arrival order, into the same actor graph a backtest uses, with the book
 venue (:mod:`tidemark.core.execution.book_venue`) and bars built from trades. The journal is
-written with ``synchronous=FULL`` and committed every ``commit_every``
-seconds; its header holds the full config (ccxt options with secrets masked)
-and the strategies' source, so ``tidemark replay --check`` reproduces every
-order, fill and funding event, and ``tidemark backtest --from-journal`` reruns
-any strategy on exactly this market data.
+written with ``synchronous=FULL``: its header is committed at once, then
+everything is committed every ``commit_every`` seconds (0.25) whether or not
+new data arrives, so a killed session loses at most the data received in the
+last commit interval (under 1 s while the session keeps up with its feed).
+Its header holds the full config (ccxt options with secrets masked) and the
+strategies' source, so ``tidemark replay --check`` reproduces every order,
+fill and funding event, and ``tidemark backtest --from-journal`` reruns any
+strategy on exactly this market data. With a signing key (``signing_key``,
+or ``$TIDEMARK_SIGNING_KEY``) the header names the key's fingerprint and a
+signed :class:`Checkpoint` of the chain head is journaled every
+``checkpoint_every`` seconds and before the session ends
+(:mod:`journal.signing`).
 
 Times: inputs carry exchange time; an input stamped before the bus clock
 (streams interleave) is restamped to the bus clock, which never goes back.
-The session starts at the first market event. SIGINT (or ``duration``) stops
-cleanly: working orders are canceled, the account is snapshotted and the
-journal sealed ``finished``. A crash leaves it ``running``; the next writer
-to open it verifies and seals it ``crashed-recovered``.
+The session starts at the first market event. SIGINT, SIGTERM or SIGHUP (or
+``duration``) stops cleanly: working orders are canceled, the account is
+snapshotted and the journal sealed ``finished``. An error seals it
+``failed`` with the error in its last record. A crash leaves it ``running``;
+the next writer to open it verifies and seals it ``crashed-recovered``.
 """
 
 from __future__ import annotations
@@ -28,9 +36,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
@@ -43,6 +50,8 @@ from tidemark.adapters.ccxt_errors import RETRY, ExchangeUnreachable, backoff, c
 from tidemark.adapters.fetch import merge_options
 from tidemark.adapters.live_feed import FeedError, FeedSettings, LiveFeed, wall_ns
 from tidemark.adapters.markets import instruments_for_symbols
+from tidemark.adapters.secrets import credentials_from_env, mask_options, secret_values
+from tidemark.adapters.stop import LoopStopSignals
 from tidemark.core import config as cfg
 from tidemark.core.bus import BusFault
 from tidemark.core.engine import Engine
@@ -51,41 +60,15 @@ from tidemark.core.ids import canonical_json, sha256_hex
 from tidemark.core.series import MarketSeries
 from tidemark.core.strategy import StrategyError, load_source
 from tidemark.core.strategy.params import resolve
-from tidemark.journal.writer import STATUS_FAILED, STATUS_FINISHED, JournalWriter
+from tidemark.journal.signing import Signer, SigningKeyError
+from tidemark.journal.terminal import seal_after
+from tidemark.journal.writer import STATUS_FINISHED, JournalWriter
 
-SECRET_KEYS = ("apikey", "secret", "password", "uid", "privatekey", "walletaddress", "token", "login", "twofa")
+__all__ = ["LiveInputs", "PaperError", "PaperOptions", "live_loop", "mask_options", "run_paper", "secret_values"]
 
 
 class PaperError(RuntimeError):
     """The session could not start or had to stop; one line says why."""
-
-
-def is_secret_key(key: str) -> bool:
-    flat = key.lower().replace("_", "").replace("-", "")
-    return any(word in flat for word in SECRET_KEYS)
-
-
-def mask_options(options: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ccxt options with every credential replaced by ``***``."""
-    out: dict[str, Any] = {}
-    for key, value in options.items():
-        if is_secret_key(key):
-            out[key] = "***"
-        elif isinstance(value, dict):
-            out[key] = mask_options(value)
-        else:
-            out[key] = value
-    return out
-
-
-def secret_values(options: dict[str, Any]) -> list[str]:
-    found = []
-    for key, value in options.items():
-        if isinstance(value, dict):
-            found.extend(secret_values(value))
-        elif is_secret_key(key) and isinstance(value, str) and value:
-            found.append(value)
-    return found
 
 
 def make_exchange(exchange_id: str, options: dict[str, Any]) -> Any:
@@ -120,6 +103,10 @@ class PaperOptions:
     commit_every: float = 0.25
     status: TextIO | None = None
     settings: FeedSettings = field(default_factory=FeedSettings)
+    signing_key: str | os.PathLike[str] | None = None
+    """Ed25519 private key file for signed checkpoints (else ``$TIDEMARK_SIGNING_KEY``, else none)."""
+    checkpoint_every: float = 5.0
+    """Seconds between signed checkpoints."""
 
 
 async def _markets(exchange: Any, retries: int, log: Any, faults: list[Event] | None = None) -> dict[str, Any]:
@@ -257,30 +244,32 @@ async def run_paper(
     stop = stop or asyncio.Event()
     # ccxt options from the run config's paper section, with the caller's on top.
     base = build_config(options.config, strategy=options.strategy, initial_cash=options.initial_cash)
-    if base.paper is not None and base.paper.ccxt_options:
-        options = replace(options, ccxt_options=merge_options(base.paper.ccxt_options, options.ccxt_options))
+    ccxt_options = merge_options(credentials_from_env(), (base.paper.ccxt_options if base.paper else None) or {})
+    options = replace(options, ccxt_options=merge_options(ccxt_options, options.ccxt_options))
     for value in secret_values(options.ccxt_options):
         logs.register_secret(value)
+    signer = load_signer(options.signing_key)
     own_exchange = exchange is None
     exchange = exchange if exchange is not None else make_exchange(options.exchange, options.ccxt_options)
-    loop = asyncio.get_running_loop()
     try:
-        loop.add_signal_handler(signal.SIGINT, stop.set)
-        handles_sigint = True
-    except (NotImplementedError, RuntimeError):
-        handles_sigint = False
-    try:
-        faults: list[Event] = []
-        markets = await _markets(exchange, options.settings.retries, log, faults)
-        instruments = instruments_for_symbols(markets, list(options.symbols), 0)
-        config = session_config(options, instruments)
-        slots = slots_for(config)
-        return await _session(options, config, slots, instruments, exchange, stop, log, on_ready, faults)
+        with LoopStopSignals(asyncio.get_running_loop(), stop):
+            faults: list[Event] = []
+            markets = await _markets(exchange, options.settings.retries, log, faults)
+            instruments = instruments_for_symbols(markets, list(options.symbols), 0)
+            config = session_config(options, instruments)
+            slots = slots_for(config)
+            return await _session(options, config, slots, instruments, exchange, stop, log, on_ready, faults, signer)
     finally:
-        if handles_sigint:
-            loop.remove_signal_handler(signal.SIGINT)
         if own_exchange:
             await exchange.close()
+
+
+def load_signer(path: str | os.PathLike[str] | None) -> Signer | None:
+    """The session's signing key (a file, else the environment), or None."""
+    try:
+        return Signer.load(path)
+    except SigningKeyError as exc:
+        raise PaperError(str(exc)) from None
 
 
 async def _session(
@@ -293,6 +282,7 @@ async def _session(
     log: Any,
     on_ready: Callable[[Path], None] | None,
     faults: list[Event],
+    signer: Signer | None = None,
 ) -> Path:
     queue: asyncio.Queue[Event] = asyncio.Queue()
     perps = [i.instrument for i in instruments if i.kind == "perpetual"]
@@ -312,6 +302,8 @@ async def _session(
             "exchange": options.exchange,
             "markets": sha256_hex(canonical_json([msgspec.to_builtins(i) for i in instruments])),
         }
+        if signer is not None:
+            prints["signing_key"] = signer.fingerprint
         header = make_header(config, prints, first.ts, mode="paper")
         path = (
             Path(options.journal)
@@ -327,15 +319,17 @@ async def _session(
             engine.feed(msgspec.structs.replace(inst, ts=first.ts))
         for event in early:
             engine.feed(msgspec.structs.replace(event, ts=first.ts))
-        await live_loop(engine, writer, feed, first, LiveInputs(queue, feed_task, stop, deadline), options, log)
+        await writer.flush()  # the header is durable before anything else arrives
+        inputs = LiveInputs(queue, feed_task, stop, deadline)
+        await live_loop(engine, writer, feed, first, inputs, options, log, signer, header.run_id)
         return path
     except (FeedError, BusFault, PaperError) as exc:
         if writer is not None:
-            await writer.close(STATUS_FAILED)
+            await seal_after(writer, exc)
         raise PaperError(str(exc)) from exc
-    except BaseException:
+    except BaseException as exc:
         if writer is not None:
-            await writer.close(STATUS_FAILED)
+            await seal_after(writer, exc)
         raise
     finally:
         feed_task.cancel()
@@ -352,8 +346,8 @@ class LiveInputs:
     stop: asyncio.Event
     deadline: float | None
 
-    async def next(self) -> Event | None:
-        return await _next(self.queue, self.feed_task, self.stop, self.deadline)
+    async def next(self, idle: Callable[[], Awaitable[None]] | None = None) -> Event | None:
+        return await _next(self.queue, self.feed_task, self.stop, self.deadline, idle)
 
 
 async def live_loop(
@@ -364,30 +358,48 @@ async def live_loop(
     inputs: LiveInputs,
     options: PaperOptions,
     log: Any,
+    signer: Signer | None = None,
+    run_id: str = "",
 ) -> None:
     """Feed live inputs (``first``, then the queue's) until the session ends,
-    committing and showing the status every ``commit_every`` s; then finish
-    the run and seal the journal ``finished``."""
+    committing and showing the status every ``commit_every`` s (also while
+    no input arrives) and journaling a signed checkpoint every
+    ``checkpoint_every`` s and at the end; then finish the run and seal the
+    journal ``finished``."""
     status = StatusLine(options.status)
     spec = engine.config.strategies[0]
     watch_path = Path(spec.strategy) if options.watch and Path(spec.strategy).is_file() else None
     reloader = _Reloader(watch_path, spec.id, dict(spec.params), log)
     bus = engine.bus
+    last_commit = last_checkpoint = time.monotonic()
+
+    def checkpoint() -> None:
+        if signer is not None:
+            engine.feed(signer.checkpoint(bus.now(), run_id, writer.last_seq, writer.head))
+
+    async def housekeeping() -> None:
+        nonlocal last_commit, last_checkpoint
+        now = time.monotonic()
+        if now - last_commit < options.commit_every:
+            return
+        last_commit = now
+        if signer is not None and now - last_checkpoint >= options.checkpoint_every:
+            last_checkpoint = now
+            checkpoint()
+        await writer.flush()
+        status.show(engine, feed)
+        reload = reloader.poll()
+        if reload is not None:
+            engine.feed(msgspec.structs.replace(reload, ts=bus.now()))
+
     event = first
-    last_commit = time.monotonic()
     while event is not None:
         if event.ts < bus.now():
             event = msgspec.structs.replace(event, ts=bus.now())
         engine.feed(event)
-        now = time.monotonic()
-        if now - last_commit >= options.commit_every:
-            last_commit = now
-            await writer.flush()
-            status.show(engine, feed)
-            reload = reloader.poll()
-            if reload is not None:
-                engine.feed(msgspec.structs.replace(reload, ts=bus.now()))
-        event = await inputs.next()
+        await housekeeping()
+        event = await inputs.next(housekeeping)
+    checkpoint()  # every input is signed; the outputs after it follow from them (replay proves it)
     engine.finish(STATUS_FINISHED)
     status.show(engine, feed, force=True)
     if options.status is not None:
@@ -396,13 +408,20 @@ async def live_loop(
 
 
 async def _next(
-    queue: asyncio.Queue[Event], feed_task: asyncio.Future[None], stop: asyncio.Event, deadline: float | None
+    queue: asyncio.Queue[Event],
+    feed_task: asyncio.Future[None],
+    stop: asyncio.Event,
+    deadline: float | None,
+    idle: Callable[[], Awaitable[None]] | None = None,
 ) -> Event | None:
     """The next input, or None when the session should end. Raises the
     feed's fatal error. At the end, inputs already received are still handed
     out (and so journaled) until the queue is empty: a loaded machine that
-    fell behind the feed loses nothing it was sent."""
+    fell behind the feed loses nothing it was sent. ``idle`` is awaited
+    about every 0.1 s while no input arrives (the commit timer)."""
     while True:
+        if idle is not None:
+            await idle()
         if stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
             return queue.get_nowait() if not queue.empty() else None
         if not queue.empty():

@@ -30,7 +30,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -46,20 +45,24 @@ from tidemark.adapters.paper import (
     PaperError,
     PaperOptions,
     _markets,
-    _next,
     live_loop,
+    load_signer,
     make_exchange,
     secret_values,
 )
+from tidemark.adapters.secrets import credentials_from_env
+from tidemark.adapters.stop import LoopStopSignals
 from tidemark.core import config as cfg
 from tidemark.core.bars import SESSION_RESUMED
 from tidemark.core.bus import BusFault
 from tidemark.core.engine import Engine
-from tidemark.core.events import Event, FeedGap, InstrumentDefinition, RunFinished, RunStarted
+from tidemark.core.events import Event, FeedGap, InstrumentDefinition, RunFailed, RunFinished, RunStarted
 from tidemark.journal.blocks import DecodedBlock, decode_blocks
 from tidemark.journal.reader import JournalReader
 from tidemark.journal.replay import Divergence, ReplayComparer
-from tidemark.journal.writer import STATUS_FAILED, JournalIntegrityError, JournalWriter
+from tidemark.journal.signing import Signer
+from tidemark.journal.terminal import seal_after
+from tidemark.journal.writer import JournalIntegrityError, JournalWriter
 
 
 class _CatchUp(ReplayComparer):
@@ -90,7 +93,9 @@ def unmasked(options: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _catch_up(path: Path, writer: JournalWriter) -> tuple[Engine, cfg.RunConfig, list[InstrumentDefinition]]:
+def _catch_up(
+    path: Path, writer: JournalWriter
+) -> tuple[Engine, cfg.RunConfig, list[InstrumentDefinition], RunStarted]:
     """The session's graph, rebuilt from its journal up to the crash."""
     with JournalReader(path) as reader:
         blocks = decode_blocks(reader)
@@ -98,7 +103,7 @@ def _catch_up(path: Path, writer: JournalWriter) -> tuple[Engine, cfg.RunConfig,
             raise PaperError(f"{path}: seq 1 is not a run header")
         header = blocks[0].event(0)
         last = blocks[-1].event(-1)
-        if isinstance(last, RunFinished):
+        if isinstance(last, (RunFinished, RunFailed)):
             raise PaperError(f"{path}: the session ended ({last.status}); only an unfinished session can be resumed")
         config = cfg.parse_stored(json.loads(header.config))
         if config.paper is None:
@@ -124,7 +129,7 @@ def _catch_up(path: Path, writer: JournalWriter) -> tuple[Engine, cfg.RunConfig,
     if not sink.exhausted:
         seq, _ = sink.next_record()
         raise PaperError(f"{path}: the journal does not replay, cannot resume: seq {seq} was not regenerated")
-    return engine, config, instruments
+    return engine, config, instruments, header
 
 
 async def resume_paper(
@@ -139,10 +144,14 @@ async def resume_paper(
     stop: asyncio.Event | None = None,
     exchange: Any = None,
     on_ready: Callable[[Path], None] | None = None,
+    signing_key: str | os.PathLike[str] | None = None,
+    checkpoint_every: float = 5.0,
 ) -> Path:
-    """Continue the crashed paper session journaled at ``path``; returns it."""
+    """Continue the crashed paper session journaled at ``path``; returns it.
+    A session that signed checkpoints goes on signing them, with its key."""
     path = Path(path)
     log = logs.get("paper")
+    signer = load_signer(signing_key)
     try:
         writer = await JournalWriter.resume(path)
     except (JournalIntegrityError, FileNotFoundError) as exc:
@@ -151,32 +160,37 @@ async def resume_paper(
         raise PaperError(f"{path}: {exc}") from None
     try:
         recovered_after = writer.last_seq
-        engine, config, instruments = _catch_up(path, writer)
+        engine, config, instruments, header = _catch_up(path, writer)
+        _check_signer(path, header, signer)
     except BaseException:
         await writer.abort()
         raise
     paper = config.paper
     assert paper is not None
-    options = merge_options(unmasked(paper.ccxt_options), ccxt_options or {})
+    options = merge_options(merge_options(credentials_from_env(), unmasked(paper.ccxt_options)), ccxt_options or {})
     for value in secret_values(options):
         logs.register_secret(value)
     # Depth and transport are the session's own (the journal holds that depth).
     settings = replace(settings or FeedSettings(), depth=paper.book_depth, websocket=paper.websocket)
     symbols = config.all_symbols()
     session = PaperOptions(
-        paper.exchange, symbols, duration=duration, journal=path, watch=watch, commit_every=commit_every, status=status
+        paper.exchange,
+        symbols,
+        duration=duration,
+        journal=path,
+        watch=watch,
+        commit_every=commit_every,
+        status=status,
+        checkpoint_every=checkpoint_every,
     )
     log.warning("session_resumed", journal=str(path), after_seq=recovered_after, replayed_to=engine.bus.seq)
     stop = stop or asyncio.Event()
     own_exchange = exchange is None
-    loop = asyncio.get_running_loop()
-    handles_sigint = False
+    signals = LoopStopSignals(asyncio.get_running_loop(), stop)
     feed_task: asyncio.Future[None] | None = None
     try:
         exchange = exchange if exchange is not None else make_exchange(paper.exchange, options)
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGINT, stop.set)
-            handles_sigint = True
+        signals.__enter__()
         await _markets(exchange, settings.retries, log)
         if on_ready is not None:
             on_ready(path)
@@ -190,21 +204,32 @@ async def resume_paper(
         feed = LiveFeed(exchange, symbols, perps, settings, queue.put_nowait, log)
         feed_task = asyncio.ensure_future(feed.run())
         deadline = time.monotonic() + duration if duration else None
-        first = await _next(queue, feed_task, stop, deadline)
-        await live_loop(engine, writer, feed, first, LiveInputs(queue, feed_task, stop, deadline), session, log)
+        inputs = LiveInputs(queue, feed_task, stop, deadline)
+        first = await inputs.next()
+        await live_loop(engine, writer, feed, first, inputs, session, log, signer, header.run_id)
         return path
     except (FeedError, BusFault, PaperError) as exc:
-        await writer.close(STATUS_FAILED)
+        await seal_after(writer, exc)
         raise PaperError(str(exc)) from exc
-    except BaseException:
-        await writer.close(STATUS_FAILED)
+    except BaseException as exc:
+        await seal_after(writer, exc)
         raise
     finally:
         if feed_task is not None:
             feed_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await feed_task
-        if handles_sigint:
-            loop.remove_signal_handler(signal.SIGINT)
+        signals.__exit__()
         if own_exchange and exchange is not None:
             await exchange.close()
+
+
+def _check_signer(path: Path, header: RunStarted, signer: Signer | None) -> None:
+    """A session that signs goes on signing with the same key."""
+    named = json.loads(header.fingerprints).get("signing_key")
+    if named is None:
+        return
+    if signer is None:
+        raise PaperError(f"{path}: the session signs checkpoints with {named}: give its key (--signing-key)")
+    if signer.fingerprint != named:
+        raise PaperError(f"{path}: the session signs with {named}, not with the key given ({signer.fingerprint})")

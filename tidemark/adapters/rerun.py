@@ -16,13 +16,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from tidemark.adapters.backtest import DEFAULT_RUNS_DIR, Result, make_header, slots_for, strategy_configs
+from tidemark.adapters.stop import StopSignals
 from tidemark.core import config as cfg
 from tidemark.core.clock import iso_utc
 from tidemark.core.codec import DEFAULT_CODEC
@@ -30,8 +31,10 @@ from tidemark.core.engine import Engine
 from tidemark.core.events import (
     Bar,
     CancelOrder,
+    Checkpoint,
     Event,
     ModifyOrder,
+    RunFailed,
     RunStarted,
     StrategyReloaded,
     SubmitAlgo,
@@ -39,21 +42,31 @@ from tidemark.core.events import (
 )
 from tidemark.core.heap import frozen_setup
 from tidemark.core.series import MarketSeries
+from tidemark.journal.checked import ReadCheck, read_checked
 from tidemark.journal.process_writer import ProcessJournalWriter
 from tidemark.journal.reader import JournalReader
-from tidemark.journal.writer import STATUS_FAILED
+from tidemark.journal.terminal import seal_after
 
 DECISIONS = (SubmitOrder, CancelOrder, ModifyOrder, SubmitAlgo)
 PUMP_EVERY = 4096
 
 
-def _inputs(path: Path) -> tuple[RunStarted, list[Event]]:
-    with JournalReader(path) as reader:
+def _inputs(path: Path, trust: bool) -> tuple[RunStarted, list[Event], str]:
+    """The parent's header, its inputs after it (not its signed checkpoints
+    or final record: they are about the parent run) and its verified head."""
+    with read_checked(path, trust=trust) as check, JournalReader(path) as reader:
         records = list(reader.records())
-    if not records or not isinstance(records[0].event, RunStarted):
-        raise ValueError(f"{path}: seq 1 is not a run header")
+        _, head = reader.head()
+        if not records or not isinstance(records[0].event, RunStarted):
+            raise ValueError(f"{path}: seq 1 is not a run header")
     header = records[0].event
-    return header, [r.event for r in records[1:] if r.is_input]
+    if check.report is not None:
+        head = check.report.head
+    return (
+        header,
+        [r.event for r in records[1:] if r.is_input and not isinstance(r.event, (Checkpoint, RunFailed))],
+        head,
+    )
 
 
 def rerun_config(
@@ -86,13 +99,15 @@ async def rerun_async(
     timeframe: str | None = None,
     journal: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
+    trust: bool = False,
 ) -> Path:
+    """Rerun over the market data of the journal at ``parent_path``, which
+    is verified first (refused if damaged, unless ``trust``); the child's
+    header names the parent's run id and verified head."""
     parent_path = Path(parent_path)
-    parent_header, inputs = _inputs(parent_path)
+    parent_header, inputs, parent_head = _inputs(parent_path, trust)
     parent_config = cfg.parse_stored(json.loads(parent_header.config))
     config = rerun_config(parent_config, strategy, params or {}, timeframe)
-    with JournalReader(parent_path) as reader:
-        _, parent_head = reader.head()
     changed = config.strategies != parent_config.strategies
     events = [e for e in inputs if not (changed and isinstance(e, StrategyReloaded))]
     if config.paper is not None:
@@ -108,20 +123,21 @@ async def rerun_async(
         if journal is not None
         else DEFAULT_RUNS_DIR / f"{config.strategies[0].id}-{header.run_id}.journal"
     )
-    writer = await ProcessJournalWriter.create(path, durability="normal", overwrite=overwrite or journal is None)
-    try:
-        engine = Engine(config, slots_for(config), market, sink=writer)
-        engine.feed(header)
-        with frozen_setup():
-            for start in range(0, len(events), PUMP_EVERY):
-                engine.feed_all(events[start : start + PUMP_EVERY])
-                await writer.pump()
-            engine.finish()
-    except BaseException:
-        await writer.close(STATUS_FAILED)
-        raise
-    await writer.close()
-    return path
+    with StopSignals() as stop:
+        writer = await ProcessJournalWriter.create(path, durability="normal", overwrite=overwrite or journal is None)
+        try:
+            engine = Engine(config, slots_for(config), market, sink=writer)
+            engine.feed(header)
+            with frozen_setup():
+                for start in range(0, len(events), PUMP_EVERY):
+                    engine.feed_all(events[start : start + PUMP_EVERY])
+                    await writer.pump()
+                    stop.check()
+                engine.finish()
+        except BaseException as exc:
+            await seal_after(writer, exc)
+            raise
+        return (await writer.close()).path
 
 
 def rerun_from_journal(parent_path: str | os.PathLike[str], **kwargs: Any) -> Result:
@@ -141,6 +157,8 @@ class RunDiff:
     a_decision: Event | None
     b_decision: Event | None
     pnl: dict[str, tuple[float, float]]
+    checks: tuple[ReadCheck, ReadCheck] | None = None
+    """What verify proved of each journal (None: not checked)."""
 
 
 def _decision_key(event: Event) -> bytes:
@@ -154,7 +172,7 @@ def _outline(path: Path) -> tuple[list[bytes], list[Event]]:
     with JournalReader(path) as reader:
         for record in reader.records():
             event = record.event
-            if record.is_input and not isinstance(event, RunStarted):
+            if record.is_input and not isinstance(event, (RunStarted, Checkpoint, RunFailed)):
                 inputs.append(record.payload)
             elif not record.is_input and isinstance(event, DECISIONS):
                 decisions.append(event)
@@ -169,8 +187,16 @@ def _pnl(result: Result) -> dict[str, float]:
     return {"trading": total + fees - funding, "fees": -fees, "funding": funding, "total": total}
 
 
-def diff_runs(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> RunDiff:
+def diff_runs(a: str | os.PathLike[str], b: str | os.PathLike[str], *, trust: bool = False) -> RunDiff:
+    """Compare two runs; both journals are verified while they are read
+    (a damaged one is refused, unless ``trust``: see ``RunDiff.checks``)."""
     path_a, path_b = Path(a), Path(b)
+    with read_checked(path_a, trust=trust) as check_a, read_checked(path_b, trust=trust) as check_b:
+        diff = _diff(path_a, path_b)
+    return replace(diff, checks=(check_a, check_b))
+
+
+def _diff(path_a: Path, path_b: Path) -> RunDiff:
     inputs_a, decisions_a = _outline(path_a)
     inputs_b, decisions_b = _outline(path_b)
     first_input = next((k for k, (x, y) in enumerate(zip(inputs_a, inputs_b, strict=False)) if x != y), None)
@@ -180,7 +206,7 @@ def diff_runs(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> RunDiff:
     first = next((k for k, (x, y) in pairs if _decision_key(x) != _decision_key(y)), None)
     if first is None and len(decisions_a) != len(decisions_b):
         first = min(len(decisions_a), len(decisions_b))
-    pnl_a, pnl_b = _pnl(Result.from_journal(path_a)), _pnl(Result.from_journal(path_b))
+    pnl_a, pnl_b = _pnl(Result.from_journal(path_a, trust=True)), _pnl(Result.from_journal(path_b, trust=True))
     return RunDiff(
         first_input is None,
         first_input,

@@ -22,8 +22,9 @@ class EventDecodeError(ValueError):
 
 Upcaster = Callable[[Any], Event]
 
-_BAD_BYTES = (msgspec.MsgspecError, UnicodeDecodeError, ValueError)
-"""What msgspec raises on malformed input (invalid UTF-8 is a UnicodeDecodeError)."""
+_BAD_BYTES = (msgspec.MsgspecError, UnicodeDecodeError, ValueError, RecursionError)
+"""What msgspec raises on malformed input (invalid UTF-8 is a UnicodeDecodeError;
+arrays nested deeper than the interpreter's recursion limit, a RecursionError)."""
 
 
 class Codec:

@@ -539,6 +539,33 @@ class StrategyCount(Event, frozen=True, tag="cnt"):
     n: int = 1
 
 
+class RunFailed(Event, frozen=True, tag="fail"):
+    """The last record of a run that did not finish: ``status`` is
+    ``failed`` (an error) or ``interrupted`` (a signal); ``error`` the
+    error in one line; ``trace`` a summary of where it was raised
+    (``file:line in function``, innermost last); ``fault_seq`` the seq of the
+    event whose handler raised (0: the cause came from outside the run: a
+    signal, the disk, the writer, the feed). An input written by the
+    runner, never by an actor: replay does not feed it."""
+
+    status: str
+    error: str = ""
+    trace: tuple[str, ...] = ()
+    fault_seq: int = 0
+
+
+class Checkpoint(Event, frozen=True, tag="ckpt"):
+    """A signed anchor of a live session: ``signature`` (Ed25519, hex) over
+    the run id, ``seq`` and ``head`` (hex chain hash of record ``seq``, the
+    record before this one), by the key whose fingerprint ``key`` is (and
+    the run header names). An input that no actor reads."""
+
+    seq: int
+    head: str
+    signature: str
+    key: str
+
+
 class Log(Event, frozen=True, tag="log"):
     """A strategy log line that is part of the run's record."""
 
@@ -581,6 +608,8 @@ AnyEvent = (
     | FeedGap
     | StrategyReloaded
     | RunFinished
+    | RunFailed
+    | Checkpoint
     | Log
     | Ticker
     | InterestCharged

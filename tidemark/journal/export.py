@@ -13,6 +13,7 @@ from typing import Any, Final
 import msgspec
 import pandas as pd
 
+from tidemark.journal.checked import read_checked
 from tidemark.journal.reader import JournalReader
 
 FORMATS: Final = ("parquet", "csv", "jsonl")
@@ -31,12 +32,40 @@ def _row(record: Any) -> dict[str, Any]:
     return row
 
 
-def export(path: str | Path, out_dir: str | Path, fmt: str) -> list[Path]:
-    """Write the export of journal ``path`` into ``out_dir``; returns the files."""
+def export(path: str | Path, out_dir: str | Path, fmt: str, *, trust: bool = False) -> list[Path]:
+    """Write the export of journal ``path`` into ``out_dir``; returns the
+    files. The journal is verified while it is exported: a damaged one is
+    refused (:class:`JournalIntegrityError`) and nothing of it is left in
+    ``out_dir`` (files are written under temporary names and renamed once
+    verify has passed), unless ``trust``."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    staged: list[Path] = []
+    try:
+        with read_checked(path, trust=trust):
+            staged = _export(Path(path), out, fmt)
+    except BaseException:
+        for partial in staged or out.glob(f".*{PARTIAL}"):
+            partial.unlink(missing_ok=True)
+        raise
+    written = []
+    for partial in staged:
+        target = partial.with_name(partial.name[1 : -len(PARTIAL)])
+        partial.replace(target)
+        written.append(target)
+    return written
+
+
+PARTIAL = ".partial"
+
+
+def _staging(target: Path) -> Path:
+    return target.with_name(f".{target.name}{PARTIAL}")
+
+
+def _export(path: Path, out: Path, fmt: str) -> list[Path]:
     with JournalReader(path) as reader:
         if fmt == "jsonl":
             return [_export_jsonl(reader, out)]
@@ -46,7 +75,7 @@ def export(path: str | Path, out_dir: str | Path, fmt: str) -> list[Path]:
     written = []
     for kind in sorted(tables):
         frame = pd.DataFrame(tables[kind])
-        target = out / f"{kind}.{fmt}"
+        target = _staging(out / f"{kind}.{fmt}")
         if fmt == "parquet":
             frame.to_parquet(target, index=False)
         else:
@@ -59,7 +88,7 @@ def export(path: str | Path, out_dir: str | Path, fmt: str) -> list[Path]:
 
 
 def _export_jsonl(reader: JournalReader, out: Path) -> Path:
-    target = out / "events.jsonl"
+    target = _staging(out / "events.jsonl")
     encoder = msgspec.json.Encoder()
     with target.open("wb") as handle:
         for record in reader.records():

@@ -14,6 +14,18 @@ sessions (low rates, durability FULL) use the in-process aiosqlite one.
 
 Acknowledgement: :meth:`flush` returns once the child has committed every
 record sent so far.
+
+Lifetimes: the run's process takes the writer lock (:mod:`journal.lock`)
+before the child starts; a forked child shares it. The child closes the
+pipe ends it inherited but does not use, so the run's death reaches it as
+the end of its input (it also checks that its parent still lives): it then
+commits what it received, makes the journal one file and exits, leaving the
+run unsealed for recovery. It ignores SIGINT, SIGHUP and SIGTERM, which a
+terminal or a CI cancel send to the whole process group: the run decides
+how to stop and asks it to seal (SIGKILL still ends it; the run then seals
+the journal itself). A write that fails (a full disk) is reported to the run at its
+next batch in one line; the child then only seals. If the child dies, the
+run seals the journal itself.
 """
 
 from __future__ import annotations
@@ -23,6 +35,7 @@ import contextlib
 import gc
 import os
 import queue
+import signal
 import sqlite3
 import threading
 from array import array
@@ -40,10 +53,12 @@ except ImportError:  # not on Windows
     fcntl = None  # type: ignore[assignment]
 
 from tidemark.core.codec import DEFAULT_CODEC
-from tidemark.core.events import SCHEMA_VERSION, TAGS, Event, RunStarted
+from tidemark.core.events import SCHEMA_VERSION, TAGS, Event, RunFailed, RunStarted
 from tidemark.core.series import BarBlock
 from tidemark.journal.child import child_context
-from tidemark.journal.errors import JournalConfigError, JournalError, JournalLockedError, SequenceError
+from tidemark.journal.errors import JournalConfigError, JournalError, JournalWriteError, SequenceError
+from tidemark.journal.lock import Placement
+from tidemark.journal.meta import STATUS_FAILED, STATUS_FINISHED, STATUS_RUNNING, header_meta
 from tidemark.journal.records import (
     DDL,
     FORMAT_VERSION,
@@ -56,26 +71,26 @@ from tidemark.journal.records import (
     msgpack_array_header_size,
     split_payloads,
 )
-from tidemark.journal.writer import (
-    DURABILITY,
-    STATUS_FINISHED,
-    STATUS_RUNNING,
-    _WriterLock,
-    check_new_journal,
-    header_meta,
-)
+from tidemark.journal.seal import Sealed, append_final, consolidate, seal_file
+from tidemark.journal.terminal import run_failed
+from tidemark.journal.writer import DURABILITY, place_new_journal
 
 BLOCK = 4096
 INBOX_BATCHES = 16
 """Batches the writer process may hold read but not yet written (~1 MB each)."""
 WAL_CHECKPOINT_PAGES = (16 << 20) // PAGE_SIZE
+PARENT_CHECK: Final = 0.5
+"""Seconds between the child's checks that the run's process still lives."""
 
 
 class ProcessJournalWriter:
     """Bus sink; see the module docstring. Create with :meth:`create`."""
 
-    def __init__(self, path: Path, process: Any, outbox: Connection, inbox: Connection, batch_size: int) -> None:
-        self.path = path
+    def __init__(
+        self, placement: Placement, process: Any, outbox: Connection, inbox: Connection, batch_size: int
+    ) -> None:
+        self.path = placement.path
+        self._placement = placement
         self._process = process
         self._outbox = outbox
         self._inbox = inbox
@@ -96,6 +111,7 @@ class ProcessJournalWriter:
         self._committed = 0
         self._head = GENESIS.hex()
         self._closed = False
+        self.sealed: Sealed | None = None
 
     @classmethod
     async def create(
@@ -106,23 +122,34 @@ class ProcessJournalWriter:
         overwrite: bool = False,
         batch_size: int = 8_192,
     ) -> ProcessJournalWriter:
-        path = check_new_journal(path, durability, overwrite)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        ctx = child_context()
-        to_child_r, to_child_w = ctx.Pipe(duplex=False)
-        _widen(to_child_w)
-        from_child_r, from_child_w = ctx.Pipe(duplex=False)
-        process = ctx.Process(
-            target=_child, args=(str(path), durability, overwrite, to_child_r, from_child_w), daemon=True
-        )
-        process.start()
-        to_child_r.close()
-        from_child_w.close()
-        reply = await asyncio.to_thread(from_child_r.recv)
-        if reply[0] != "ready":
-            process.join(5)
-            raise _error(reply)
-        return cls(path, process, to_child_w, from_child_r, batch_size)
+        placement = place_new_journal(path, durability, overwrite)
+        try:
+            ctx = child_context()
+            to_child_r, to_child_w = ctx.Pipe(duplex=False)
+            _widen(to_child_w)
+            from_child_r, from_child_w = ctx.Pipe(duplex=False)
+            # A forked child holds copies of every pipe end: it closes the two it
+            # does not use, or the run's death would never reach it as EOF.
+            unused = (to_child_w, from_child_r) if ctx.get_start_method() == "fork" else ()
+            process = ctx.Process(
+                target=_child,
+                args=(str(placement.write_path), durability, to_child_r, from_child_w, unused, os.getpid()),
+                daemon=True,
+            )
+            process.start()
+            to_child_r.close()
+            from_child_w.close()
+            try:
+                reply = await asyncio.to_thread(from_child_r.recv)
+            except (EOFError, OSError):
+                reply = ("error", "open", f"{placement.path}: the journal writer process died at start")
+            if reply[0] != "ready":
+                process.join(5)
+                raise _error(reply)
+        except BaseException:
+            placement.lock.release()
+            raise
+        return cls(placement, process, to_child_w, from_child_r, batch_size)
 
     def record(self, seq: int, event: Event, is_input: bool, cause: int) -> None:
         """Buffer one event (the hot path: no encoding or hashing here).
@@ -174,6 +201,8 @@ class ProcessJournalWriter:
     async def pump(self) -> None:
         if self._records + len(self._events) >= self._batch_size:
             self._send()
+            if self._inbox.poll():  # the child speaks unasked only to report a failed write
+                raise self._gone()
 
     def _send(self) -> None:
         events, runs = self._events, self._bar_runs
@@ -202,8 +231,21 @@ class ProcessJournalWriter:
         self._events, self._causes, self._inputs, self._bar_runs, self._records = [], [], [], [], 0
         try:
             self._outbox.send(message)
-        except (BrokenPipeError, OSError) as exc:
-            raise JournalError(f"{self.path}: journal writer process is gone ({exc})") from exc
+        except OSError:
+            raise self._gone() from None
+
+    def _gone(self) -> JournalWriteError:
+        """Why the child stopped taking records: the error it reported if it
+        did, else how its process ended."""
+        with contextlib.suppress(EOFError, OSError):
+            if self._inbox.poll(1.0):
+                reply = self._inbox.recv()
+                if reply[0] == "error":
+                    return JournalWriteError(reply[2])
+        self._process.join(1.0)
+        code = self._process.exitcode
+        how = "is gone" if code is None else f"died (signal {-code})" if code < 0 else f"exited ({code})"
+        return JournalWriteError(f"{self.path}: the journal writer process {how}")
 
     def _send_until_unencodable(self) -> None:
         """Send the records before the first event that cannot be encoded and
@@ -224,8 +266,11 @@ class ProcessJournalWriter:
 
     async def _ask(self, verb: str, *args: Any) -> tuple[Any, ...]:
         self._send()
-        self._outbox.send((verb, *args))
-        reply: tuple[Any, ...] = await asyncio.to_thread(self._inbox.recv)
+        try:
+            self._outbox.send((verb, *args))
+            reply: tuple[Any, ...] = await asyncio.to_thread(self._inbox.recv)
+        except (EOFError, OSError):
+            raise self._gone() from None
         if reply[0] == "error":
             raise _error(reply)
         self._committed, self._head = reply[1], reply[2]
@@ -235,16 +280,44 @@ class ProcessJournalWriter:
         await self._ask("flush")
         return self._committed
 
-    async def close(self, status: str = STATUS_FINISHED) -> None:
-        if self._closed:
-            return
+    async def close(self, status: str = STATUS_FINISHED, error: BaseException | None = None) -> Sealed:
+        """Seal with ``status`` (a run that did not finish ends with a chained
+        :class:`RunFailed` naming ``error``), one file, in place; the child
+        does it, or this process if the child is gone (then the records it
+        had not committed are lost, and the seal follows the last committed
+        one)."""
+        if self.sealed is not None or self._closed:
+            if self.sealed is None:
+                raise JournalWriteError(f"{self.path}: the writer was aborted")
+            return self.sealed
         self._closed = True
+        final = None if status == STATUS_FINISHED else run_failed(0, status, error)
+        write_error: JournalWriteError | None = None
         try:
-            await self._ask("close", status)
+            try:
+                reply = await self._ask("close", status, final)
+                sealed = Sealed(self._placement.write_path, status, reply[1], reply[2], reply[3])
+            except JournalError as exc:
+                if status == STATUS_FINISHED or error is None:
+                    write_error = exc if isinstance(exc, JournalWriteError) else JournalWriteError(str(exc))
+                    status, final = STATUS_FAILED, run_failed(0, STATUS_FAILED, write_error)
+                await asyncio.to_thread(self._process.join, 10)
+                if self._process.is_alive():
+                    self._process.kill()
+                    await asyncio.to_thread(self._process.join, 10)
+                sealed = await asyncio.to_thread(seal_file, self._placement.write_path, status, final)
+            else:
+                await asyncio.to_thread(self._process.join, 30)
+        except BaseException:
+            self._placement.lock.release()
+            raise
         finally:
-            await asyncio.to_thread(self._process.join, 30)
             self._outbox.close()
             self._inbox.close()
+        self.sealed = Sealed(self._placement.finish(ok=status == STATUS_FINISHED), *_fields(sealed)[1:])
+        if write_error is not None:
+            raise write_error
+        return self.sealed
 
     async def abort(self) -> None:
         """Stop without sealing: the run stays ``running`` until recovered."""
@@ -255,6 +328,11 @@ class ProcessJournalWriter:
         await asyncio.to_thread(self._process.join, 10)
         self._outbox.close()
         self._inbox.close()
+        self._placement.lock.release()
+
+
+def _fields(sealed: Sealed) -> tuple[Any, ...]:
+    return (sealed.path, sealed.status, sealed.events, sealed.head, sealed.one_file)
 
 
 def _widen(conn: Connection) -> None:
@@ -269,67 +347,91 @@ def _widen(conn: Connection) -> None:
 
 def _error(reply: tuple[Any, ...]) -> Exception:
     kind, message = reply[1], reply[2]
-    if kind == "locked":
-        return JournalLockedError(message)
-    return JournalError(message)
+    if kind == "open":
+        return JournalError(message)
+    return JournalWriteError(message)
 
 
 # -- the child ------------------------------------------------------------------------------------
 
 
-def _child(path_text: str, durability: str, overwrite: bool, inbox: Connection, outbox: Connection) -> None:
+def _child(
+    path_text: str, durability: str, inbox: Connection, outbox: Connection, unused: tuple[Connection, ...], parent: int
+) -> None:
+    for end in unused:
+        end.close()
+    # The stop signals (a terminal's Ctrl-C and hang-up, a CI cancel's
+    # SIGTERM) reach the whole process group: the run handles them and asks
+    # for the seal, so nothing it sent is lost. (A forked child would
+    # otherwise inherit the run's handlers, which only take a note.)
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     # A forked child inherits the run's heap: keep the collector off it (a
     # full collection would walk every inherited object and dirty its page).
     gc.freeze()
     path = Path(path_text)
     try:
-        lock = _WriterLock(path)
-    except JournalLockedError as exc:
-        outbox.send(("error", "locked", str(exc)))
-        return
-    try:
-        conn = _open(path, durability, overwrite)
+        conn = _open(path, durability)
     except Exception as exc:  # report, never hang the parent
-        outbox.send(("error", "open", f"{path}: {exc}"))
-        lock.release()
+        outbox.send(("error", "open", f"{path}: cannot create the journal: {_one_line(exc)}"))
         return
     outbox.send(("ready",))
     chain = _ChildChain(conn)
-    messages = _drained(inbox)
+    messages = _drained(inbox, parent)
+    failed = ""
     try:
         while True:
             message = messages.get()
-            if message is None:
-                return  # parent died: leave the run 'running' for recovery
+            if message is None:  # the run died: keep what was committed, as one file
+                conn.close()
+                consolidate(path)
+                return
             verb = message[0]
             if verb == "batch":
-                chain.write(*message[1:])
+                if not failed:
+                    try:
+                        chain.write(*message[1:])
+                    except (sqlite3.Error, OSError, JournalError) as exc:
+                        failed = f"{path}: cannot write the journal: {_one_line(exc)}"
+                        with contextlib.suppress(sqlite3.Error):
+                            conn.execute("ROLLBACK")
+                        outbox.send(("error", "write", failed))
             elif verb == "flush":
-                outbox.send(("ok", chain.committed, chain.prev.hex()))
+                outbox.send(("error", "write", failed) if failed else ("ok", chain.committed, chain.prev.hex()))
             elif verb == "close":
-                chain.seal(message[1])
-                outbox.send(("ok", chain.committed, chain.prev.hex()))
+                seq, head, one_file = chain.seal(path, message[1], message[2])
+                outbox.send(("ok", seq, head, one_file))
                 return
     except Exception as exc:
         with contextlib.suppress(OSError):
-            outbox.send(("error", "write", f"{path}: journal writer failed: {exc!r}"))
+            outbox.send(("error", "write", f"{path}: journal writer failed: {_one_line(exc)}"))
     finally:
-        conn.close()
-        lock.release()
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
 
 
-def _drained(inbox: Connection) -> queue.Queue[tuple[Any, ...] | None]:
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _drained(inbox: Connection, parent: int) -> queue.Queue[tuple[Any, ...] | None]:
     """Messages from the parent, read by a thread as soon as they arrive.
 
     The pipe holds about one batch; read only between batches, a commit that
     waits on the disk would stall the simulation's next send. None: the
-    parent is gone. The queue is bounded, so a writer that cannot keep up
-    still holds the parent back (its memory stays bounded)."""
+    parent is gone (its end of the pipe closed, or it is no longer this
+    process's parent). The queue is bounded, so a writer that cannot keep
+    up still holds the parent back (its memory stays bounded)."""
     messages: queue.Queue[tuple[Any, ...] | None] = queue.Queue(INBOX_BATCHES)
 
     def read() -> None:
         while True:
             try:
+                if not inbox.poll(PARENT_CHECK):
+                    if os.getppid() != parent:
+                        messages.put(None)
+                        return
+                    continue
                 message = inbox.recv()
             except (EOFError, OSError):
                 messages.put(None)
@@ -342,10 +444,8 @@ def _drained(inbox: Connection) -> queue.Queue[tuple[Any, ...] | None]:
     return messages
 
 
-def _open(path: Path, durability: str, overwrite: bool) -> sqlite3.Connection:
-    if overwrite:
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
+def _open(path: Path, durability: str) -> sqlite3.Connection:
+    """A new journal at ``path`` (placed and locked by the parent)."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA busy_timeout=5000")
     conn.execute(f"PRAGMA page_size={PAGE_SIZE}")  # a new file: before WAL, which fixes it
@@ -435,16 +535,11 @@ class _ChildChain:
         self.prev = prev
         self.committed = first + n - 1
 
-    def seal(self, status: str) -> None:
-        conn = self.conn
-        conn.execute("BEGIN")
-        conn.execute(UPSERT_META, ("status", status))
-        conn.execute("COMMIT")
-        try:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-            conn.execute("PRAGMA journal_mode=DELETE").fetchall()
-        except sqlite3.OperationalError:
-            pass
+    def seal(self, path: Path, status: str, final: RunFailed | None) -> tuple[int, str, bool]:
+        """The final record and status, then one file: ``(last seq, head, one file)``."""
+        seq, head = append_final(self.conn, status, final)
+        self.conn.close()
+        return seq, head, consolidate(path)
 
 
 KIND_CODES: Final = tuple(sorted(TAGS.values()))

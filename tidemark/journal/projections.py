@@ -48,7 +48,7 @@ from tidemark.journal.bar_columns import DTYPES, NAMES, BarLayout, BlockView
 from tidemark.journal.blocks import DecodedBlock, stored_blocks
 from tidemark.journal.columns import Column, utc_times
 from tidemark.journal.equity_curve import EquityCurve
-from tidemark.journal.errors import JournalDecodeError
+from tidemark.journal.errors import JournalDecodeError, JournalEmptyError
 from tidemark.journal.reader import JournalReader
 from tidemark.journal.round_trips import round_trips
 
@@ -100,6 +100,8 @@ class _Builder:
 
     def __init__(self, reader: JournalReader) -> None:
         self.reader = reader
+        if reader.last_seq() == 0:
+            raise JournalEmptyError(f"{reader.path}: the journal has no records (its run wrote nothing)")
         header = reader.event(1)
         if not isinstance(header, RunStarted):
             raise ValueError(f"{reader.path}: seq 1 is not a run header")

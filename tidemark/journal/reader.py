@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from tidemark.core.codec import DEFAULT_CODEC, Codec, EventDecodeError
-from tidemark.core.events import TAGS, Event
+from tidemark.core.events import TAGS, Event, RunFailed, RunFinished, RunStarted
 from tidemark.journal.errors import JournalDecodeError, JournalFormatError
-from tidemark.journal.records import BLOCK_COLUMNS, FORMAT_VERSION, GENESIS, parse_kind_counts, split_block
+from tidemark.journal.records import BLOCK_COLUMNS, GENESIS, READABLE_FORMATS, parse_kind_counts, split_block
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +51,7 @@ class JournalReader:
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             raise JournalFormatError(f"{self.path}: not a tidemark journal ({exc})") from exc
-        if self.meta.get("format_version") != str(FORMAT_VERSION):
+        if self.meta.get("format_version") not in READABLE_FORMATS:
             self._conn.close()
             raise JournalFormatError(f"{self.path}: not a tidemark journal of a known format")
 
@@ -79,8 +79,8 @@ class JournalReader:
 
     def counts_by_kind(self) -> dict[str, int]:
         totals: dict[str, int] = {}
-        for (kinds,) in self._conn.execute("SELECT kinds FROM blocks ORDER BY first_seq"):
-            for kind, count in parse_kind_counts(kinds).items():
+        for first, kinds in self._conn.execute("SELECT first_seq, kinds FROM blocks ORDER BY first_seq"):
+            for kind, count in parse_kind_counts(kinds, first if type(first) is int else None).items():
                 totals[kind] = totals.get(kind, 0) + count
         return dict(sorted(totals.items()))
 
@@ -89,7 +89,25 @@ class JournalReader:
         row = self._conn.execute("SELECT first_seq, n, hashes FROM blocks ORDER BY first_seq DESC LIMIT 1").fetchone()
         if row is None:
             return 0, GENESIS.hex()
-        return int(row[0] + row[1] - 1), bytes(row[2][-32:]).hex()
+        first, n, hashes = row
+        if type(first) is not int or type(n) is not int or not isinstance(hashes, bytes) or len(hashes) < 32:
+            raise JournalDecodeError(f"{self.path}: the last block is malformed", first if type(first) is int else None)
+        return first + n - 1, hashes[-32:].hex()
+
+    def header(self) -> RunStarted | None:
+        """Record 1, the run header (None: no records, or seq 1 is not one)."""
+        if self.last_seq() == 0:
+            return None
+        event = self.event(1)
+        return event if isinstance(event, RunStarted) else None
+
+    def final(self) -> RunFinished | RunFailed | None:
+        """The last record if it ends the run (None: the run has no ending yet)."""
+        last = self.last_seq()
+        if last == 0:
+            return None
+        event = self.event(last)
+        return event if isinstance(event, (RunFinished, RunFailed)) else None
 
     # -- iteration -----------------------------------------------------------------
 

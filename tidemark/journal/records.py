@@ -42,7 +42,15 @@ from typing import Final
 
 import msgspec
 
-FORMAT_VERSION: Final = 2
+from tidemark.journal.errors import JournalDecodeError
+
+FORMAT_VERSION: Final = 3
+"""Format of new journals. 3: every status a journal claims is a chained
+record (a run that did not finish ends with ``RunFailed``), signed
+checkpoints, the writer lock beside the file. The records and the chain are
+as in 2, which stays readable (its ``failed`` status may lack a record)."""
+READABLE_FORMATS: Final = frozenset({"2", "3"})
+"""``meta.format_version`` values this code reads, verifies and replays."""
 GENESIS: Final = bytes(32)
 HASH_SIZE: Final = 32
 PAGE_SIZE: Final = 16_384
@@ -123,35 +131,77 @@ def kind_counts(kinds: list[str]) -> str:
     return ",".join(f"{k}={counts[k]}" for k in sorted(counts))
 
 
-def parse_kind_counts(text: str) -> dict[str, int]:
+def parse_kind_counts(text: object, first_seq: int | None = None) -> dict[str, int]:
+    """A block's ``kinds`` column as ``{kind: count}``; anything else than
+    ``kind=count`` pairs (counts non-negative integers) is a
+    :class:`JournalDecodeError` naming the block."""
+    if not isinstance(text, str):
+        raise JournalDecodeError(f"{_block(first_seq)}: kind counts are {_sql_type(text)}, not TEXT", first_seq)
     out: dict[str, int] = {}
     for item in text.split(","):
         if item:
-            kind, _, count = item.partition("=")
+            kind, sep, count = item.partition("=")
+            if not (sep and kind and count.isascii() and count.isdigit()) or kind in out:
+                raise JournalDecodeError(f"{_block(first_seq)}: malformed kind counts {text[:80]!r}", first_seq)
             out[kind] = int(count)
     return out
+
+
+def _block(first_seq: int | None) -> str:
+    return "block" if first_seq is None else f"block at seq {first_seq}"
+
+
+def _sql_type(value: object) -> str:
+    """How SQLite stored a value, as its type name."""
+    if value is None:
+        return "NULL"
+    return {bytes: "a BLOB", str: "TEXT", int: "an INTEGER", float: "a REAL"}.get(type(value), type(value).__name__)
 
 
 assert array("I").itemsize == 4 and array("q").itemsize == 8
 
 
 def split_block(row: tuple[object, ...]) -> tuple[int, int, memoryview, array[int], array[int], bytes, bytes]:
-    """``(first_seq, n, payload bytes without header, lengths, causes, inputs, hashes)``."""
+    """``(first_seq, n, payload bytes without header, lengths, causes, inputs, hashes)``.
+
+    Checks only what splitting needs (column types, whole items); a column
+    of the wrong SQLite type or size is a :class:`JournalDecodeError` naming
+    the block (verify checks the rest)."""
+    if len(row) != 10:
+        raise JournalDecodeError(f"block row has {len(row)} columns, not 10")
     first_seq, n, _, _, _, payloads, lengths, causes, inputs, hashes = row
+    if type(first_seq) is not int or not -(2**63) <= first_seq < 2**63:
+        raise JournalDecodeError(f"block with first_seq {_sql_type(first_seq)} {str(first_seq)[:40]!r}")
+    if type(n) is not int:
+        raise JournalDecodeError(f"block at seq {first_seq}: n is {_sql_type(n)}", first_seq)
+    for name, value in (("payloads", payloads), ("lengths", lengths), ("causes", causes), ("inputs", inputs)):
+        if not isinstance(value, bytes):
+            raise JournalDecodeError(f"block at seq {first_seq}: {name} is {_sql_type(value)}, not a BLOB", first_seq)
+    if not isinstance(hashes, bytes):
+        raise JournalDecodeError(f"block at seq {first_seq}: hashes is {_sql_type(hashes)}, not a BLOB", first_seq)
     assert isinstance(payloads, bytes) and isinstance(lengths, bytes) and isinstance(causes, bytes)
-    assert isinstance(inputs, bytes) and isinstance(hashes, bytes)
+    assert isinstance(inputs, bytes)
+    if len(lengths) % 4 or len(causes) % 8:
+        raise JournalDecodeError(f"block at seq {first_seq}: lengths or causes is not whole items", first_seq)
     lens = array("I")
     lens.frombytes(lengths)
     cause_arr = array("q")
     cause_arr.frombytes(causes)
-    return int(first_seq), int(n), memoryview(payloads)[5:], lens, cause_arr, inputs, hashes  # type: ignore[call-overload]
+    return first_seq, n, memoryview(payloads)[5:], lens, cause_arr, inputs, hashes
 
 
 _PAYLOADS = msgspec.msgpack.Decoder(list[msgspec.Raw])
 
-split_payloads = _PAYLOADS.decode
-"""A msgpack array of payloads (a block's ``payloads``, a writer batch) as
-its payloads, views into the buffer, without decoding them."""
+
+def split_payloads(buffer: bytes | memoryview, first_seq: int | None = None) -> list[msgspec.Raw]:
+    """A msgpack array of payloads (a block's ``payloads``, a writer batch) as
+    its payloads, views into the buffer, without decoding them. Bytes that
+    are not such an array (nested too deep included) are a
+    :class:`JournalDecodeError` naming the block."""
+    try:
+        return _PAYLOADS.decode(buffer)
+    except (msgspec.MsgspecError, RecursionError, ValueError) as exc:
+        raise JournalDecodeError(f"{_block(first_seq)}: payloads are not a msgpack array: {exc}", first_seq) from None
 
 
 def chain_hashes(

@@ -19,14 +19,16 @@ from typing import Protocol
 import numpy as np
 
 from tidemark.core.bus import BusFault, EventSink
-from tidemark.core.codec import DEFAULT_CODEC
-from tidemark.core.events import Event, RunFinished
+from tidemark.core.codec import DEFAULT_CODEC, EventDecodeError
+from tidemark.core.events import Event, RunFailed, RunFinished
 from tidemark.core.heap import frozen_setup
 from tidemark.core.series import BarBlock, MarketSeries
-from tidemark.journal.bar_columns import bar_inputs
+from tidemark.journal.bar_columns import BarInputs, bar_inputs
 from tidemark.journal.blocks import HEADER, DecodedBlock, decode_blocks
+from tidemark.journal.errors import JournalEmptyError, JournalError
 from tidemark.journal.reader import JournalReader
 from tidemark.journal.records import msgpack_array_header_size
+from tidemark.journal.terminal import error_line
 
 
 class Divergence(Exception):
@@ -42,11 +44,16 @@ class Divergence(Exception):
 
 @dataclass(frozen=True)
 class ReplayReport:
+    """``events``: records matched (``inputs`` + ``outputs``); ``beyond``:
+    events replay made past the end of a run that did not finish (its
+    writer stopped before committing them: they prove nothing either way)."""
+
     ok: bool
     events: int
     inputs: int
     outputs: int
     divergence: Divergence | None = None
+    beyond: int = 0
 
 
 def _spans(offsets: np.ndarray, at: np.ndarray) -> list[tuple[int, int]]:
@@ -72,13 +79,20 @@ class ReplayComparer:
     gives (a changed payload before a changed cause on the same record).
     """
 
-    def __init__(self, blocks: list[DecodedBlock]) -> None:
+    def __init__(self, blocks: list[DecodedBlock], *, end: int | None = None, cut: bool = False) -> None:
+        """``end``: the last seq to compare (default the journal's last);
+        ``cut``: the run may have stopped mid-way, so events replayed past
+        ``end`` are counted in :attr:`beyond`, not a divergence."""
         self._blocks = blocks
         self._encode = DEFAULT_CODEC.encoder.encode
         self._k = 0  # index in ``blocks`` of the block holding the first unchecked record
         self._checked = blocks[0].first - 1 if blocks else 0  # every record up to this seq matched
         self.last_seq = blocks[-1].first + len(blocks[-1]) - 1 if blocks else 0
-        """The journal's last seq."""
+        """The journal's last seq (to compare)."""
+        if end is not None:
+            self.last_seq = end
+        self._cut = cut
+        self.beyond = 0
         self._block_end = blocks[0].first + len(blocks[0]) - 1 if blocks else 0
         self._seq = self._checked  # the last seq recorded
         self._outputs: list[Event] = []  # outputs recorded after ``_checked``
@@ -93,6 +107,9 @@ class ReplayComparer:
         return self._checked >= self.last_seq
 
     def record(self, seq: int, event: Event, is_input: bool, cause: int) -> None:
+        if seq > self.last_seq and self._cut:
+            self.beyond += 1
+            return
         self._seq = seq
         if is_input:
             return
@@ -104,12 +121,18 @@ class ReplayComparer:
 
     def record_inputs(self, first: int, events: Sequence[Event]) -> None:
         """Inputs ``first, first + 1, ...`` passed in one step."""
-        self._seq = first + len(events) - 1
+        self._advance(first + len(events) - 1)
 
     def record_bars(self, first: int, block: BarBlock, start: int, stop: int) -> None:
         """A run of bar inputs (replay reads them from the journal's own
         columns, whose bytes were checked when they were read)."""
-        self._seq = first + stop - start - 1
+        self._advance(first + stop - start - 1)
+
+    def _advance(self, seq: int) -> None:
+        if seq > self.last_seq and self._cut:
+            self.beyond += seq - max(self._seq, self.last_seq)
+            seq = self.last_seq
+        self._seq = seq
 
     def check(self, upto: int | None = None) -> None:
         """Compare the records up to seq ``upto`` (default: the last one
@@ -254,32 +277,28 @@ bars were read as columns) the run's bar series."""
 
 
 def replay_check(reader: JournalReader, build: ReplayBuild) -> ReplayReport:
-    """Feed the journal's inputs to ``build(...)``'s graph and compare."""
+    """Feed the journal's inputs to ``build(...)``'s graph and compare.
+
+    How a run ended decides how its replay ends: after ``RunFinished`` the
+    graph is finished the same way; a ``RunFailed`` record is not fed: the
+    replay must fail with the same error where the run's handler failed
+    (``fault_seq``), and not fail where the cause was outside the run (a
+    signal, the writer); a run with no final record (killed) is compared up
+    to its last record. A run that did not finish may end mid-way through
+    an input's outputs (its writer was stopped): replay's events past the
+    end are counted, not compared."""
     blocks = decode_blocks(reader)
+    if not blocks:
+        raise JournalEmptyError(f"{reader.path}: the journal has no records (its run wrote nothing)")
+    last = blocks[-1].event(-1)
+    terminal = last if isinstance(last, RunFailed) else None
+    final = 1 if terminal is not None else 0
+    end = blocks[-1].first + len(blocks[-1]) - 1 - final
+    comparer = ReplayComparer(blocks, end=end, cut=not isinstance(last, RunFinished))
     columns = bar_inputs(blocks)
-    comparer = ReplayComparer(blocks)
-    graph = build(reader, blocks, comparer, columns.market if columns is not None else None)
-    last = blocks[-1].event(-1) if blocks and len(blocks[-1]) else None
-    # A run ends with RunFinished(status); a crashed one has none and is
-    # checked up to its last record, without ending it.
-    status = last.status if isinstance(last, RunFinished) else None
     try:
-        # Feed every input in order; the comparer checks each regenerated
-        # output where it stands (outputs before an input, such as timers the
-        # input makes due, come out of feeding that input).
-        with frozen_setup():
-            if columns is not None:
-                for steps in columns.steps:
-                    for step in steps:
-                        if type(step) is BarBlock:
-                            graph.feed_all(step)
-                        else:
-                            graph.feed(step)  # type: ignore[arg-type]
-            else:
-                for block in blocks:
-                    graph.feed_all([event for event, flag in zip(block.events, block.flags, strict=True) if flag])
-            if not graph.finished and status is not None:
-                graph.finish(status)
+        graph = build(reader, blocks, comparer, columns.market if columns is not None else None)
+        _feed(graph, blocks, columns, last)
         comparer.finish()
     except BusFault as fault:
         if isinstance(fault.error, Divergence):
@@ -288,15 +307,61 @@ def replay_check(reader: JournalReader, build: ReplayBuild) -> ReplayReport:
             comparer.check()  # an output before the failure may already differ
         except Divergence as divergence:
             return _report(comparer, divergence)
-        if comparer.exhausted:
-            return _report(comparer, None)  # the recorded run failed here too, after the same events
-        seq, recorded = comparer.next_record()
+        if comparer.exhausted and (terminal is None or terminal.fault_seq == fault.seq):
+            # the recorded run failed here too, after the same events
+            return _report(comparer, _same_failure(terminal, fault, end), final)
+        seq, recorded = comparer.next_record() if not comparer.exhausted else (end + 1, terminal)
         return _report(comparer, Divergence(seq, f"replay failed: {fault.error!r}", recorded, None))
     except Divergence as divergence:
         return _report(comparer, divergence)
-    return _report(comparer, None)
+    except (EventDecodeError, JournalError):
+        raise
+    except Exception as error:  # outside any handler (a strategy that does not load, say)
+        if terminal is not None and terminal.fault_seq == 0 and terminal.error == error_line(error):
+            return _report(comparer, None, final)
+        raise
+    if terminal is not None and terminal.fault_seq:
+        return _report(comparer, Divergence(end + 1, "the run failed here; replay did not", terminal, None))
+    return _report(comparer, None, final)
 
 
-def _report(comparer: ReplayComparer, divergence: Divergence | None) -> ReplayReport:
-    total = comparer.inputs + comparer.outputs
-    return ReplayReport(divergence is None, total, comparer.inputs, comparer.outputs, divergence)
+def _feed(graph: ReplayGraph, blocks: list[DecodedBlock], columns: BarInputs | None, last: Event) -> None:
+    """Every input in order (not a final RunFailed: the runner wrote it);
+    the comparer checks each regenerated output where it stands (outputs
+    before an input, such as timers the input makes due, come out of feeding
+    that input). A run that finished is finished the same way."""
+    with frozen_setup():
+        if columns is not None:
+            for steps in columns.steps:
+                for step in steps:
+                    if type(step) is BarBlock:
+                        graph.feed_all(step)
+                    elif type(step) is not RunFailed:
+                        graph.feed(step)  # type: ignore[arg-type]
+        else:
+            for block in blocks:
+                graph.feed_all(
+                    [
+                        event
+                        for event, flag in zip(block.events, block.flags, strict=True)
+                        if flag and type(event) is not RunFailed
+                    ]
+                )
+        if not graph.finished and isinstance(last, RunFinished):
+            graph.finish(last.status)
+
+
+def _same_failure(terminal: RunFailed | None, fault: BusFault, end: int) -> Divergence | None:
+    """None if the journal's final record names the error replay met (or
+    the journal has none: a format 2 run, or a killed one)."""
+    if terminal is None or terminal.error == error_line(fault):
+        return None
+    return Divergence(end + 1, f"replay failed differently: {error_line(fault)}", terminal, None)
+
+
+def _report(comparer: ReplayComparer, divergence: Divergence | None, final: int = 0) -> ReplayReport:
+    """``final``: 1 if the journal's final RunFailed record was matched (an input)."""
+    inputs = comparer.inputs + (final if divergence is None else 0)
+    return ReplayReport(
+        divergence is None, inputs + comparer.outputs, inputs, comparer.outputs, divergence, comparer.beyond
+    )

@@ -5,17 +5,19 @@ batches are written by :meth:`JournalWriter.pump` as one transaction each on
 aiosqlite's own thread, so the simulation does not wait on disk; it waits only
 at :meth:`flush` (and when more than ``max_inflight`` batches are queued).
 
-One writer per journal: an exclusive ``flock`` on the database file is held
-for the writer's lifetime; a second writer fails fast with
-:class:`JournalLockedError`. Readers are never blocked (WAL).
+One writer per journal path: the lock of :mod:`journal.lock`, beside the
+file, held from before the journal exists until it is sealed; a second
+writer fails fast with :class:`JournalLockedError`. Readers are never
+blocked (WAL). :meth:`JournalWriter.close` seals: the final record, the
+status, one self-contained file (:mod:`journal.seal`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import os
 import sqlite3
+from dataclasses import replace
 from hashlib import blake2b
 from pathlib import Path
 from typing import Any, Final
@@ -28,8 +30,18 @@ from tidemark.journal.errors import (
     JournalConfigError,
     JournalFormatError,
     JournalIntegrityError,
-    JournalLockedError,
+    JournalWriteError,
     SequenceError,
+)
+from tidemark.journal.lock import Placement, WriterLock, place_journal
+from tidemark.journal.meta import (
+    STATUS_FAILED,
+    STATUS_FINISHED,
+    STATUS_INTERRUPTED,
+    STATUS_QUARANTINED,
+    STATUS_RECOVERED,
+    STATUS_RUNNING,
+    header_meta,
 )
 from tidemark.journal.records import (
     DDL,
@@ -37,48 +49,40 @@ from tidemark.journal.records import (
     GENESIS,
     INSERT_BLOCK,
     PAGE_SIZE,
+    READABLE_FORMATS,
     UPSERT_META,
     BlockRow,
     build_block,
     pack_header,
 )
+from tidemark.journal.seal import Sealed, seal_file
+from tidemark.journal.terminal import run_failed
+
+__all__ = [
+    "DURABILITY",
+    "STATUS_FAILED",
+    "STATUS_FINISHED",
+    "STATUS_INTERRUPTED",
+    "STATUS_QUARANTINED",
+    "STATUS_RECOVERED",
+    "STATUS_RUNNING",
+    "JournalIntegrityError",
+    "JournalWriter",
+    "Sealed",
+    "header_meta",
+    "place_new_journal",
+]
 
 DURABILITY: Final = {"full": 2, "normal": 1}
 """Durability mode -> the ``PRAGMA synchronous`` value it requires."""
 
-STATUS_RUNNING: Final = "running"
-STATUS_FINISHED: Final = "finished"
-STATUS_FAILED: Final = "failed"
-STATUS_RECOVERED: Final = "crashed-recovered"
-STATUS_QUARANTINED: Final = "quarantined"
 
-
-def check_new_journal(path: str | os.PathLike[str], durability: str, overwrite: bool) -> Path:
-    """Refuse an unknown durability, or an existing journal unless ``overwrite``."""
-    path = Path(path)
+def place_new_journal(path: str | os.PathLike[str], durability: str, overwrite: bool) -> Placement:
+    """Refuse an unknown durability; lock ``path`` for a new journal
+    (refused if one exists, unless ``overwrite``: see :func:`place_journal`)."""
     if durability not in DURABILITY:
         raise JournalConfigError(f"durability must be one of {sorted(DURABILITY)}, not {durability!r}")
-    if path.exists() and path.stat().st_size > 0 and not overwrite:
-        raise FileExistsError(f"{path}: journal already exists (use a new path or overwrite)")
-    return path
-
-
-class _WriterLock:
-    """Exclusive advisory lock on the journal file (released by the OS on death)."""
-
-    def __init__(self, path: Path) -> None:
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._fd)
-            raise JournalLockedError(f"{path}: journal is open for writing by another writer") from None
-
-    def release(self) -> None:
-        if self._fd >= 0:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = -1
+    return place_journal(path, overwrite)
 
 
 class JournalWriter:
@@ -86,9 +90,8 @@ class JournalWriter:
 
     def __init__(
         self,
-        path: Path,
+        placement: Placement,
         conn: aiosqlite.Connection,
-        lock: _WriterLock,
         *,
         last_seq: int,
         last_hash: bytes,
@@ -96,9 +99,9 @@ class JournalWriter:
         max_inflight: int,
         block_size: int = 4096,
     ) -> None:
-        self.path = path
+        self.path = placement.path
+        self._placement = placement
         self._conn = conn
-        self._lock = lock
         self._seq = last_seq
         self._prev = last_hash
         self._ts: list[int] = []
@@ -115,6 +118,7 @@ class JournalWriter:
         self._committed_seq = last_seq
         self._encode = DEFAULT_CODEC.encode
         self._closed = False
+        self.sealed: Sealed | None = None
 
     # -- opening ----------------------------------------------------------
 
@@ -130,16 +134,9 @@ class JournalWriter:
     ) -> JournalWriter:
         """Create a new journal at ``path``. ``durability``: ``full`` (paper,
         fsync at every commit) or ``normal`` (backtests)."""
-        path = check_new_journal(path, durability, overwrite)
-        if path.exists() and path.stat().st_size > 0:
-            lock = _WriterLock(path)
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
-            lock.release()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock = _WriterLock(path)
+        placement = place_new_journal(path, durability, overwrite)
         try:
-            conn = await _connect(path, durability)
+            conn = await _connect(placement.write_path, durability)
             await conn.executescript(DDL)
             settings = await _read_settings(conn)
             meta = {
@@ -154,9 +151,9 @@ class JournalWriter:
             await conn.executemany(UPSERT_META, list(meta.items()))
             await conn.commit()
         except BaseException:
-            lock.release()
+            placement.lock.release()
             raise
-        return cls(path, conn, lock, last_seq=0, last_hash=GENESIS, batch_size=batch_size, max_inflight=max_inflight)
+        return cls(placement, conn, last_seq=0, last_hash=GENESIS, batch_size=batch_size, max_inflight=max_inflight)
 
     @classmethod
     async def resume(
@@ -174,7 +171,7 @@ class JournalWriter:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such journal")
-        lock = _WriterLock(path)
+        lock = WriterLock(path)
         try:
             report = verify(path)
             conn = await _connect_existing(path)
@@ -193,8 +190,9 @@ class JournalWriter:
         except BaseException:
             lock.release()
             raise
+        placement = Placement(path, path, lock)
         return cls(
-            path, conn, lock, last_seq=report.events, last_hash=head, batch_size=batch_size, max_inflight=max_inflight
+            placement, conn, last_seq=report.events, last_hash=head, batch_size=batch_size, max_inflight=max_inflight
         )
 
     # -- the hot path -------------------------------------------------------
@@ -246,23 +244,37 @@ class JournalWriter:
             await self._inflight.pop(0)
         return self._committed_seq
 
-    async def close(self, status: str = STATUS_FINISHED) -> None:
-        """Flush, seal with ``status`` and release the writer lock."""
-        if self._closed:
-            return
+    async def close(self, status: str = STATUS_FINISHED, error: BaseException | None = None) -> Sealed:
+        """Commit everything, seal with ``status`` (a run that did not finish
+        ends with a chained :class:`RunFailed` naming ``error``), make the
+        journal one file, put it in place and release the lock.
+
+        If the journal cannot be written (a full disk), it is still sealed
+        ``failed`` where SQLite allows, and :class:`JournalWriteError` says
+        why in one line."""
+        if self.sealed is not None or self._closed:
+            if self.sealed is None:
+                raise JournalWriteError(f"{self.path}: the writer was aborted")
+            return self.sealed
         self._closed = True
+        final = None if status == STATUS_FINISHED else run_failed(0, status, error)
+        write_error: JournalWriteError | None = None
         try:
             await self.flush()
-            await _set_meta(self._conn, {"status": status})
-            try:
-                for pragma in ("PRAGMA wal_checkpoint(TRUNCATE)", "PRAGMA journal_mode=DELETE"):
-                    async with self._conn.execute(pragma) as cursor:  # DELETE: a sealed journal is one file
-                        await cursor.fetchall()
-            except sqlite3.OperationalError:
-                pass  # a reader still has it open: it stays in WAL mode, which is just as valid
+        except (sqlite3.Error, OSError) as exc:
+            write_error = JournalWriteError(f"{self.path}: cannot write the journal: {exc}")
+            status, final = STATUS_FAILED, run_failed(0, STATUS_FAILED, write_error)
         finally:
             await self._conn.close()
-            self._lock.release()
+        try:
+            sealed = await asyncio.to_thread(seal_file, self._placement.write_path, status, final)
+        except BaseException:
+            self._placement.lock.release()
+            raise
+        self.sealed = replace(sealed, path=self._placement.finish(ok=status == STATUS_FINISHED))
+        if write_error is not None:
+            raise write_error
+        return self.sealed
 
     async def abort(self) -> None:
         """Stop without sealing (fail-stop): the next open recovers the run."""
@@ -273,7 +285,7 @@ class JournalWriter:
             task.cancel()
         await asyncio.gather(*self._inflight, return_exceptions=True)
         await self._conn.close()
-        self._lock.release()
+        self._placement.lock.release()
 
     # -- batches --------------------------------------------------------------
 
@@ -334,21 +346,6 @@ class JournalWriter:
             await self.abort()
 
 
-def header_meta(event: RunStarted) -> dict[str, str]:
-    """The run header fields mirrored into the ``meta`` table for queries."""
-    return {
-        "run_id": event.run_id,
-        "parent_run_id": event.parent_run_id,
-        "config": event.config,
-        "config_hash": event.config_hash,
-        "fingerprints": event.fingerprints,
-        "package_version": event.package_version,
-        "seed": str(event.seed),
-        "mode": event.mode,
-        "started_ts": str(event.ts),
-    }
-
-
 async def _connect(path: Path, durability: str) -> aiosqlite.Connection:
     conn = await aiosqlite.connect(path, isolation_level="DEFERRED")
     await conn.execute("PRAGMA busy_timeout=5000")
@@ -370,7 +367,7 @@ async def _connect_existing(path: Path) -> aiosqlite.Connection:
     except sqlite3.DatabaseError as exc:
         await conn.close()
         raise JournalFormatError(f"{path}: not a tidemark journal ({exc})") from exc
-    if meta.get("format_version") != str(FORMAT_VERSION):
+    if meta.get("format_version") not in READABLE_FORMATS:
         await conn.close()
         raise JournalFormatError(f"{path}: unknown journal format {meta.get('format_version')!r}")
     return conn

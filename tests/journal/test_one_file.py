@@ -1,0 +1,104 @@
+"""A sealed journal is one self-contained file, even while readers hold it;
+a killed writer's journal is made one file again by verify --repair, with
+every committed record kept."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import signal
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.journal.helpers import header
+from tests.journal.test_crash import run_and_kill
+from tidemark.adapters.cli import main
+from tidemark.core.bus import Bus
+from tidemark.core.events import Bar
+from tidemark.journal.reader import JournalReader
+from tidemark.journal.repair import repair
+from tidemark.journal.verify import verify
+from tidemark.journal.writer import JournalWriter
+
+
+def hold_a_read_transaction(path: Path, seconds: float) -> threading.Thread:
+    """A reader in the middle of a read transaction for ``seconds``: it
+    blocks the checkpoint that would empty the -wal."""
+    started = threading.Event()
+
+    def read() -> None:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+        conn.execute("BEGIN")
+        conn.execute("SELECT COUNT(*) FROM blocks").fetchone()
+        started.set()
+        time.sleep(seconds)
+        conn.execute("COMMIT")
+        conn.close()
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    started.wait()
+    return thread
+
+
+def test_a_seal_waits_for_a_reader_and_leaves_one_file(tmp_path: Path) -> None:
+    path = tmp_path / "j.journal"
+
+    async def scenario() -> tuple[bool, int]:
+        writer = await JournalWriter.create(path)
+        bus = Bus(writer)
+        bus.feed(header())
+        for ts in range(1, 3000):
+            bus.feed(Bar(ts, "X", 1, 1, 1, 1, 1, 1))
+        await writer.flush()
+        reader = hold_a_read_transaction(path, 1.0)
+        sealed = await writer.close()
+        reader.join()
+        return sealed.one_file, sealed.events
+
+    one_file, events = asyncio.run(scenario())
+    assert one_file and events == 3001
+    assert not Path(f"{path}-wal").exists() and not Path(f"{path}-shm").exists()
+    alone = tmp_path / "alone" / "j.journal"  # the file by itself is the whole journal
+    alone.parent.mkdir()
+    shutil.copyfile(path, alone)
+    assert verify(alone).ok and verify(alone).events == 3001
+
+
+def test_repair_makes_a_killed_writers_journal_one_file_and_keeps_every_committed_record(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "killed.journal"
+    acked = run_and_kill(path, resume=False, delay=0.3, sig=signal.SIGKILL)
+    wal = Path(f"{path}-wal")
+    assert wal.exists() and wal.stat().st_size > 0, "a killed writer leaves its commits in the -wal"
+    before = verify(path)
+    assert before.ok and before.events >= acked and before.status == "running"
+    assert main(["verify", str(path), "--repair"]) == 0
+    out = capsys.readouterr().out
+    assert "repaired:" in out and "one file" in out and "crashed-recovered" in out
+    assert not wal.exists()
+    after = verify(path)
+    assert after.ok and (after.events, after.head) == (before.events, before.head)
+    assert after.status == "crashed-recovered"
+    with JournalReader(path) as reader:
+        assert [s for s, _ in reader.events()] == list(range(1, before.events + 1))
+
+
+def test_repair_refuses_a_journal_being_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tidemark.journal.errors import JournalLockedError
+
+    async def scenario() -> None:
+        path = tmp_path / "live.journal"
+        writer = await JournalWriter.create(path)
+        writer.record(1, header(), True, 0)
+        await writer.flush()
+        with pytest.raises(JournalLockedError):
+            repair(path)
+        await writer.close()
+
+    asyncio.run(scenario())
