@@ -15,6 +15,7 @@ settings.load_profile("tidemark")
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("TIDEMARK_SHARED_DATA", ROOT.parent / "shared" / "data"))
+SHARED_SEEDS = Path(os.environ.get("TIDEMARK_SHARED_SEEDS", ROOT.parent / "shared" / "seeds"))
 
 
 @pytest.fixture
@@ -23,6 +24,14 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared market data not found at {SHARED_DATA} (set TIDEMARK_SHARED_DATA)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def shared_seeds() -> Path:
+    """The seed documents (../shared/seeds); skips the test with a reason when absent."""
+    if not (SHARED_SEEDS / "harness").is_dir():
+        pytest.skip(f"seed documents not found at {SHARED_SEEDS} (set TIDEMARK_SHARED_SEEDS)")
+    return SHARED_SEEDS
 
 
 @pytest.fixture
