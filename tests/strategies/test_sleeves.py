@@ -107,6 +107,8 @@ def test_the_smoke_market_reproduces_the_seed(harness: Any, tmp_path: Path) -> N
 
 
 def test_real_binance_hours_reproduce_the_seed(harness: Any, shared_data: Path, tmp_path: Path) -> None:
+    """The last 3,000 hours of each file: ETH's start two hours before BTC's,
+    so warm-up, cooldown and lookbacks must count each symbol's own bars."""
     derive = seed_columns(harness)
     market = {}
     for symbol, name in (("BTCUSDT", "BTC_USDT"), ("ETHUSDT", "ETH_USDT")):

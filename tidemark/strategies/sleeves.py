@@ -145,7 +145,8 @@ def on_init(ctx):
         ctx.ind.register(name, fn)
     ctx.state.update(
         positions={},  # trade id -> the sleeve's own record of one position (the seed's)
-        cooldown={},  # (symbol, sleeve) -> last bar index blocked
+        cooldown={},  # (symbol, sleeve) -> (exit time, bars blocked after it)
+        bar_count={},  # symbol -> [last step counted, its bars up to that step]
         peak=None,
         trade_id=0,
         by_order={},  # order id -> trade id
@@ -260,8 +261,8 @@ def on_bar(ctx, i):
             state["adjust"] += sum(delta for delta, _ in exits[trade_id])
             del state["unreached"][trade_id]
         pos = state["positions"].get(trade_id)
-        if pos is None or not pos["filled"]:
-            continue
+        if pos is None or not pos["filled"] or not ctx.data[pos["symbol"]].present[i]:
+            continue  # seed 000 manages a position only at its symbol's own bars
         row = _row(_columns(ctx, pos["symbol"]), i)
         pos["bars_in_trade"] += 1
         pos["max_price"] = max(pos["max_price"], row["high"])
@@ -396,16 +397,31 @@ def _symbol_scalar(ctx, symbol):
     return ctx.params["major_scalar"] if name.startswith(MAJORS) else 1.0
 
 
+def _bar_index(ctx, symbol, i):
+    """Seed 000 counts bars per symbol: the index of ``symbol``'s bar at step
+    ``i`` among its own bars (its warm-up, cooldown and lookbacks are in
+    those bars, not in the steps of the common clock). Amortised O(1)."""
+    seen = ctx.state["bar_count"].setdefault(symbol, [-1, 0])  # [last step counted, bars up to it]
+    present = ctx.data[symbol].present
+    if i > seen[0]:
+        seen[1] += int(np.count_nonzero(present[seen[0] + 1 : i + 1]))
+        seen[0] = i
+        return seen[1] - 1
+    return int(np.count_nonzero(present[: i + 1])) - 1
+
+
 def _correlation(ctx, symbol, i):
     """Mean correlation of the symbol's returns with each open position's over
     the lookback bars before ``i`` (as seed 000 measures it)."""
     positions = ctx.state["positions"]
     lookback = ctx.params["correlation_lookback"]
-    if not positions or i < lookback:
+    if not positions or _bar_index(ctx, symbol, i) < lookback:
         return 0.0
     mine = pd.Series(_columns(ctx, symbol)["returns"][i - lookback : i])
     corrs = []
     for pos in positions.values():
+        if not ctx.data[pos["symbol"]].present[i] or _bar_index(ctx, pos["symbol"], i) < lookback:
+            continue
         theirs = pd.Series(_columns(ctx, pos["symbol"])["returns"][i - lookback : i])
         joined = pd.concat([mine, theirs], axis=1).dropna()
         if len(joined) < max(lookback // 3, 20):
@@ -437,6 +453,7 @@ def on_open(ctx, step):
     rows = {}
     for symbol in ctx.symbols:
         if ctx.data[symbol].present[i]:
+            _bar_index(ctx, symbol, i)
             rows[symbol] = _row(_columns(ctx, symbol), i)
     rank_allowed = set(rows)
     if p["enable_symbol_ranking"]:
@@ -444,8 +461,8 @@ def on_open(ctx, step):
         rank_allowed = {s for s, _ in ranked[: max(p["symbol_rank_top_n_long"], 0)]}
     candidates = {sleeve: [] for sleeve in SLEEVES}
     for symbol, row in rows.items():
-        if i <= p["warmup_bars"]:
-            continue
+        if _bar_index(ctx, symbol, i) <= p["warmup_bars"] or math.isnan(ctx.opening(symbol)):
+            continue  # warming up, or no bar at this open to enter at
         corr = _correlation(ctx, symbol, i)
         base = {"symbol": symbol, "row": row, "avg_book_corr": corr, "symbol_score": row["symbol_score"]}
         if row["signal"]:
@@ -478,8 +495,8 @@ def _cooling(ctx, symbol, sleeve, i):
     if until is None:
         return False
     exit_ts, bars = until
-    exit_index = int(np.searchsorted(ctx.time, exit_ts))
-    return i <= exit_index + bars
+    exit_step = int(np.searchsorted(ctx.time, exit_ts))
+    return _bar_index(ctx, symbol, i) <= _bar_index(ctx, symbol, exit_step) + bars
 
 
 def _enter(ctx, sleeve, candidates, i, equity):
