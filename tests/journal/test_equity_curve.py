@@ -1,7 +1,9 @@
-"""The equity curve values kept steps later, several marks moving at once;
-each value must be the float a step-by-step valuation of the same
-portfolio gives (hypothesis over random sequences of marks, runs of marks
-read as columns, step closes and fills)."""
+"""The equity curve values kept steps later, several marks moving at once,
+in one numpy pass per run of steps of one shape; each value must be the
+float a step-by-step valuation of the same portfolio gives (hypothesis over
+random sequences of marks, runs of marks read as columns, step closes and
+fills, on spot, an inverse perpetual that also prices its settlement coin,
+and a linear contract settled in that coin)."""
 
 from __future__ import annotations
 
@@ -12,11 +14,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tidemark.core.accounts.portfolio import Portfolio
-from tidemark.core.events import OrderFilled
+from tidemark.core.events import InstrumentDefinition, OrderFilled
 from tidemark.core.instruments import spot
 from tidemark.journal.equity_curve import EquityCurve
 
-INSTRUMENTS = ("A", "B", "C")  # C has no mark until its first one: it starts without being kept
+INSTRUMENTS = ("A", "B", "C", "I", "L")  # C, L have no mark until their first: they start without being kept
+INVERSE = InstrumentDefinition(
+    0, "I", kind="perpetual", base="BTC", quote="USD", settle="BTC", inverse=True, contract_size=100.0
+)
+COIN_LINEAR = InstrumentDefinition(0, "L", kind="perpetual", base="ETH", quote="BTC", settle="BTC", contract_size=0.5)
 prices = st.floats(min_value=0.5, max_value=2_000.0, allow_nan=False)
 operations = st.one_of(
     st.tuples(st.just("mark"), st.sampled_from(INSTRUMENTS), prices),
@@ -28,9 +34,12 @@ operations = st.one_of(
 
 def portfolio() -> Portfolio:
     book = Portfolio(10_000.0)
-    for name in INSTRUMENTS:
+    for name in INSTRUMENTS[:3]:
         book.add_instrument(spot(name))
-    book.marks.update(A=100.0, B=50.0)
+    book.add_instrument(INVERSE)  # the BTC rate's source: its marks are valued step by step
+    book.add_instrument(COIN_LINEAR)
+    book.marks.update(A=100.0, B=50.0, I=1_000.0)
+    book.update_rate("I", 1_000.0)
     return book
 
 
@@ -51,6 +60,8 @@ def test_kept_steps_are_valued_as_step_by_step(steps: list[tuple[Any, ...]]) -> 
             _, name, price = op
             curve.moving(name)
             lazy.marks[name] = eager.marks[name] = price
+            lazy.update_rate(name, price)
+            eager.update_rate(name, price)
         elif op[0] == "close":
             ts += 1
             curve.close(ts)
@@ -64,9 +75,11 @@ def test_kept_steps_are_valued_as_step_by_step(steps: list[tuple[Any, ...]]) -> 
             else:
                 for t, price in zip(times.tolist(), marks, strict=True):
                     lazy.marks[name] = price
+                    lazy.update_rate(name, price)
                     curve.close(t)
             for t, price in zip(times.tolist(), marks, strict=True):
                 eager.marks[name] = price
+                eager.update_rate(name, price)
                 expected.append(valued(eager, t))
             ts += len(marks)
         else:
