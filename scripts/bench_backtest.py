@@ -20,6 +20,16 @@ agree on final equity and whether the two tidemark runs agree on every fill.
 
     python scripts/bench_backtest.py            # 1,000,000 bars, best of 2
     python scripts/bench_backtest.py --bars 100000 --repeat 3
+
+``--whole`` times what a user times instead: whole processes on the same
+CSV file, start to exit. ``tidemark backtest --data FILE`` (journal, hash
+chain, results, summary and HTML report), the same with ``--every-bar``,
+and a script that imports backtesting.py, reads the CSV with pandas and
+runs the same strategy (its ``run()`` computes its stats; with
+``--peer-plot`` it also writes its HTML plot). Peak memory is each whole
+process tree's largest resident set.
+
+    python scripts/bench_backtest.py --whole --bars 1000000
 """
 
 from __future__ import annotations
@@ -101,7 +111,7 @@ def run_replay(journal: Path, n: int) -> dict[str, object]:
     return {"ok": checked.ok, "bars_per_s": n / elapsed, "seconds": elapsed, "events": events}
 
 
-def run_backtesting_py(n: int) -> dict[str, object]:
+def run_backtesting_py(n: int, csv: str = "", plot: str = "") -> dict[str, object]:
     import warnings
 
     from backtesting import Backtest, Strategy
@@ -126,10 +136,13 @@ def run_backtesting_py(n: int) -> dict[str, object]:
             elif f0 >= s0 and f1 < s1:
                 self.position.close()
 
-    frame = synthetic_minutes(n)
+    frame = pd.read_csv(csv, index_col=0, parse_dates=True) if csv else synthetic_minutes(n)
     start = time.perf_counter()
-    stats = Backtest(frame, EmaCross, cash=1_000_000, commission=0.0004, exclusive_orders=True).run()
+    backtest = Backtest(frame, EmaCross, cash=1_000_000, commission=0.0004, exclusive_orders=True)
+    stats = backtest.run()
     elapsed = time.perf_counter() - start
+    if plot:
+        backtest.plot(filename=plot, open_browser=False)
     trades = stats._trades
     fills = 2 * len(trades) + (1 if stats["_trades"] is not None and stats["# Trades"] == len(trades) and False else 0)
     return {
@@ -149,6 +162,8 @@ def child(args: argparse.Namespace) -> None:
         out = run_tidemark(args.bars, Path(args.journal), every_bar=True)
     elif args.engine == "replay":
         out = run_replay(Path(args.journal), args.bars)
+    elif args.engine == "backtesting-csv":
+        out = run_backtesting_py(args.bars, args.csv, args.plot)
     else:
         out = run_backtesting_py(args.bars)
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -165,6 +180,70 @@ def spawn(engine: str, bars: int, journal: Path) -> dict[str, object]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def timed(cmd: list[str]) -> dict[str, float]:
+    """Wall seconds and peak memory (MB) of ``cmd`` as a whole process tree,
+    measured from a wrapper process of its own (so each peak is its own)."""
+    wrapper = (
+        "import json, resource, subprocess, sys, time\n"
+        "start = time.perf_counter()\n"
+        "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)\n"
+        "print(json.dumps({'seconds': time.perf_counter() - start,"
+        " 'peak_mb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", wrapper, *cmd],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def whole(args: argparse.Namespace) -> None:
+    """Whole processes on one CSV file: what a user times."""
+    tidemark = str(Path(sys.executable).with_name("tidemark"))
+    with tempfile.TemporaryDirectory() as tmp:
+        csv = Path(tmp) / "minutes.csv"
+        frame = synthetic_minutes(args.bars)
+        frame.index.name = "date"
+        frame.to_csv(csv)
+        common = ["--data", str(csv), "--tz", "UTC", "--strategy", "ema_cross", "--cash", "1000000"]
+        common += ["--commission-bps", "4", "--force"]
+        commands = {
+            "tidemark backtest": [tidemark, "backtest", *common, "--journal", f"{tmp}/wake.journal"],
+            "tidemark backtest --every-bar": [
+                tidemark,
+                "backtest",
+                *common,
+                "--every-bar",
+                "--journal",
+                f"{tmp}/every.journal",
+            ],
+            "backtesting.py": [sys.executable, __file__, "--child", "--engine", "backtesting-csv", "--csv", str(csv)],
+        }
+        if args.peer_plot:
+            commands["backtesting.py + plot"] = [*commands["backtesting.py"], "--plot", f"{tmp}/peer.html"]
+        best: dict[str, dict[str, float]] = {}
+        for _ in range(args.repeat):
+            for label, cmd in commands.items():
+                out = timed(cmd)
+                if label not in best or out["seconds"] < best[label]["seconds"]:
+                    best[label] = out
+    print(
+        f"whole processes, {args.bars:,} one-minute bars from one CSV ({csv.name}), EMA 12/26 cross, "
+        f"next-open fills, 4 bp commission; best of {args.repeat} interleaved rounds"
+    )
+    for label, out in best.items():
+        print(f"{label:<32}{out['seconds']:8.2f} s  peak {out['peak_mb']:6.0f} MB")
+    peer = best["backtesting.py"]
+    for label in ("tidemark backtest", "tidemark backtest --every-bar"):
+        print(
+            f"ratio backtesting.py / {label}: {peer['seconds'] / best[label]['seconds']:.2f}x faster"
+            f"  (memory {best[label]['peak_mb'] / peer['peak_mb']:.2f}x backtesting.py's)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--bars", type=int, default=1_000_000)
@@ -173,9 +252,16 @@ def main() -> None:
     parser.add_argument("--journal", default="")
     parser.add_argument("--skip-peer", action="store_true")
     parser.add_argument("--repeat", type=int, default=2, help="rounds; each figure is the best round")
+    parser.add_argument("--whole", action="store_true", help="time whole processes on a CSV file")
+    parser.add_argument("--peer-plot", action="store_true", help="with --whole: also time backtesting.py's plot")
+    parser.add_argument("--csv", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--plot", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args)
+        return
+    if args.whole:
+        whole(args)
         return
     engines = ["tidemark", "every-bar", "replay"] + ([] if args.skip_peer else ["backtesting"])
     best: dict[str, dict[str, object]] = {}
