@@ -4,6 +4,7 @@ bars read as columns give the same frames as bars decoded one by one."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import msgspec
@@ -15,6 +16,7 @@ from tidemark.adapters.backtest import SAMPLE_DIR, Result, run_backtest
 from tidemark.core.accounts.portfolio import Portfolio
 from tidemark.core.events import Bar, FundingApplied, InstrumentDefinition, InterestCharged, OrderFilled, RunStarted
 from tidemark.journal import projections
+from tidemark.journal.blocks import DecodedBlock
 from tidemark.journal.projections import Projections
 from tidemark.journal.reader import JournalReader
 
@@ -208,3 +210,42 @@ def test_trip_excursions_are_the_extremes_of_the_bars_held(name: str, tmp_path: 
         best, worst = (top, bottom) if sign > 0 else (bottom, top)
         assert trade.mfe == max(sign * (best - trade.entry_price) * trade.size, 0.0)
         assert trade.mae == min(sign * (worst - trade.entry_price) * trade.size, 0.0)
+
+
+RESULT_FRAMES = ("equity", "orders", "fills", "trades", "positions", "rejections", "funding", "interest", "counters")
+
+
+@pytest.mark.parametrize("name", list(RUNS))
+def test_the_writer_builds_the_results_that_reading_the_journal_back_gives(
+    name: str, tmp_path: Path, minutes: Path
+) -> None:
+    path = tmp_path / "run.journal"
+    built = run(name, path, minutes)  # by the writer's process, block by block as it committed them
+    assert built.check is None  # nothing was read back
+    read = Result.from_journal(path)
+    assert read.check is not None and read.check.report is not None and read.check.report.ok
+    for frame in RESULT_FRAMES:
+        pd.testing.assert_frame_equal(getattr(built, frame), getattr(read, frame), check_exact=True)
+    assert list(built.bars) == list(read.bars)
+    for instrument, bars in built.bars.items():
+        pd.testing.assert_frame_equal(bars, read.bars[instrument], check_exact=True)
+    assert (built.head, built.events, built.run_id) == (read.head, read.events, read.run_id)
+    assert built.metrics == pytest.approx(read.metrics, nan_ok=True) and built.metrics.keys() == read.metrics.keys()
+    assert {k: v for k, v in built.metrics.items() if v == v} == {k: v for k, v in read.metrics.items() if v == v}
+    assert built.warnings == read.warnings
+
+
+def test_a_writer_that_cannot_build_the_results_leaves_them_to_the_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    here, feed = os.getpid(), projections.Projector.feed
+
+    def broken(self: projections.Projector, block: DecodedBlock) -> None:
+        if os.getpid() != here:  # in the writer's process (forked from this one)
+            raise RuntimeError("projection failed")
+        feed(self, block)
+
+    monkeypatch.setattr(projections.Projector, "feed", broken)
+    result = run_backtest("ema_cross", data=[SAMPLES / "SYNTH_BTC-1h.csv"], journal=tmp_path / "run.journal")
+    assert result.check is not None and result.check.report is not None and result.check.report.ok  # read back
+    assert len(result.fills) > 10

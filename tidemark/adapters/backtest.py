@@ -112,6 +112,15 @@ class Result:
         with read_checked(path, trust=trust) as check, JournalReader(path) as reader:
             proj = Projections.build(reader)
             seq, head = reader.head()
+        return cls.from_projections(path, proj, seq, head, check)
+
+    @classmethod
+    def from_projections(
+        cls, path: str | os.PathLike[str], proj: Projections, seq: int, head: str, check: ReadCheck | None = None
+    ) -> Result:
+        """The run whose journal at ``path`` (last ``seq``, ``head``) gave
+        the read models ``proj``: read back, or built by its writer as it
+        committed each block (:func:`run_with_results`)."""
         fees = float(proj.fills["fee_account"].sum()) if len(proj.fills) else 0.0
         metrics = compute_metrics(proj.equity, proj.trades, proj.initial_cash, fees)
         metrics["rejections"] = len(proj.rejections)
@@ -408,6 +417,53 @@ async def run_async(
     parent: str = "",
 ) -> Path:
     """Run a backtest and write its journal; returns the journal path."""
+    writer = await _run(config, data, journal, overwrite, tz, progress, market, fingerprints, parent, project=False)
+    assert writer.sealed is not None
+    return writer.sealed.path
+
+
+async def run_with_results(
+    config: RunConfig,
+    *,
+    data: Sequence[DataSource] | None = None,
+    journal: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+    tz: str | None = None,
+    progress: Progress | None = None,
+    market: MarketSeries | None = None,
+    fingerprints: dict[str, Any] | None = None,
+    parent: str = "",
+) -> Result:
+    """Run a backtest, write its journal and return its :class:`Result`.
+
+    The journal writer's process builds the read models from each block as
+    it commits it (on the second core, while the run goes on), so the
+    results cost the run little; they are exactly what
+    :meth:`Result.from_journal` reads back (tested), which it does here if
+    the writer could not build them. ``result.check`` is None: nothing was
+    read back, so there was nothing to verify (``tidemark verify`` does)."""
+    writer = await _run(config, data, journal, overwrite, tz, progress, market, fingerprints, parent, project=True)
+    sealed = writer.sealed
+    assert sealed is not None
+    if writer.projections is None:
+        return Result.from_journal(sealed.path)
+    return Result.from_projections(sealed.path, writer.projections, sealed.events, sealed.head)
+
+
+async def _run(
+    config: RunConfig,
+    data: Sequence[DataSource] | None,
+    journal: str | os.PathLike[str] | None,
+    overwrite: bool,
+    tz: str | None,
+    progress: Progress | None,
+    market: MarketSeries | None,
+    fingerprints: dict[str, Any] | None,
+    parent: str,
+    *,
+    project: bool,
+) -> ProcessJournalWriter:
+    """The run; returns its sealed writer."""
     if market is None:
         loaded, market = load_market(config, data, tz=tz)
         fingerprints = describe(loaded)
@@ -432,7 +488,9 @@ async def run_async(
         else DEFAULT_RUNS_DIR / f"{config.strategies[0].id}-{header.run_id}.journal"
     )
     with StopSignals() as stop:
-        writer = await ProcessJournalWriter.create(path, durability="normal", overwrite=overwrite or journal is None)
+        writer = await ProcessJournalWriter.create(
+            path, durability="normal", overwrite=overwrite or journal is None, project=project
+        )
         try:
             engine = Engine(config, slots, market, sink=writer)
             perps = sorted({e.instrument for e in extras if isinstance(e, FundingRate)})
@@ -443,7 +501,8 @@ async def run_async(
         except BaseException as exc:
             await seal_after(writer, exc)
             raise
-        return (await writer.close()).path
+        await writer.close()
+        return writer
 
 
 async def drive(
@@ -544,8 +603,7 @@ def run_backtest(
     run_config = build_config(config, strategy=strategy, symbol=symbol, fill_model=fill, **overrides)
     if params:
         run_config = build_config(run_config, params={**run_config.params, **params})
-    path = asyncio.run(run_async(run_config, data=data, journal=journal, overwrite=overwrite, tz=tz))
-    return Result.from_journal(path)
+    return asyncio.run(run_with_results(run_config, data=data, journal=journal, overwrite=overwrite, tz=tz))
 
 
 # -- replay ------------------------------------------------------------------------------------------

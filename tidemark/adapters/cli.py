@@ -354,7 +354,7 @@ def _params(pairs: list[str]) -> dict[str, Any]:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    from tidemark.adapters.backtest import Result, build_config, run_async
+    from tidemark.adapters.backtest import build_config, run_with_results
     from tidemark.adapters.report_html import write_report
 
     log = logs.get("backtest")
@@ -401,12 +401,14 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     progress = ProgressBar("backtest") if (sys.stderr.isatty() or args.progress) else None
     if args.tz is not None:
         _check_tz(args.tz)
-    path = asyncio.run(
-        run_async(config, data=args.data, journal=args.journal, overwrite=args.force, tz=args.tz, progress=progress)
+    result = asyncio.run(
+        run_with_results(
+            config, data=args.data, journal=args.journal, overwrite=args.force, tz=args.tz, progress=progress
+        )
     )
     if progress is not None:
         progress.close()
-    result = Result.from_journal(path)
+    path = result.journal
     report_path = None
     if not args.no_report:
         report_path = Path(args.report) if args.report else path.with_suffix(".html")

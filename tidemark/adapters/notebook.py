@@ -47,7 +47,7 @@ from typing import Any
 
 import pandas as pd
 
-from tidemark.adapters.backtest import DataSource, Result, build_config, run_async
+from tidemark.adapters.backtest import DataSource, Result, build_config, run_with_results
 from tidemark.core.config import RunConfig, StrategyConfig
 from tidemark.core.strategy import Strategy, StrategyError, load_source
 
@@ -85,12 +85,11 @@ def backtest(
     try:
         import asyncio
 
-        written = asyncio.run(run_async(run_config, data=sources, journal=path, overwrite=temporary, tz=tz))
+        result = asyncio.run(run_with_results(run_config, data=sources, journal=path, overwrite=temporary, tz=tz))
     except BaseException:
         if temporary:
             shutil.rmtree(path.parent, ignore_errors=True)
         raise
-    result = Result.from_journal(written)
     if temporary:
         result._temporary = weakref.finalize(result, shutil.rmtree, str(path.parent), True)
     return result

@@ -55,10 +55,12 @@ except ImportError:  # not on Windows
 from tidemark.core.codec import DEFAULT_CODEC
 from tidemark.core.events import SCHEMA_VERSION, TAGS, Event, RunFailed, RunStarted
 from tidemark.core.series import BarBlock
+from tidemark.journal.blocks import DecodedBlock
 from tidemark.journal.child import child_context
 from tidemark.journal.errors import JournalConfigError, JournalError, JournalWriteError, SequenceError
 from tidemark.journal.lock import Placement
 from tidemark.journal.meta import STATUS_FAILED, STATUS_FINISHED, STATUS_RUNNING, header_meta
+from tidemark.journal.projections import Projections, Projector
 from tidemark.journal.records import (
     DDL,
     FORMAT_VERSION,
@@ -66,6 +68,7 @@ from tidemark.journal.records import (
     INSERT_BLOCK,
     PAGE_SIZE,
     UPSERT_META,
+    BlockRow,
     chain_hashes,
     msgpack_array_header,
     msgpack_array_header_size,
@@ -111,7 +114,12 @@ class ProcessJournalWriter:
         self._committed = 0
         self._head = GENESIS.hex()
         self._closed = False
+        self._project = False
         self.sealed: Sealed | None = None
+        self.projections: Projections | None = None
+        """A finished run's read models, built by the child (``project=True``)."""
+        self.projection_error = ""
+        """Why the child could not build them (then read the file back)."""
 
     @classmethod
     async def create(
@@ -121,7 +129,12 @@ class ProcessJournalWriter:
         durability: str = "normal",
         overwrite: bool = False,
         batch_size: int = 8_192,
+        project: bool = False,
     ) -> ProcessJournalWriter:
+        """``project``: the child also builds the run's read models
+        (:class:`journal.projections.Projector`) from each block as it
+        commits it, on its own core while the run goes on; a finished run's
+        :attr:`projections` are then what reading the file back would give."""
         placement = place_new_journal(path, durability, overwrite)
         try:
             ctx = child_context()
@@ -133,7 +146,7 @@ class ProcessJournalWriter:
             unused = (to_child_w, from_child_r) if ctx.get_start_method() == "fork" else ()
             process = ctx.Process(
                 target=_child,
-                args=(str(placement.write_path), durability, to_child_r, from_child_w, unused, os.getpid()),
+                args=(str(placement.write_path), durability, to_child_r, from_child_w, unused, os.getpid(), project),
                 daemon=True,
             )
             process.start()
@@ -149,7 +162,9 @@ class ProcessJournalWriter:
         except BaseException:
             placement.lock.release()
             raise
-        return cls(placement, process, to_child_w, from_child_r, batch_size)
+        writer = cls(placement, process, to_child_w, from_child_r, batch_size)
+        writer._project = project
+        return writer
 
     def record(self, seq: int, event: Event, is_input: bool, cause: int) -> None:
         """Buffer one event (the hot path: no encoding or hashing here).
@@ -297,6 +312,11 @@ class ProcessJournalWriter:
             try:
                 reply = await self._ask("close", status, final)
                 sealed = Sealed(self._placement.write_path, status, reply[1], reply[2], reply[3])
+                if self._project:  # read before joining: the child waits until its reply is taken
+                    try:
+                        _, self.projections, self.projection_error = await asyncio.to_thread(self._inbox.recv)
+                    except (EOFError, OSError):
+                        self.projection_error = "the journal writer process died before sending the results"
             except JournalError as exc:
                 if status == STATUS_FINISHED or error is None:
                     write_error = exc if isinstance(exc, JournalWriteError) else JournalWriteError(str(exc))
@@ -356,7 +376,13 @@ def _error(reply: tuple[Any, ...]) -> Exception:
 
 
 def _child(
-    path_text: str, durability: str, inbox: Connection, outbox: Connection, unused: tuple[Connection, ...], parent: int
+    path_text: str,
+    durability: str,
+    inbox: Connection,
+    outbox: Connection,
+    unused: tuple[Connection, ...],
+    parent: int,
+    project: bool = False,
 ) -> None:
     for end in unused:
         end.close()
@@ -379,6 +405,8 @@ def _child(
     chain = _ChildChain(conn)
     messages = _drained(inbox, parent)
     failed = ""
+    projector = Projector(path) if project else None
+    projection_error = ""
     try:
         while True:
             message = messages.get()
@@ -390,17 +418,27 @@ def _child(
             if verb == "batch":
                 if not failed:
                     try:
-                        chain.write(*message[1:])
+                        rows = chain.write(*message[1:])
                     except (sqlite3.Error, OSError, JournalError) as exc:
                         failed = f"{path}: cannot write the journal: {_one_line(exc)}"
                         with contextlib.suppress(sqlite3.Error):
                             conn.execute("ROLLBACK")
                         outbox.send(("error", "write", failed))
+                    else:
+                        if projector is not None:
+                            try:
+                                for row in rows:
+                                    projector.feed(DecodedBlock(row))
+                            except Exception as exc:  # the run goes on; its results are read back instead
+                                projector, projection_error = None, _one_line(exc)
             elif verb == "flush":
                 outbox.send(("error", "write", failed) if failed else ("ok", chain.committed, chain.prev.hex()))
             elif verb == "close":
                 seq, head, one_file = chain.seal(path, message[1], message[2])
                 outbox.send(("ok", seq, head, one_file))
+                if project:
+                    finished = not failed and message[1] == STATUS_FINISHED
+                    _send_projections(outbox, projector if finished else None, projection_error)
                 return
     except Exception as exc:
         with contextlib.suppress(OSError):
@@ -408,6 +446,21 @@ def _child(
     finally:
         with contextlib.suppress(sqlite3.Error):
             conn.close()
+
+
+def _send_projections(outbox: Connection, projector: Projector | None, error: str = "") -> None:
+    """The read models of everything committed, or None and why not."""
+    projections = None
+    if projector is not None:
+        try:
+            projections = projector.finish()
+        except Exception as exc:
+            error = _one_line(exc)
+    try:
+        outbox.send(("projections", projections, error or ("" if projections is not None else "not built")))
+    except Exception as exc:  # not picklable, or the pipe broke: the run reads its file back
+        with contextlib.suppress(OSError):
+            outbox.send(("projections", None, _one_line(exc)))
 
 
 def _one_line(exc: BaseException) -> str:
@@ -487,7 +540,8 @@ class _ChildChain:
         self.prev = GENESIS
         self.committed = 0
 
-    def write(self, first: int, n: int, *parts: bytes) -> None:
+    def write(self, first: int, n: int, *parts: bytes) -> list[BlockRow]:
+        """Chain and commit one batch; returns its block rows."""
         batch = _Batch(n, *parts)
         encoded = batch.payloads()
         payloads = split_payloads(encoded)  # views into ``encoded``, one per record
@@ -534,6 +588,7 @@ class _ChildChain:
         conn.execute("COMMIT")
         self.prev = prev
         self.committed = first + n - 1
+        return rows
 
     def seal(self, path: Path, status: str, final: RunFailed | None) -> tuple[int, str, bool]:
         """The final record and status, then one file: ``(last seq, head, one file)``."""

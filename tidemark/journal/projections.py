@@ -10,6 +10,7 @@ events: it replays fills, funding and closes through the same accounting
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
@@ -86,11 +87,12 @@ class Projections:
 
     @classmethod
     def build(cls, reader: JournalReader) -> Projections:
-        return _Builder(reader).run()
+        return Projector(reader.path).run(reader)
 
 
-class _Builder:
-    """One pass over a journal's blocks, in seq order.
+class Projector:
+    """One pass over a journal's blocks, in seq order: :meth:`feed` each
+    block (from a file, or as a writer commits it), then :meth:`finish`.
 
     The bars of the first instrument whose payloads have a fixed layout are
     read as numpy columns (:class:`journal.bar_columns.BarLayout`, which
@@ -98,13 +100,17 @@ class _Builder:
     record is decoded and applied as an event. Both paths give the same
     frames, float for float."""
 
-    def __init__(self, reader: JournalReader) -> None:
-        self.reader = reader
-        if reader.last_seq() == 0:
-            raise JournalEmptyError(f"{reader.path}: the journal has no records (its run wrote nothing)")
-        header = reader.event(1)
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = path
+        self.started = False
+        self.layout: BarLayout | None = None
+        self.seen_bar = False
+
+    def _start(self, header: Event) -> None:
+        """The run header (seq 1) sets the account up."""
         if not isinstance(header, RunStarted):
-            raise ValueError(f"{reader.path}: seq 1 is not a run header")
+            raise ValueError(f"{self.path}: seq 1 is not a run header")
+        self.started = True
         self.header = header
         self.config = msgspec.json.decode(header.config)
         self.portfolio = Portfolio(
@@ -126,23 +132,36 @@ class _Builder:
         self.interval = 0
         self.pending: int | None = None  # time of the last bar's step, until the step closes
 
-    def run(self) -> Projections:
-        layout: BarLayout | None = None
-        seen_bar = False
-        for block in stored_blocks(self.reader):
-            try:
-                if layout is None:
-                    events = block.events
-                    self._apply_events(block.first, events)
-                    if not seen_bar:
-                        bar = next((event for event in events if type(event) is Bar), None)
-                        if bar is not None:
-                            seen_bar = True
-                            layout = BarLayout.of(bar)
-                else:
-                    self._apply_block(block, layout)
-            except EventDecodeError as exc:
-                raise JournalDecodeError(f"{self.reader.path}: block at seq {block.first}: {exc}") from exc
+    def run(self, reader: JournalReader) -> Projections:
+        for block in stored_blocks(reader):
+            self.feed(block)
+        return self.finish()
+
+    def feed(self, block: DecodedBlock) -> None:
+        """The next block, in seq order (the first holds the header)."""
+        try:
+            if not self.started:
+                if block.first != 1:
+                    raise ValueError(f"{self.path}: the first block starts at seq {block.first}, not 1")
+                self._start(block.event(0))
+            layout = self.layout
+            if layout is None:
+                events = block.events
+                self._apply_events(block.first, events)
+                if not self.seen_bar:
+                    bar = next((event for event in events if type(event) is Bar), None)
+                    if bar is not None:
+                        self.seen_bar = True
+                        self.layout = BarLayout.of(bar)
+            else:
+                self._apply_block(block, layout)
+        except EventDecodeError as exc:
+            raise JournalDecodeError(f"{self.path}: block at seq {block.first}: {exc}") from exc
+
+    def finish(self) -> Projections:
+        """The read models of every block fed."""
+        if not self.started:
+            raise JournalEmptyError(f"{self.path}: the journal has no records (its run wrote nothing)")
         if self.pending is not None:
             self.curve.close(self.pending)
         equity = self.curve.frame()
