@@ -1,7 +1,10 @@
 """Pre-trade risk checks between strategy and execution.
 
 Only orders that add exposure are checked; reduce-only orders and orders that
-shrink a position always pass. A refusal is a ``RiskRejected`` event whose
+shrink a position always pass. A reversal (through zero to the other side)
+adds exposure even when the new position is smaller than the old: under rules
+version 2 it is checked as closing the position and opening the remainder on
+the other side (version 1 let it pass as a reduction). A refusal is a ``RiskRejected`` event whose
 ``reason`` is one of the codes below, so rejection counts per reason come
 straight out of the journal. Fractions are of current account equity.
 """
@@ -12,7 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from tidemark.core.accounts.portfolio import Portfolio
+import msgspec
+
+from tidemark.core.accounts.portfolio import Portfolio, Position
 from tidemark.core.events import BUY, SubmitOrder
 from tidemark.core.execution.orders import Order
 from tidemark.core.instruments import notional, point_value
@@ -89,13 +94,18 @@ class RiskEngine:
     counts its whole notional as open risk.
     """
 
-    def __init__(self, limits: RiskLimits, portfolio: Portfolio, *, current_stops: bool = False) -> None:
+    def __init__(
+        self, limits: RiskLimits, portfolio: Portfolio, *, current_stops: bool = False, check_reversals: bool = False
+    ) -> None:
         self.limits = limits
         self.portfolio = portfolio
         self.stops: dict[tuple[str, str], float] = {}
         self.current_stops = current_stops
         """Stops follow positions (rules version 2): an entry without a stop
         forgets the last one, and a modified stop order moves it."""
+        self.check_reversals = check_reversals
+        """A reversal is checked for the exposure it opens on the other side
+        (rules version 2); version 1 passed it as a reduction."""
         self._day = -1
         self._day_start_equity = portfolio.initial_cash
         self._unlimited = limits.unlimited  # limits are frozen
@@ -120,13 +130,24 @@ class RiskEngine:
         signed = cmd.quantity if cmd.side == BUY else -cmd.quantity
         pos = pf.positions.get((cmd.strategy, cmd.instrument))
         current = pos.quantity if pos is not None else 0.0
-        if cmd.reduce_only or abs(current + signed) < abs(current):
+        after = current + signed
+        reverses = self.check_reversals and current * after < 0.0
+        if cmd.reduce_only or (abs(after) < abs(current) and not reverses):
             return None
         risk_stop = cmd.risk_price or cmd.stop_loss
         if risk_stop:
             self.stops[(cmd.strategy, cmd.instrument)] = risk_stop
-        elif current == 0.0 and self.current_stops:
+        elif (current == 0.0 or reverses) and self.current_stops:
             self.stops.pop((cmd.strategy, cmd.instrument), None)  # a new position: the old stop is not its
+        if reverses:
+            # closing ``current`` and opening ``after`` on the other side: what
+            # the position holds now is released, the remainder is checked
+            assert pos is not None
+            released_exposure = notional(self.portfolio.instruments[cmd.instrument], current, self._mark(pos))
+            released_risk = self._position_risk(pos)
+            cmd = msgspec.structs.replace(cmd, quantity=abs(after))
+        else:
+            released_exposure = released_risk = 0.0
         limits = self.limits
         if price <= 0.0:
             return NO_PRICE, "no price to value the order"
@@ -154,28 +175,41 @@ class RiskEngine:
         inst = pf.instruments[cmd.instrument]
         added = notional(inst, cmd.quantity, price)
         if limits.max_gross_exposure is not None or limits.max_leverage is not None:
-            gross = pf.gross_exposure() + added
+            gross = pf.gross_exposure() - released_exposure + added
             cap = min(x for x in (limits.max_gross_exposure, limits.max_leverage) if x is not None)
             if equity <= 0 or gross > cap * equity:
                 reason = MAX_GROSS_EXPOSURE if limits.max_gross_exposure is not None else MAX_LEVERAGE
                 return reason, f"gross {gross:.2f} > {cap} x equity {equity:.2f}"
         budget = limits.strategy_notional.get(cmd.strategy)
         if budget is not None:
-            used = pf.gross_exposure(cmd.strategy) + added
+            used = pf.gross_exposure(cmd.strategy) - released_exposure + added
             if used > budget * equity:
                 return STRATEGY_NOTIONAL, f"{used:.2f} > {budget} x equity"
         if limits.max_open_risk is not None or cmd.strategy in limits.strategy_risk:
             new_risk = self._order_risk(cmd, price)
             if limits.max_open_risk is not None:
-                heat = self.open_risk(working=working) + new_risk
+                heat = self.open_risk(working=working) - released_risk + new_risk
                 if heat > limits.max_open_risk * equity:
                     return MAX_OPEN_RISK, f"heat {heat:.2f} > {limits.max_open_risk} x equity"
             strategy_budget = limits.strategy_risk.get(cmd.strategy)
             if strategy_budget is not None:
-                used = self.open_risk(cmd.strategy, working=working) + new_risk
+                used = self.open_risk(cmd.strategy, working=working) - released_risk + new_risk
                 if used > strategy_budget * equity:
                     return STRATEGY_RISK, f"{used:.2f} > {strategy_budget} x equity"
         return None
+
+    def _mark(self, pos: Position) -> float:
+        return self.portfolio.marks.get(pos.instrument, pos.avg_price)
+
+    def _position_risk(self, pos: Position) -> float:
+        """One position's share of :meth:`open_risk`."""
+        inst = self.portfolio.instruments[pos.instrument]
+        stop = self.stops.get((pos.strategy, pos.instrument))
+        if stop and self.limits.open_risk_basis == "entry":
+            return abs(pos.avg_price - stop) * abs(pos.quantity) * point_value(inst)
+        if stop:
+            return max(0.0, (self._mark(pos) - stop) * pos.quantity) * point_value(inst)
+        return notional(inst, pos.quantity, self._mark(pos))
 
     def _order_risk(self, cmd: SubmitOrder, price: float) -> float:
         inst = self.portfolio.instruments[cmd.instrument]
@@ -189,20 +223,11 @@ class RiskEngine:
         measured per :attr:`RiskLimits.open_risk_basis`; with
         ``pending_risk``, working orders that add exposure count too."""
         pf = self.portfolio
-        from_entry = self.limits.open_risk_basis == "entry"
         total = 0.0
         for pos in pf.open_positions():
             if strategy is not None and pos.strategy != strategy:
                 continue
-            inst = pf.instruments[pos.instrument]
-            mark = pf.marks.get(pos.instrument, pos.avg_price)
-            stop = self.stops.get((pos.strategy, pos.instrument))
-            if stop and from_entry:
-                total += abs(pos.avg_price - stop) * abs(pos.quantity) * point_value(inst)
-            elif stop:
-                total += max(0.0, (mark - stop) * pos.quantity) * point_value(inst)
-            else:
-                total += notional(inst, pos.quantity, mark)
+            total += self._position_risk(pos)
         if self.limits.pending_risk:
             for order in working:
                 cmd = order.cmd
