@@ -28,7 +28,8 @@ first, seed 003's value in brackets where it differs:
     target, the risk size recomputed from that bar's equity base and
     volatility (flat when the signal is 0, the volatility is missing or the
     size is below ``min_contracts``); each change is one order for the
-    difference, so a reversal is one order through zero.
+    difference, so a reversal is one order through zero. An instrument
+    without a bar at a step is left as it is.
 ``risk_pct`` 0.005, ``stop_k`` 3.0, ``vol_span`` 32, ``min_contracts`` 1
     Risk per position as a fraction of the equity base, the stop distance in
     volatilities, the EWM span of the volatility, the smallest size taken.
@@ -223,12 +224,14 @@ def resize_daily(ctx, i):
     for symbol in ctx.symbols:
         close = ctx.data[symbol].close
         price = close[i]
+        if not math.isfinite(price):
+            continue  # no bar for this instrument at this step: left as it is
         held = ctx.data[symbol].position.size
         s = signal_of(ctx, i, close)
         vol = ctx.ind.ewm_vol(close, p["vol_span"])[i]
         target = 0
         distance = math.nan
-        if s != 0 and math.isfinite(price) and math.isfinite(vol) and vol > 0:
+        if s != 0 and math.isfinite(vol) and vol > 0:
             distance = p["stop_k"] * vol * price
             target = s * contracts_for(ctx, base, distance, symbol)
             if target and over_heat_cap(ctx, symbol, distance * abs(target) * ctx.point_value(symbol), risks, closed):
