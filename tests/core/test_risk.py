@@ -111,3 +111,20 @@ def test_rules_version_1_lets_a_reversal_pass_as_before() -> None:
     risk = RiskEngine(RiskLimits(max_open_risk=0.0001), pf)
     hold(pf, 50)
     assert risk.check(cmd("sell", 70, risk_price=110.0), 100.0) is None
+
+
+def test_an_entry_behind_a_pending_flatten_is_checked_as_the_new_position() -> None:
+    """Long 50 with a flatten (reduce-only sell 50) working: a sell of 30 is a
+    new 30 short, not a reduction of the long to 20."""
+    from tidemark.core.execution.orders import Order
+
+    pf = Portfolio(10_000.0)
+    pf.add_instrument(spot("X"))
+    pf.marks["X"] = 100.0
+    risk = RiskEngine(RiskLimits(max_open_risk=0.01), pf, current_stops=True, check_reversals=True)
+    hold(pf, 50)
+    flatten = Order(cmd("sell", 50, reduce_only=True), seq=1, quantity=50.0)
+    refusal = risk.check(cmd("sell", 30, risk_price=110.0), 100.0, queued=[flatten])  # 300 at risk > 100
+    assert refusal is not None and refusal[0] == "max_open_risk"
+    assert risk.check(cmd("sell", 30, risk_price=103.0), 100.0, queued=[flatten]) is None  # 90: the long is released
+    assert risk.check(cmd("sell", 30, risk_price=110.0), 100.0) is None  # without the flatten: a reduction

@@ -4,13 +4,16 @@ Only orders that add exposure are checked; reduce-only orders and orders that
 shrink a position always pass. A reversal (through zero to the other side)
 adds exposure even when the new position is smaller than the old: under rules
 version 2 it is checked as closing the position and opening the remainder on
-the other side (version 1 let it pass as a reduction). A refusal is a ``RiskRejected`` event whose
+the other side (version 1 let it pass as a reduction). Likewise an entry sent
+behind its position's pending reduce-only exit (a flatten, then the new
+side) is checked as the new position, not as a reduction of the old one. A refusal is a ``RiskRejected`` event whose
 ``reason`` is one of the codes below, so rejection counts per reason come
 straight out of the journal. Fractions are of current account equity.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
@@ -18,7 +21,7 @@ from typing import Final
 import msgspec
 
 from tidemark.core.accounts.portfolio import Portfolio, Position
-from tidemark.core.events import BUY, SubmitOrder
+from tidemark.core.events import BUY, SELL, SubmitOrder
 from tidemark.core.execution.orders import Order
 from tidemark.core.instruments import notional, point_value
 
@@ -123,13 +126,27 @@ class RiskEngine:
         if self.current_stops:
             self.stops[(strategy, instrument)] = stop
 
-    def check(self, cmd: SubmitOrder, price: float, working: Sequence[Order] = ()) -> tuple[str, str] | None:
+    def check(
+        self, cmd: SubmitOrder, price: float, working: Sequence[Order] = (), queued: Sequence[Order] = ()
+    ) -> tuple[str, str] | None:
         """``None`` if the order may go on, else ``(reason, detail)``.
-        ``working``: the orders already working (pending risk)."""
+        ``working``: the orders already working (pending risk); ``queued``:
+        the working orders of the order's instrument (rules version 2: its
+        strategy's reduce-only exits count as already done, so an entry
+        sent behind a pending flatten is checked as the new position it is)."""
         pf = self.portfolio
         signed = cmd.quantity if cmd.side == BUY else -cmd.quantity
         pos = pf.positions.get((cmd.strategy, cmd.instrument))
-        current = pos.quantity if pos is not None else 0.0
+        held = pos.quantity if pos is not None else 0.0
+        current = held
+        if self.check_reversals and held and queued:
+            exit_side = BUY if held < 0 else SELL
+            closing = sum(
+                o.leaves
+                for o in queued
+                if o.active and o.cmd.reduce_only and o.cmd.strategy == cmd.strategy and o.cmd.side == exit_side
+            )
+            current = math.copysign(max(0.0, abs(held) - closing), held)
         after = current + signed
         reverses = self.check_reversals and current * after < 0.0
         if cmd.reduce_only or (abs(after) < abs(current) and not reverses):
@@ -139,15 +156,17 @@ class RiskEngine:
             self.stops[(cmd.strategy, cmd.instrument)] = risk_stop
         elif (current == 0.0 or reverses) and self.current_stops:
             self.stops.pop((cmd.strategy, cmd.instrument), None)  # a new position: the old stop is not its
-        if reverses:
-            # closing ``current`` and opening ``after`` on the other side: what
-            # the position holds now is released, the remainder is checked
+        released_exposure = released_risk = 0.0
+        if reverses or (pos is not None and abs(current) < abs(held)):
+            # what is closed before this order opens (a pending exit, the
+            # first leg of a reversal) no longer counts; a reversal is
+            # checked for the remainder it opens on the other side
             assert pos is not None
-            released_exposure = notional(self.portfolio.instruments[cmd.instrument], current, self._mark(pos))
-            released_risk = self._position_risk(pos)
-            cmd = msgspec.structs.replace(cmd, quantity=abs(after))
-        else:
-            released_exposure = released_risk = 0.0
+            share = 1.0 if reverses else 1.0 - abs(current) / abs(held)
+            released_exposure = share * notional(pf.instruments[cmd.instrument], held, self._mark(pos))
+            released_risk = share * self._position_risk(pos)
+            if reverses:
+                cmd = msgspec.structs.replace(cmd, quantity=abs(after))
         limits = self.limits
         if price <= 0.0:
             return NO_PRICE, "no price to value the order"
@@ -162,7 +181,7 @@ class RiskEngine:
             loss = 1.0 - equity / self._day_start_equity
             if loss >= limits.daily_loss:
                 return DAILY_LOSS, f"daily loss {loss:.4f} >= {limits.daily_loss}"
-        opening = current == 0.0
+        opening = held == 0.0
         if opening and limits.max_positions is not None:
             count = sum(1 for _ in pf.open_positions())
             if count >= limits.max_positions:
