@@ -70,7 +70,7 @@ CASES = [
     Case("spot 1d, closed, heat 10%", SPOT_1D, "24h", MICROS),
     Case("spot 1d, closed, heat 0.8% (binds)", SPOT_1D, "24h", MICROS, heat=0.008),
     Case(
-        "spot + usdm 1d, 4 instruments, open, heat 1.5%",
+        "spot + usdm 1d, 4 instruments, open, heat 1.5% (binds)",
         {
             **SPOT_1D,
             "BTCUSDT": ("binance_usdm", "BTC_USDT_USDT-1d-futures"),
