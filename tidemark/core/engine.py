@@ -141,7 +141,7 @@ class Engine:
         self.bus = Bus(sink)
         rules_v2 = config.version >= 2
         self.portfolio = Portfolio(config.initial_cash, config.currency, snap_to_lot=rules_v2)
-        self.risk = RiskEngine(risk_limits(config), self.portfolio, current_stops=rules_v2)
+        self.risk = RiskEngine(risk_limits(config), self.portfolio, current_stops=rules_v2, check_reversals=rules_v2)
         paper = config.paper
         self.venue: SimulatedVenue
         if paper is not None:

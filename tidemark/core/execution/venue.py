@@ -284,7 +284,12 @@ class SimulatedVenue(Actor):
             bus.publish(OrderRejected(ts, cmd.strategy, cmd.order_id, cmd.instrument, reason))
             return
         price = cmd.price or cmd.trigger_price or (last.close if last is not None else 0.0)
-        refusal = self.risk.check(cmd, price, self.working_orders() if self.risk.limits.pending_risk else ())
+        refusal = self.risk.check(
+            cmd,
+            price,
+            self.working_orders() if self.risk.limits.pending_risk else (),
+            self.working.get(cmd.instrument, ()) if self.risk.check_reversals else (),
+        )
         if refusal is not None:
             bus.publish(RiskRejected(ts, cmd.strategy, cmd.order_id, cmd.instrument, refusal[0], refusal[1]))
             return
