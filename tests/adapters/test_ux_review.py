@@ -164,3 +164,11 @@ def test_result_from_a_journal_without_trades_has_its_stats(tmp_path: Path) -> N
     (tmp_path / "noop.py").write_text(NOOP)
     result = Result.from_journal(run_backtest(str(tmp_path / "noop.py"), journal=tmp_path / "n.journal").journal)
     assert result.stats["# Trades"] == 0
+
+
+def test_the_report_says_one_open_trade_in_the_singular(journal: Path) -> None:
+    from tidemark.adapters.report.model import run_warnings
+
+    result = Result.from_journal(journal)
+    assert result.metrics["open_trades"] == 1
+    assert "1 trade still open at the end (valued at the last close)." in [w.text for w in run_warnings(result)]

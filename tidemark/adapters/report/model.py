@@ -76,7 +76,9 @@ def run_warnings(result: Any) -> list[RunWarning]:
     out = [RunWarning("warn", text) for text in result.warnings]
     open_trades = result.metrics.get("open_trades")
     if open_trades:
-        out.append(RunWarning("info", f"{open_trades} trade(s) still open at the end (valued at the last close)."))
+        out.append(
+            RunWarning("info", f"{plural(int(open_trades), 'trade')} still open at the end (valued at the last close).")
+        )
     return out
 
 
@@ -151,7 +153,7 @@ def config_rows(result: Any) -> list[list[str]]:
     rows.append(["Slippage", slip_text])
     fill = str(c.get("fill_model", ""))
     if c.get("latency_bars"):
-        fill += f", latency {c['latency_bars']} bar(s)"
+        fill += f", latency {plural(int(c['latency_bars']), 'bar')}"
     if c.get("participation"):
         fill += f", participation {c['participation']}"
     if c.get("fill_probability") is not None:
