@@ -140,3 +140,45 @@ def test_bad_rows_of_a_dataframe_are_named() -> None:
     with pytest.raises(DataError, match="times have no timezone"):
         tidemark.backtest(naive, SmaCross)
     assert tidemark.backtest(naive, SmaCross, tz="UTC").metrics["bars"] == 10
+
+
+class QualifiedBase(tidemark.Strategy):  # the base as a notebook writes it: tidemark.Strategy
+    threshold = np.float64(SLOW_DEFAULT)  # a class-level name using the notebook's imports
+
+    def on_bar(self, ctx, i) -> None:  # type: ignore[no-untyped-def]
+        if i == 3 and ctx.position.size == 0:
+            ctx.buy(1.0)
+
+
+def test_a_class_deriving_from_tidemark_strategy_replays_on_its_own() -> None:
+    """The class statement's own names (its base ``tidemark.Strategy``,
+    class-level values) go into the journaled source, not only its methods'."""
+    result = tidemark.backtest(frame(50), QualifiedBase)
+    (spec,) = result.config["strategies"]
+    assert "import tidemark" in spec["source"] and "import numpy as np" in spec["source"]
+    assert "SLOW_DEFAULT = 20" in spec["source"]
+    assert result.metrics["open_trades"] == 1
+    assert replay_verified(result.journal).ok
+
+
+def test_a_class_defined_in_main_runs(tmp_path: Path) -> None:
+    """A script (or notebook) run as ``__main__`` that writes ``class
+    X(tidemark.Strategy)``: its captured source runs on its own."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "notebook.py"
+    script.write_text(
+        "import numpy as np\nimport pandas as pd\nimport tidemark\n\n\n"
+        "class X(tidemark.Strategy):\n"
+        "    def on_bar(self, ctx, i):\n"
+        "        if i == 3 and ctx.position.size == 0:\n"
+        "            ctx.buy(1)\n\n\n"
+        "index = pd.date_range('2024-01-01', periods=30, freq='1h', tz='UTC')\n"
+        "close = 100 + np.arange(30.0)\n"
+        "df = pd.DataFrame({'Open': close, 'High': close + 1, 'Low': close - 1, 'Close': close}, index=index)\n"
+        "print(tidemark.backtest(df, X).metrics['open_trades'])\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1"

@@ -152,3 +152,35 @@ def test_roll_between_inverse_quarterlies_keeps_the_coin_hedge(tmp_path: Path) -
     assert abs(coin_after - coin_before) < 0.01 * abs(coin_before)  # and still ~held as Q2 drifts
     settlements = [f for f in fills if f.liquidity == "settlement"]
     assert settlements == []  # Q1 was flat when it expired
+
+
+def test_a_twap_the_account_cannot_pay_for_stops_at_the_first_refusal(tmp_path: Path) -> None:
+    """A cash account's TWAP bigger than its cash: the first refused child
+    cancels the parent (an ``AlgoCanceled`` naming the reason), instead of
+    one refused child per slot."""
+    from tidemark.core.events import AlgoCanceled, OrderRejected
+
+    data = bars_csv(tmp_path / "X.csv", [100.0] * 12)
+    strategy = tmp_path / "big_twap.py"
+    strategy.write_text(
+        textwrap.dedent(
+            """
+            def schema(): return {"id": "t"}
+            def on_bar(ctx, i):
+                if i == 0:
+                    ctx.twap("buy", 100, slots=8, interval=3_600_000_000_000)
+            """
+        )
+    )
+    result = run_backtest(str(strategy), data=[data], journal=tmp_path / "j.journal", initial_cash=3_000)
+    with JournalReader(result.journal) as reader:
+        events = [e for _, e in reader.events()]
+    children = [e for e in events if isinstance(e, SubmitOrder) and e.parent_id]
+    refused = [e for e in events if isinstance(e, OrderRejected)]
+    (canceled,) = [e for e in events if isinstance(e, AlgoCanceled)]
+    assert [c.quantity for c in children] == [12.5, 12.5, 12.5]  # 2 paid for (2,500), the third refused
+    assert len(refused) == 1 and refused[0].reason == "insufficient_cash"
+    assert canceled.reason == "insufficient_cash" and canceled.filled == 25.0 and canceled.children == 3
+    assert canceled.detail.startswith(f"child {refused[0].order_id}")
+    assert not [e for e in events if isinstance(e, AlgoFinished)]
+    assert result.metrics["rejections"] == 1

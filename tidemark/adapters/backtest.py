@@ -41,7 +41,7 @@ from tidemark.adapters.strategy_loader import resolve_strategy
 from tidemark.core import config as cfg
 from tidemark.core.bus import EventSink
 from tidemark.core.config import RunConfig, StrategyConfig
-from tidemark.core.engine import Engine, StrategySlot
+from tidemark.core.engine import Engine, StrategySlot, started_nothing
 from tidemark.core.events import Bar, Event, FundingRate, InstrumentDefinition, MarkPrice, RunStarted
 from tidemark.core.heap import frozen_setup
 from tidemark.core.ids import canonical_json, content_id, sha256_hex
@@ -51,6 +51,7 @@ from tidemark.core.strategy import StrategyError, load_source
 from tidemark.core.strategy.params import resolve
 from tidemark.journal.blocks import DecodedBlock
 from tidemark.journal.checked import ReadCheck, read_checked
+from tidemark.journal.errors import JournalEmptyError
 from tidemark.journal.process_writer import ProcessJournalWriter
 from tidemark.journal.projections import Projections
 from tidemark.journal.reader import JournalReader
@@ -499,7 +500,10 @@ async def _run(
             instruments = instruments_for(config, market, first_open, perps)
             await drive(engine, writer, header, instruments, market, progress, extras, stop=stop.check)
         except BaseException as exc:
-            await seal_after(writer, exc)
+            if started_nothing(exc):
+                await writer.discard()  # nothing ran: no journal rather than a half-written one
+            else:
+                await seal_after(writer, exc)
             raise
         await writer.close()
         return writer
@@ -625,7 +629,10 @@ def engine_from_journal(
     elif bars is not None:
         market = bars
     else:
-        market = MarketSeries.from_bars([event for block in blocks for event in block.events if type(event) is Bar])
+        every = [event for block in blocks for event in block.events if type(event) is Bar]
+        if not every:
+            raise JournalEmptyError(f"{reader.path}: no market data to replay (the run ended before its first bar)")
+        market = MarketSeries.from_bars(every)
     return Engine(config, slots_for(config), market, sink=sink)
 
 

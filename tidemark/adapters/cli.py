@@ -21,6 +21,7 @@ import msgspec
 
 from tidemark.adapters import logs
 from tidemark.adapters.progress import ProgressBar
+from tidemark.core.text import plural
 from tidemark.journal.terminal import RunInterrupted
 
 if TYPE_CHECKING:
@@ -34,12 +35,46 @@ class UsageError(Exception):
     """Bad command-line input (exit 2)."""
 
 
+EXIT_BROKEN_PIPE = 141
+"""128 + SIGPIPE: the reader of our output went away (``| head``), as a
+shell reports a command killed by SIGPIPE."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; its exit code. Output cut short by the reader
+    (``tidemark journal show J | head -1``) ends quietly."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # here, not at exit, where a closed pipe would print a traceback
+        return code
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's last flush of what is
+    still buffered cannot fail on the closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real stdout (captured in-process): nothing to flush at exit
+        pass
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, a usage error: argparse printed it
+        sys.stdout.flush()
+        return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_BAD_INPUT
     logs.configure(json_lines=args.log_json, verbose=args.verbose)
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:
+        raise
     except KeyboardInterrupt:
         print("tidemark: interrupted", file=sys.stderr)
         return 130
@@ -617,7 +652,7 @@ def describe_verify(report: Any) -> str:
     """verify's verdict in one line: ok (with what else it proved) or DAMAGED."""
     if not report.ok:
         return f"DAMAGED: {report.message}"
-    text = f"ok, {report.events} events, head {report.head}"
+    text = f"ok, {plural(report.events, 'event')}, head {report.head}"
     if report.live:
         text += ", being written (verified as far as it is committed)"
     elif not report.sealed:
@@ -663,7 +698,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
             )
         )
     elif report.ok:
-        print(f"{path}: replay identical: {report.inputs} inputs regenerated {report.outputs} outputs byte for byte")
+        inputs, outputs = plural(report.inputs, "input"), plural(report.outputs, "output")
+        print(f"{path}: replay identical: {inputs} regenerated {outputs} byte for byte")
     else:
         d = report.divergence
         assert d is not None
@@ -703,7 +739,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         if "replay" in result:
             r = result["replay"]
             verdict = "identical" if r["ok"] else f"diverges at seq {r['first_divergent_seq']}"
-            print(f"replay: {verdict} ({r['inputs']} inputs, {r['outputs']} outputs)")
+            print(f"replay: {verdict} ({plural(r['inputs'], 'input')}, {plural(r['outputs'], 'output')})")
         print("audit: PASS" if ok else "audit: FAIL")
     return EXIT_OK if ok else EXIT_CHECK_FAILED
 

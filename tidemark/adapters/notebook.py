@@ -150,7 +150,9 @@ def strategy_source(obj: Any) -> tuple[str, str]:
         origin = f"notebook:{obj.__name__}"
         body = textwrap.dedent(_source_of(obj, obj.__name__))
         prelude = _Prelude(vars(sys.modules.get(obj.__module__, builtins)))
-        prelude.require_all(_code_of(obj), exclude={obj.__name__})
+        # The class statement as written: its bases (``tidemark.Strategy``), decorators,
+        # class-level names and defaults as well as its methods' bodies.
+        prelude.require_all(_compiled(body, obj.__name__), exclude={obj.__name__})
         source = "from tidemark import Strategy\n" + prelude.text() + "\n\n" + body
     else:
         raise StrategyError(
@@ -168,15 +170,6 @@ def _source_of(obj: Any, name: str) -> str:
             f"cannot recover the source of {name} ({exc}): the journal must hold the strategy's code; "
             "define it in a notebook cell, a module or a .py file"
         ) from None
-
-
-def _code_of(obj: Any) -> Iterator[types.CodeType]:
-    """Every code object of a class's functions (nested ones included)."""
-    for value in vars(obj).values():
-        function = getattr(value, "__func__", value)
-        code = getattr(function, "__code__", None)
-        if code is not None:
-            yield from _nested(code)
 
 
 def _nested(code: types.CodeType) -> Iterator[types.CodeType]:
@@ -200,7 +193,8 @@ class _Prelude:
     def require_all(self, codes: Iterator[types.CodeType], exclude: set[str]) -> None:
         for code in codes:
             for name in _globals_read(code):
-                if name not in exclude and name.isidentifier():  # not a tool's hidden global (@py_builtins)
+                # not a tool's hidden global (@py_builtins), nor __name__ in a class body
+                if name not in exclude and name.isidentifier() and not name.startswith("__"):
                     self.require(name)
 
     def require(self, name: str) -> None:
@@ -216,12 +210,9 @@ class _Prelude:
             self.lines[name] = f"{name} = {value!r}"
         elif callable(value) and getattr(value, "__module__", None) not in (None, "__main__") and not _local(value):
             self.lines[name] = f"from {value.__module__} import {value.__qualname__} as {name}"
-        elif isinstance(value, types.FunctionType):
-            self.functions[name] = textwrap.dedent(_source_of(value, name))
-            self.require_all(_nested(value.__code__), exclude={name})
-        elif isinstance(value, type):
-            self.functions[name] = textwrap.dedent(_source_of(value, name))
-            self.require_all(_code_of(value), exclude={name})
+        elif isinstance(value, (types.FunctionType, type)):
+            source = self.functions[name] = textwrap.dedent(_source_of(value, name))
+            self.require_all(_compiled(source, name), exclude={name})
         else:
             raise StrategyError(
                 f"the strategy uses {name!r} ({type(value).__name__}), which cannot be written into the "
@@ -232,10 +223,23 @@ class _Prelude:
         return "\n".join([*self.lines.values(), *self.functions.values()])
 
 
+def _compiled(source: str, name: str) -> Iterator[types.CodeType]:
+    """Every code object of ``source`` (a class or function statement)
+    compiled on its own: the statement itself (bases, decorators, defaults,
+    a class body's names) and, nested, each function's body."""
+    return _nested(compile(source, f"<{name}>", "exec"))
+
+
 def _globals_read(code: types.CodeType) -> list[str]:
     """Global names a code object reads (not attribute names, which share
-    ``co_names``)."""
-    return [ins.argval for ins in dis.get_instructions(code) if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME")]
+    ``co_names``, nor the names a class body or module binds itself)."""
+    instructions = list(dis.get_instructions(code))
+    bound = {ins.argval for ins in instructions if ins.opname in ("STORE_NAME", "DELETE_NAME")}
+    return [
+        ins.argval
+        for ins in instructions
+        if ins.opname == "LOAD_GLOBAL" or (ins.opname == "LOAD_NAME" and ins.argval not in bound)
+    ]
 
 
 def _local(value: Any) -> bool:

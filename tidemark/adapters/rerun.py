@@ -27,7 +27,7 @@ from tidemark.adapters.stop import StopSignals
 from tidemark.core import config as cfg
 from tidemark.core.clock import iso_utc
 from tidemark.core.codec import DEFAULT_CODEC
-from tidemark.core.engine import Engine
+from tidemark.core.engine import Engine, started_nothing
 from tidemark.core.events import (
     Bar,
     CancelOrder,
@@ -42,6 +42,7 @@ from tidemark.core.events import (
 )
 from tidemark.core.heap import frozen_setup
 from tidemark.core.series import MarketSeries
+from tidemark.core.text import plural
 from tidemark.journal.checked import ReadCheck, read_checked
 from tidemark.journal.process_writer import ProcessJournalWriter
 from tidemark.journal.reader import JournalReader
@@ -135,7 +136,10 @@ async def rerun_async(
                     stop.check()
                 engine.finish()
         except BaseException as exc:
-            await seal_after(writer, exc)
+            if started_nothing(exc):
+                await writer.discard()  # nothing ran: no journal rather than a half-written one
+            else:
+                await seal_after(writer, exc)
             raise
         return (await writer.close()).path
 
@@ -226,7 +230,7 @@ def describe_diff(diff: RunDiff, a: str, b: str) -> str:
         lines.append(f"market inputs: differ from input #{diff.first_input_difference}")
     na, nb = diff.decisions
     if diff.first_divergence is None:
-        lines.append(f"decisions: identical ({na} commands)")
+        lines.append(f"decisions: identical ({plural(na, 'command')})")
     else:
         lines.append(f"decisions: first divergence at command #{diff.first_divergence} (A has {na}, B has {nb})")
         lines.append(f"  A: {_show(diff.a_decision)}")

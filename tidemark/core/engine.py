@@ -9,6 +9,7 @@ where the inputs come from differs.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -238,9 +239,17 @@ class Engine:
             self.bus.feed_all(events[k:] if k else events)
 
     def start(self) -> None:
+        """Start the actors (strategies: parameters, ``on_init``, ``wake``).
+        An error here is marked :func:`started_nothing`: the run never
+        traded, and its runner leaves no journal."""
         if not self.started:
             self.started = True
-            self.bus.start()
+            try:
+                self.bus.start()
+            except Exception as exc:
+                with contextlib.suppress(AttributeError):
+                    exc.before_start = True  # type: ignore[attr-defined]
+                raise
             settle()  # the series, masks and caches the actors just built live as long as the run
             self.feed = self.bus.feed  # type: ignore[method-assign,assignment]  # started: inputs go straight to the bus
 
@@ -260,3 +269,9 @@ class Engine:
         bus.publish(self.portfolio.snapshot(bus.now()))
         bus.stop()
         bus.publish(RunFinished(bus.now(), status, bus.seq + 1))
+
+
+def started_nothing(error: BaseException) -> bool:
+    """True for an error raised while the run started (bad parameters, a
+    strategy's ``on_init`` or ``wake``), before any market data."""
+    return bool(getattr(error, "before_start", False))

@@ -267,6 +267,24 @@ class AlgoFinished(Event, frozen=True, tag="algod"):
     children: int
 
 
+class AlgoCanceled(Event, frozen=True, tag="algox"):
+    """A parent order stopped before it was done: a child was refused for a
+    reason that would refuse every later child too (``reason``: the
+    refusal's code, e.g. ``insufficient_cash``; ``detail``: the child and
+    the refusal's own detail). ``filled`` of ``quantity`` at ``avg_price``
+    had been done by ``children`` child orders."""
+
+    strategy: str
+    algo_id: str
+    instrument: str
+    quantity: float
+    filled: float
+    avg_price: float
+    children: int
+    reason: str
+    detail: str = ""
+
+
 class CancelOrder(Event, frozen=True, tag="cancel"):
     strategy: str
     order_id: str
@@ -617,6 +635,7 @@ AnyEvent = (
     | SubmitBracketOrder
     | StrategyRecord
     | StrategyCount
+    | AlgoCanceled
 )
 """The union of every current event type; the journal decodes with it."""
 

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tidemark.core.text import plural
 from tidemark.journal.errors import JournalBeingWritten, JournalIntegrityError
 from tidemark.journal.lock import being_written
 from tidemark.journal.verify import BEING_WRITTEN, BackgroundVerify, Expectations, VerifyReport, verify
@@ -45,7 +46,7 @@ class ReadCheck:
         if self.trusted:
             return "UNVERIFIED: read with --trust, not checked against its hash chain"
         assert self.report is not None
-        text = f"verified: {self.report.events} records, head {self.report.head}"
+        text = f"verified: {plural(self.report.events, 'record')}, head {self.report.head}"
         if self.being_written:
             text += " (being written: verified as far as it was committed)"
         elif not self.report.sealed:

@@ -74,3 +74,29 @@ NO_TIME = np.iinfo(np.int64).min
 def utc_times(ns: pd.Series) -> pd.Series:
     """Integer nanoseconds as UTC timestamps (NO_TIME: NaT)."""
     return pd.Series(pd.to_datetime(ns.to_numpy(dtype=np.int64), unit="ns", utc=True), index=ns.index)
+
+
+UTC_TIME = "datetime64[ns, UTC]"
+"""The dtype of every time column of a result frame."""
+
+
+def typed_frame(rows: Any, dtypes: dict[str, Any]) -> pd.DataFrame:
+    """A result frame from ``rows`` (a list of dicts or tuples); with no rows,
+    an empty frame that still has every column of ``dtypes`` with its dtype
+    (``"str"``: pandas' string dtype), so code written for a run with trades
+    works on a run without any. A frame with rows is built as it always was."""
+    if len(rows):
+        if isinstance(rows[0], dict):
+            return pd.DataFrame(rows)
+        return pd.DataFrame(rows, columns=list(dtypes))
+    return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in dtypes.items()})
+
+
+def event_dtypes(cls: Any, before: tuple[str, ...] = ("seq",), after: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The column dtypes of a frame with one row per event of ``cls`` (a
+    msgspec Struct): ``before`` (int64 columns), its fields, then ``after``."""
+    import msgspec
+
+    kinds = {int: "int64", float: "float64", str: "str", bool: "bool"}
+    fields = {field.name: kinds.get(field.type, "object") for field in msgspec.structs.fields(cls)}
+    return {**dict.fromkeys(before, "int64"), **fields, **(after or {})}

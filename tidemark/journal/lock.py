@@ -160,6 +160,15 @@ class Placement:
         finally:
             self.lock.release()
 
+    def discard(self) -> None:
+        """Remove what the run wrote (a run that never started: no journal
+        at all, and a journal it would have replaced stays as it was) and
+        release the lock."""
+        try:
+            remove_journal_files(self.write_path)
+        finally:
+            self.lock.release()
+
 
 def place_journal(path: str | os.PathLike[str], overwrite: bool) -> Placement:
     """Lock ``path`` for a new journal. An existing journal is refused

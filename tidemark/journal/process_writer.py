@@ -350,6 +350,19 @@ class ProcessJournalWriter:
         self._inbox.close()
         self._placement.lock.release()
 
+    async def discard(self) -> None:
+        """Stop and remove the journal: a run that failed before it started
+        (bad parameters, a strategy whose ``on_init`` raised) leaves no
+        journal, and a journal it would have replaced stays as it was."""
+        if self._closed:
+            return
+        self._closed = True
+        self._process.kill()
+        await asyncio.to_thread(self._process.join, 10)
+        self._outbox.close()
+        self._inbox.close()
+        self._placement.discard()
+
 
 def _fields(sealed: Sealed) -> tuple[Any, ...]:
     return (sealed.path, sealed.status, sealed.events, sealed.head, sealed.one_file)

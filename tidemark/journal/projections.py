@@ -47,7 +47,7 @@ from tidemark.core.events import (
 from tidemark.core.instruments import point_value
 from tidemark.journal.bar_columns import DTYPES, NAMES, BarLayout, BlockView
 from tidemark.journal.blocks import DecodedBlock, stored_blocks
-from tidemark.journal.columns import Column, utc_times
+from tidemark.journal.columns import UTC_TIME, Column, event_dtypes, typed_frame, utc_times
 from tidemark.journal.equity_curve import EquityCurve
 from tidemark.journal.errors import JournalDecodeError, JournalEmptyError
 from tidemark.journal.reader import JournalReader
@@ -179,7 +179,7 @@ class Projector:
         else:
             equity["drawdown"] = pd.Series(dtype=float)
         bars = {instrument: history.frame() for instrument, history in self.bars.items()}
-        fills_df = pd.DataFrame(self.fills)
+        fills_df = typed_frame(self.fills, FILL_DTYPES)
         if len(fills_df):
             fills_df["exec_time"] = utc_times(fills_df["exec_time"])
         return Projections(
@@ -193,23 +193,22 @@ class Projector:
                 {k: point_value(v) for k, v in self.portfolio.instruments.items()},
                 bars,
             ),
-            pd.DataFrame(self.positions),
-            pd.DataFrame(
-                self.rejections,
-                columns=REJECTION_COLUMNS,
-            ),
-            pd.DataFrame(self.funding),
+            typed_frame(self.positions, POSITION_DTYPES),
+            pd.DataFrame(self.rejections, columns=REJECTION_COLUMNS)
+            if self.rejections
+            else typed_frame([], REJECTION_DTYPES),
+            typed_frame(self.funding, FUNDING_DTYPES),
             self.portfolio.initial_cash,
             self.interval,
             bars,
-            pd.DataFrame(self.interest, columns=INTEREST_COLUMNS),
+            pd.DataFrame(self.interest, columns=INTEREST_COLUMNS)
+            if self.interest
+            else typed_frame([], INTEREST_DTYPES),
             self.halted,
             self.portfolio.account_currency,
             dict(self.portfolio.instruments),
             _records_frame(self.records),
-            pd.DataFrame(
-                [(*key, count) for key, count in self.counters.items()], columns=["strategy", "name", "key", "count"]
-            ),
+            typed_frame([(*key, count) for key, count in self.counters.items()], COUNTER_DTYPES),
         )
 
     # -- a block -----------------------------------------------------------------
@@ -400,6 +399,54 @@ INTEREST_COLUMNS = [
     "amount_account",
 ]
 
+# The columns and dtypes of each result frame, which a run without any row
+# (no trades, no funding) still has (:func:`journal.columns.typed_frame`).
+FILL_DTYPES: dict[str, Any] = {
+    "seq": "int64",
+    "ts": "int64",
+    "exec_time": UTC_TIME,
+    "strategy": "str",
+    "order_id": "str",
+    "fill_id": "str",
+    "instrument": "str",
+    "side": "str",
+    "quantity": "float64",
+    "price": "float64",
+    "fee": "float64",
+    "fee_currency": "str",
+    "fee_account": "float64",
+    "liquidity": "str",
+    "slippage": "float64",
+    "slippage_model": "str",
+    "fee_model": "str",
+    "leaves": "float64",
+    "realized": "float64",
+}
+POSITION_DTYPES = event_dtypes(PositionChanged)
+FUNDING_DTYPES = event_dtypes(FundingApplied, after={"amount_account": "float64"})
+INTEREST_DTYPES = event_dtypes(InterestCharged, after={"amount_account": "float64"})
+REJECTION_DTYPES: dict[str, Any] = {name: "int64" if name in ("seq", "ts") else "str" for name in REJECTION_COLUMNS}
+ORDER_DTYPES: dict[str, Any] = {
+    "order_id": "str",
+    "seq": "int64",
+    "submitted": UTC_TIME,
+    "strategy": "str",
+    "instrument": "str",
+    "side": "str",
+    "type": "str",
+    "quantity": "float64",
+    "price": "float64",
+    "trigger_price": "float64",
+    "tif": "str",
+    "parent_id": "str",
+    "status": "str",
+    "filled": "float64",
+    "avg_price": "float64",
+    "reason": "str",
+}
+RECORD_DTYPES: dict[str, Any] = {"time": UTC_TIME, "strategy": "str", "name": "str", "value": "float64"}
+COUNTER_DTYPES: dict[str, Any] = {"strategy": "str", "name": "str", "key": "str", "count": "int64"}
+
 _LAST = attrgetter("last")
 _INSTRUMENT = attrgetter("instrument")
 
@@ -458,7 +505,9 @@ def _as_columns(bars: list[Bar]) -> dict[str, np.ndarray]:
 
 
 def _records_frame(rows: list[tuple[int, str, str, float]]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=["time", "strategy", "name", "value"])
+    if not rows:
+        return typed_frame(rows, RECORD_DTYPES)
+    frame = pd.DataFrame(rows, columns=list(RECORD_DTYPES))
     frame["time"] = utc_times(frame["time"])
     return frame
 
@@ -571,6 +620,8 @@ def _orders_frame(orders: dict[str, dict[str, Any]]) -> pd.DataFrame:
         "avg_price",
         "reason",
     ]
+    if not orders:
+        return typed_frame([], ORDER_DTYPES)
     frame = pd.DataFrame(list(orders.values()), columns=columns)
     frame["submitted"] = utc_times(frame["submitted"])
     return frame

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tidemark.journal.columns import NO_TIME, utc_times
+from tidemark.journal.columns import NO_TIME, UTC_TIME, typed_frame, utc_times
 
 TRADE_COLUMNS = [
     "strategy",
@@ -28,6 +28,15 @@ TRADE_COLUMNS = [
     "mfe",
     "open",
 ]
+TRADE_DTYPES: dict[str, Any] = {
+    **{name: "float64" for name in TRADE_COLUMNS},
+    **dict.fromkeys(("strategy", "instrument", "side"), "str"),
+    **dict.fromkeys(("entry_time", "exit_time"), UTC_TIME),
+    "bars": "int64",
+    "duration": "timedelta64[ns]",
+    "open": "bool",
+}
+"""The trades frame's dtypes (a run without trades has the columns too)."""
 
 
 def round_trips(
@@ -73,6 +82,8 @@ def round_trips(
             opened["fees"] = fill["fee"] - fee_share
             state[key] = opened
     trips.extend(_close_trip(trip, None, point_values) for trip in state.values())
+    if not trips:
+        return typed_frame([], TRADE_DTYPES)
     frame = pd.DataFrame(trips, columns=[*TRADE_COLUMNS, "_scale"])
     _excursions(frame, bars)
     entry, exit = utc_times(frame["entry_time"]), utc_times(frame["exit_time"])

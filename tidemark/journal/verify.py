@@ -43,6 +43,7 @@ import numpy as np
 
 from tidemark.core.codec import DEFAULT_CODEC, EventDecodeError
 from tidemark.core.events import TAGS, Checkpoint, Event, RunStarted
+from tidemark.core.text import plural
 from tidemark.journal.child import child_context
 from tidemark.journal.errors import JournalDecodeError
 from tidemark.journal.lock import being_written
@@ -88,7 +89,7 @@ class VerifyReport:
     @property
     def message(self) -> str:
         if self.ok:
-            return f"ok: {self.events} events, head {self.head}"
+            return f"ok: {plural(self.events, 'event')}, head {self.head}"
         problem = "; ".join(line.strip() for line in self.problem.splitlines() if line.strip())
         if self.first_bad_seq is None:
             return problem

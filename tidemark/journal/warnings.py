@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from tidemark.core.text import plural
 from tidemark.journal.projections import Projections
 
 COMMISSION_KEYS = ("commission_bps", "maker_bps", "taker_bps", "commission_per_contract")
@@ -48,7 +49,7 @@ def run_warnings(projections: Projections, metrics: dict[str, Any]) -> list[str]
     if len(rejections):
         counts = rejections["reason"].value_counts().sort_index()
         listed = ", ".join(f"{reason} {count}" for reason, count in counts.items())
-        out.append(f"{len(rejections)} orders refused ({listed})")
+        out.append(f"{plural(len(rejections), 'order')} refused ({listed})")
     return out
 
 

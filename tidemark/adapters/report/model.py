@@ -23,6 +23,7 @@ import pandas as pd
 
 from tidemark.adapters.report.sampling import aggregate_ohlc, m4_indexes
 from tidemark.adapters.report.stats import GROUPS, compute_stats
+from tidemark.core.text import plural
 
 DEFAULT_MAX_POINTS = 40_000
 """Buckets per series in the file (candles per symbol; M4 buckets of the
@@ -75,7 +76,9 @@ def run_warnings(result: Any) -> list[RunWarning]:
     out = [RunWarning("warn", text) for text in result.warnings]
     open_trades = result.metrics.get("open_trades")
     if open_trades:
-        out.append(RunWarning("info", f"{open_trades} trade(s) still open at the end (valued at the last close)."))
+        out.append(
+            RunWarning("info", f"{plural(int(open_trades), 'trade')} still open at the end (valued at the last close).")
+        )
     return out
 
 
@@ -108,13 +111,14 @@ def config_rows(result: Any) -> list[list[str]]:
     files = []
     for name in c.get("data") or []:
         info = next((v for v in prints.values() if isinstance(v, dict) and v.get("file") == name), {})
-        rows_text = f", {info['rows']:,} rows" if "rows" in info else ""
+        rows_text = f", {plural(int(info['rows']), 'row', grouped=True)}" if "rows" in info else ""
         digest = f", sha256 {str(info['sha256'])[:12]}…" if info.get("sha256") else ""
         files.append(f"{name}{rows_text}{digest}")
     rows.append(["Data", "; ".join(files) or "–"])
     eq = result.equity
     if len(eq):
-        rows.append(["Period", f"{eq.index[0]:%Y-%m-%d %H:%M} → {eq.index[-1]:%Y-%m-%d %H:%M} UTC ({len(eq):,} steps)"])
+        steps = plural(len(eq), "step", grouped=True)
+        rows.append(["Period", f"{eq.index[0]:%Y-%m-%d %H:%M} → {eq.index[-1]:%Y-%m-%d %H:%M} UTC ({steps})"])
     intervals = sorted(
         {int(info["interval_ns"]) for info in prints.values() if isinstance(info, dict) and info.get("interval_ns")}
     )
@@ -149,7 +153,7 @@ def config_rows(result: Any) -> list[list[str]]:
     rows.append(["Slippage", slip_text])
     fill = str(c.get("fill_model", ""))
     if c.get("latency_bars"):
-        fill += f", latency {c['latency_bars']} bar(s)"
+        fill += f", latency {plural(int(c['latency_bars']), 'bar')}"
     if c.get("participation"):
         fill += f", participation {c['participation']}"
     if c.get("fill_probability") is not None:

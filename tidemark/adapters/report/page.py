@@ -11,6 +11,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from tidemark.core.text import plural
+
 ASSETS = ("uPlot.iife.min.js", "uPlot.min.css", "report.js", "report.css")
 
 
@@ -78,9 +80,10 @@ def _monthly(data: dict[str, Any]) -> str:
 
 def _header(data: dict[str, Any]) -> str:
     run = data["run"]
+    events = plural(int(run["events"]), "event", grouped=True)
     return (
         f"<header><h1>{_e(data['title'])}</h1><p class='sub'>Journal <code>{_e(run['journal'])}</code> · "
-        f"{run['events']:,} events · chain head <code>{_e(run['head'])}</code> · tidemark {_e(run['version'])}</p>"
+        f"{events} · chain head <code>{_e(run['head'])}</code> · tidemark {_e(run['version'])}</p>"
         "</header>"
     )
 

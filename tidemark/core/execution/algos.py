@@ -16,6 +16,14 @@ strategy, so every child fill is attributed to both. Under the contract rules
 bars only once the first parent arrives (plain runs pay nothing). When a
 parent is done an ``AlgoFinished`` event gives its filled quantity and
 average price.
+
+Under the same rules a parent stops early when a child is refused for a
+reason that would refuse every later child as well: the account cannot pay
+or margin it, borrowing is off, trading is halted (:data:`REPEATING`), or a
+pre-trade risk limit refused it. An ``AlgoCanceled`` event names the reason
+and what had filled; no more children are sent (a cash account's TWAP
+bigger than its cash stops at the first refusal instead of sending one
+refused child per slot).
 """
 
 from __future__ import annotations
@@ -23,8 +31,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from tidemark.core.accounts.buying_power import REASONS as ACCOUNT_REASONS
 from tidemark.core.bus import Actor, Handler
 from tidemark.core.events import (
+    AlgoCanceled,
     AlgoFinished,
     Bar,
     Event,
@@ -39,6 +49,10 @@ from tidemark.core.events import (
 from tidemark.core.instruments import to_step
 
 EPSILON = 1e-9
+
+REPEATING = frozenset(ACCOUNT_REASONS)
+"""Refusals of a child that every later child would meet too (the risk
+engine's refusals count as well)."""
 
 
 @dataclass
@@ -65,6 +79,8 @@ class AlgoActor(Actor):
         self._child_parent: dict[str, str] = {}
         self._watching = False
         self.contract_rules = contract_rules
+        self.stop_on_refusal = contract_rules
+        """Cancel a parent whose child met a refusal that repeats (rules version 2)."""
         self._lots: dict[str, float] = {}
 
     def subscriptions(self) -> Iterable[tuple[type[Event], Handler, bool]]:
@@ -155,7 +171,9 @@ class AlgoActor(Actor):
         algo_id = self._child_parent.get(fill.order_id)
         if algo_id is None:
             return
-        parent = self.parents[algo_id]
+        parent = self.parents.get(algo_id)
+        if parent is None:
+            return  # its parent was canceled
         parent.filled += fill.quantity
         parent.notional += fill.quantity * fill.price
         parent.pending -= fill.quantity
@@ -172,6 +190,30 @@ class AlgoActor(Actor):
             return
         unfilled = event.leaves if isinstance(event, OrderCanceled) else parent.child_sizes.get(event.order_id, 0.0)
         self._settle_child(parent, event.order_id, unfilled)
+        if self.stop_on_refusal and (isinstance(event, RiskRejected) or event.reason in REPEATING):
+            self._cancel(parent, event)
+
+    def _cancel(self, parent: _Parent, refusal: OrderCanceled | OrderRejected | RiskRejected) -> None:
+        """Stop ``parent``: its last child met a refusal its next ones would meet too."""
+        cmd = parent.cmd
+        del self.parents[cmd.algo_id]
+        avg = parent.notional / parent.filled if parent.filled else 0.0
+        detail = getattr(refusal, "detail", "")
+        bus = self.bus
+        bus.publish(
+            AlgoCanceled(
+                bus.now(),
+                cmd.strategy,
+                cmd.algo_id,
+                cmd.instrument,
+                cmd.quantity,
+                parent.filled,
+                avg,
+                parent.children,
+                refusal.reason,
+                f"child {refusal.order_id}: {detail}" if detail else f"child {refusal.order_id}",
+            )
+        )
 
     def _settle_child(self, parent: _Parent, child_id: str, unfilled: float) -> None:
         parent.child_sizes.pop(child_id, None)
