@@ -18,6 +18,7 @@ from tidemark.core.events import (
     OrderCanceled,
     OrderFilled,
     OrderRejected,
+    RiskRejected,
     SubmitOrder,
     Trade,
 )
@@ -217,3 +218,26 @@ def test_stop_triggers_on_a_print_through_it_and_walks_the_book() -> None:
     bus.feed(Trade(3_000, SYM, 100.6, 1.0, "buy"))
     (fill,) = sink.of(OrderFilled)
     assert fill.price == pytest.approx((101 + 102) / 2) and fill.levels == 2
+
+
+def test_an_entry_behind_a_pending_flatten_is_risk_checked_as_the_new_position_it_is() -> None:
+    """As on the bar venue (rules version 2): long 1 with its flatten (a
+    reduce-only sell of 1) still in flight, a sell of 0.9 opens 0.9 short,
+    not a reduction to 0.1; with a 1% open-risk limit and its stop 1,900
+    away (1,710 at risk of 100,000) it is refused."""
+    sink = Recorder()
+    bus = Bus(sink)
+    portfolio = Portfolio(100_000.0, "USDT")
+    risk = RiskEngine(RiskLimits(max_open_risk=0.01), portfolio, current_stops=True, check_reversals=True)
+    venue = BookVenue(portfolio, risk, ExecutionConfig(), latency_ns=50 * MS)
+    bus.add(venue)
+    bus.start()
+    bus.feed(INSTRUMENT)
+    portfolio.add_instrument(sink.of(InstrumentDefinition)[0])
+    bus.feed(BOOK)
+    held = portfolio.position("s", SYM)
+    held.quantity, held.avg_price = 1.0, 100.0
+    bus.feed(order(1_000, "flat", "sell", 1.0, reduce_only=True))  # in flight for 50 ms
+    bus.feed(order(1_000, "short", "sell", 0.9, risk_price=2_000.0))
+    bus.feed(order(1_000, "small", "sell", 0.9, risk_price=1_000.0))  # 810 at risk: within 1%
+    assert {e.order_id: e.reason for e in sink.of(RiskRejected)} == {"short": "max_open_risk"}

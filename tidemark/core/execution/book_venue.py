@@ -122,6 +122,12 @@ class BookVenue(SimulatedVenue):
         orders.sort(key=by_submission)
         return orders
 
+    def _instrument_orders(self, instrument: str) -> list[Order]:
+        """The working and in-flight (latency) orders of ``instrument``."""
+        orders = [order for order in self.working.get(instrument, ()) if order.active]
+        orders.extend(order for _, _, order in self.pending.get(instrument, ()) if order.active)
+        return orders
+
     def book(self, instrument: str) -> OrderBook:
         book = self.books.get(instrument)
         if book is None:
@@ -138,7 +144,13 @@ class BookVenue(SimulatedVenue):
             bus.publish(OrderRejected(ts, cmd.strategy, cmd.order_id, cmd.instrument, reason))
             return
         price = cmd.price or cmd.trigger_price or self._reference(cmd.instrument)
-        refusal = self.risk.check(cmd, price)
+        risk = self.risk
+        refusal = risk.check(
+            cmd,
+            price,
+            self.working_orders() if risk.limits.pending_risk else (),
+            self._instrument_orders(cmd.instrument) if risk.check_reversals else (),
+        )
         if refusal is not None:
             bus.publish(RiskRejected(ts, cmd.strategy, cmd.order_id, cmd.instrument, refusal[0], refusal[1]))
             return
