@@ -575,6 +575,12 @@ class Context:
         return None if self._market.live else len(self._market.timeline)
 
     @property
+    def end(self) -> int | None:
+        """Close time (ns) of the backtest's last step (None in a live
+        session): when a final unwind has to start."""
+        return None if self._market.live else int(self._market.timeline[-1])
+
+    @property
     def is_last(self) -> bool:
         """True at the last step of a backtest: an order with ``fill="close"``
         still fills (at this close); a next-open order never would."""
