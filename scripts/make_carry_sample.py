@@ -28,7 +28,10 @@ commit, licence and SHA-256 of each file):
 Run: python scripts/make_carry_sample.py [--shared ../shared/data]. It writes
 three CSVs (date = candle open time, UTC ISO) for 2025-03-14 .. 2025-03-31
 (entry, the roll of BTCUSD_250328 into BTCUSD_250627 two days before its
-delivery, the final unwind) into tidemark/adapters/sample_data/cash_carry/.
+delivery, the final unwind) into tidemark/adapters/sample_data/cash_carry/, with ``run.json``: the
+symbols, files, instruments and cross margin (the spot collateral backs the
+short, as on an exchange's coin-margined wallet) that ``tidemark backtest
+--strategy cash_carry`` uses when given no data.
 Deterministic: the same inputs give byte-identical files. Tests import
 :func:`carry_market` to derive longer windows from the shared data at test
 time (nothing here is copied into the project but the small sample).
@@ -38,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 from pathlib import Path
 
 import numpy as np
@@ -167,6 +171,15 @@ def main() -> None:
         path = OUT / f"{symbol}-15m.csv"
         to_csv(frame, path)
         print(f"wrote {path} ({path.stat().st_size} bytes, {len(frame)} bars)")
+    run = {
+        "symbols": list(market),
+        "data": [f"{symbol}-15m.csv" for symbol in market],
+        "instruments": instruments(market),
+        "margin_mode": "cross",
+    }
+    path = OUT / "run.json"
+    path.write_text(json.dumps(run, indent=2) + "\n")
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

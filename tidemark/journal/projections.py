@@ -43,7 +43,7 @@ from tidemark.core.events import (
     SubmitOrder,
     TradingHalted,
 )
-from tidemark.core.instruments import point_value
+from tidemark.core.instruments import point_value, settle_currency
 from tidemark.journal.bar_columns import DTYPES, NAMES, BarLayout, BlockView
 from tidemark.journal.blocks import DecodedBlock, stored_blocks
 from tidemark.journal.columns import Column, utc_times
@@ -83,6 +83,8 @@ class Projections:
     """Values strategies recorded (``ctx.record``): time (UTC), strategy, name, value."""
     counters: pd.DataFrame
     """Counts strategies kept (``ctx.count``): strategy, name, key, count (totals)."""
+    rates: dict[str, float]
+    """Each currency's rate into the account currency at the end of the run."""
 
     @classmethod
     def build(cls, reader: JournalReader) -> Projections:
@@ -173,6 +175,8 @@ class _Builder:
                 self.fills,
                 {k: point_value(v) for k, v in self.portfolio.instruments.items()},
                 bars,
+                currencies={k: settle_currency(v) for k, v in self.portfolio.instruments.items()},
+                inverse=frozenset(k for k, v in self.portfolio.instruments.items() if v.inverse),
             ),
             pd.DataFrame(self.positions),
             pd.DataFrame(
@@ -191,6 +195,7 @@ class _Builder:
             pd.DataFrame(
                 [(*key, count) for key, count in self.counters.items()], columns=["strategy", "name", "key", "count"]
             ),
+            {currency: self.portfolio.rate(currency) for currency in self.portfolio.balances},
         )
 
     # -- a block -----------------------------------------------------------------
@@ -323,8 +328,10 @@ class _Builder:
             fill: OrderFilled = event  # type: ignore[assignment]
             self.curve.changing()
             rate = self.portfolio.rate(fill.fee_currency or self.portfolio.account_currency)
+            currency = settle_currency(self.portfolio.instruments[fill.instrument])
+            settle = self.portfolio.rate(currency)
             change = self.portfolio.apply_fill(fill)
-            self.fills.append(_fill_row(seq, fill, change.realized, rate))
+            self.fills.append(_fill_row(seq, fill, change.realized, rate, settle, currency))
             _order_fill(self.orders, fill)
         elif cls is InstrumentDefinition:
             self.curve.changing()
@@ -454,9 +461,13 @@ def _reason(event: Any) -> dict[str, Any]:
     }
 
 
-def _fill_row(seq: int, fill: OrderFilled, realized: float, rate: float) -> dict[str, Any]:
+def _fill_row(
+    seq: int, fill: OrderFilled, realized: float, rate: float, settle_rate: float, currency: str
+) -> dict[str, Any]:
     """One fill; ``rate`` converts its fee currency to the account currency
-    at the fill's time (``fee_account``)."""
+    at the fill's time (``fee_account``); ``realized`` is in the
+    instrument's settlement currency, ``settle_rate`` converts it at the
+    fill's time (``realized_account``: the seed's locked convention)."""
     return {
         "seq": seq,
         "ts": fill.ts,
@@ -477,6 +488,9 @@ def _fill_row(seq: int, fill: OrderFilled, realized: float, rate: float) -> dict
         "fee_model": fill.fee_model,
         "leaves": fill.leaves,
         "realized": realized,
+        "currency": currency,
+        "settle_rate": settle_rate,
+        "realized_account": realized * settle_rate,
     }
 
 

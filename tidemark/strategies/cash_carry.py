@@ -60,7 +60,7 @@ def schema() -> dict[str, Any]:
         "name": "Cash and carry (spot long, inverse quarterly short; seed 002)",
         "category": "basis",
         "inputs": {
-            "capital_pct": {"type": "float", "default": 0.98, "min": 0.0, "max": 1.0},
+            "capital_pct": {"type": "float", "default": 0.95, "min": 0.0, "max": 1.0},
             "min_basis_bps": {"type": "float", "default": 0.0, "min": -10_000.0, "max": 10_000.0},
             "slots": {"type": "int", "default": 96, "min": 1, "max": 10_000},
             "slot_minutes": {"type": "int", "default": 15, "min": 1, "max": 1_440},

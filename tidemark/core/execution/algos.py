@@ -19,7 +19,9 @@ carry; a positive offset is toward crossing: above the close for a buy),
 with ``offsets[k]`` for the k-th child in a row that did not fill (the
 last offset once k passes the end), so a missed child is retried more
 aggressively and its shortfall caught up; the last slot sweeps at market
-(seed 002's final sweep). Under the contract rules
+(seed 002's final sweep). A final sweep the venue or the account refuses
+ends the parent with what has filled (``AlgoFinished.filled`` below its
+quantity) instead of sweeping again on every later bar. Under the contract rules
 (``contract_rules``) each child is rounded down to the instrument's lot size
 (the parent is a whole number of lots, so the final sweep is too). The actor subscribes to
 bars only once the first parent arrives (plain runs pay nothing). When a
@@ -208,6 +210,8 @@ class AlgoActor(Actor):
         if unfilled > 0.0:
             parent.misses += 1
         self._settle_child(parent, event.order_id, unfilled)
+        if not isinstance(event, OrderCanceled) and parent.next_slot >= parent.cmd.slots:
+            self._finish(parent)  # the final sweep was refused: done with what filled
 
     def _settle_child(self, parent: _Parent, child_id: str, unfilled: float) -> None:
         parent.child_sizes.pop(child_id, None)
@@ -219,7 +223,12 @@ class AlgoActor(Actor):
         cmd = parent.cmd
         if parent.filled < cmd.quantity - EPSILON * max(1.0, cmd.quantity):
             return
-        del self.parents[cmd.algo_id]
+        self._finish(parent)
+
+    def _finish(self, parent: _Parent) -> None:
+        cmd = parent.cmd
+        if self.parents.pop(cmd.algo_id, None) is None:
+            return
         avg = parent.notional / parent.filled if parent.filled else 0.0
         bus = self.bus
         bus.publish(
