@@ -17,8 +17,8 @@ commit, licence and SHA-256 of each file):
   8 h * 3 * 365, causal: prints up to the bar's close) and ``tau`` the years
   to delivery (last Friday of Mar/Jun/Sep/Dec, 08:00 UTC). The basis thus
   decays to zero at delivery, where the quarterly meets the perpetual. Volume
-  in contracts: the perpetual's BTC volume * close / 100. Bars end at
-  delivery.
+  in contracts: the perpetual's BTC volume * close / 100. Prices are
+  rounded to the contract's 0.1 USD tick. Bars end at delivery.
 * contract metadata (lot, tick, minimum notional, contract size, margins):
   Binance exchangeInfo recorded in the shared data (spot BTCUSDT from
   GoCryptoTrader's recording; COIN-M BTCUSD quarterlies from cryptofeed's
@@ -135,7 +135,7 @@ def carry_market(shared: Path, start: str, end: str) -> dict[str, pd.DataFrame]:
         factor = (1.0 + carry * tau)[alive]
         leg = perp15.loc[alive, ["date"]].copy()
         for column in ("open", "high", "low", "close"):
-            leg[column] = perp15.loc[alive, column].to_numpy() * factor
+            leg[column] = np.round(perp15.loc[alive, column].to_numpy() * factor, 1)  # the 0.1 tick
         leg["volume"] = perp15.loc[alive, "volume"].to_numpy() * perp15.loc[alive, "close"].to_numpy() / 100.0
         if len(leg):
             market[symbol_of(expiry)] = leg.reset_index(drop=True)
