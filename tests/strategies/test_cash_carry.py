@@ -63,7 +63,12 @@ def test_cash_and_carry_runs_rolls_and_keeps_the_hedge(tmp_path: Path) -> None:
     config = {
         "initial_cash": 1_000_000,
         "commission_bps": 2,
-        "strategies": [{"strategy": "cash_carry", "params": {"capital_pct": 0.5, "roll_days": 3, "rehedge_pct": 0.02, "unwind": False}}],
+        "strategies": [
+            {
+                "strategy": "cash_carry",
+                "params": {"capital_pct": 0.5, "roll_days": 3, "rehedge_pct": 0.02, "unwind": False},
+            }
+        ],
         "instruments": {
             "BTC_SPOT": {"kind": "spot", "base": "BTC", "quote": "USD"},
             "BTCUSD_Q1": {**inverse, "expiry": Q1_EXPIRY.isoformat()},

@@ -273,7 +273,9 @@ def test_trade_figures_state_their_currency(carry: tuple[Result, list[Any]]) -> 
     result, _ = carry
     trades = result.trades
     assert set(trades["currency"]) == {"BTC", "USD"}
-    assert (trades.loc[trades["currency"] == "USD", "pnl_account"] == trades.loc[trades["currency"] == "USD", "pnl"]).all()
+    assert (
+        trades.loc[trades["currency"] == "USD", "pnl_account"] == trades.loc[trades["currency"] == "USD", "pnl"]
+    ).all()
     closed = trades[~trades["open"].astype(bool)]
     assert rel(result.metrics["expectancy"], float(closed["pnl_account"].mean())) <= REL
     assert math.isnan(result.metrics["avg_mae"])  # excursions of BTC and USD trades are not averaged

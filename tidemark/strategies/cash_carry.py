@@ -52,6 +52,7 @@ from typing import Any
 DAY = 86_400_000_000_000
 MINUTE = 60_000_000_000
 LADDER = (0.75, 0.5, 0.75)
+EPOCH = dt.date(1970, 1, 1)
 
 
 def schema() -> dict[str, Any]:
@@ -97,7 +98,7 @@ def days_to_delivery(expiry_ns: int, now_ns: int) -> int:
 
 
 def _date(ns: int) -> dt.date:
-    return dt.datetime.fromtimestamp(ns / 1e9, tz=dt.timezone.utc).date()
+    return EPOCH + dt.timedelta(days=ns // DAY)  # the UTC date, exactly
 
 
 def slot_weights(ctx: Any, symbol: str, start: int) -> list[float]:
@@ -255,6 +256,5 @@ def on_bar(ctx: Any, i: int) -> None:
     if state["rehedge_due"]:
         state["rehedge_due"] = False
         rehedge(ctx, spot)
-    if days_to_delivery(ctx.instrument(front).expiry, ctx.now) <= p["roll_days"]:
-        if roll(ctx, spot, front):
-            state["phase"] = "roll"
+    if days_to_delivery(ctx.instrument(front).expiry, ctx.now) <= p["roll_days"] and roll(ctx, spot, front):
+        state["phase"] = "roll"
