@@ -152,3 +152,50 @@ def test_roll_between_inverse_quarterlies_keeps_the_coin_hedge(tmp_path: Path) -
     assert abs(coin_after - coin_before) < 0.01 * abs(coin_before)  # and still ~held as Q2 drifts
     settlements = [f for f in fills if f.liquidity == "settlement"]
     assert settlements == []  # Q1 was flat when it expired
+
+
+def test_twap_limit_children_walk_the_retry_ladder_and_sweep_at_market(tmp_path: Path) -> None:
+    """``child_type="limit"``: IOC limits at close +/- offset x (high - low)
+    of the bar just closed; a miss moves to the next offset (and the schedule
+    catches up), a fill starts the ladder again; the last slot is a market
+    sweep (seed 002's router)."""
+    data = bars_csv(tmp_path / "X.csv", [100.0] * 12)  # every bar: 99.9 .. 100.1
+    events, _ = run(
+        tmp_path,
+        """
+        def schema(): return {"id": "t"}
+        def on_bar(ctx, i):
+            if i == 0:
+                ctx.twap("buy", 8, slots=4, interval=3_600_000_000_000, child_type="limit", offsets=(-1.0, 0.5))
+    """,
+        [data],
+    )
+    children = [e for e in events if isinstance(e, SubmitOrder) and e.parent_id]
+    assert [(c.order_type, c.quantity) for c in children] == [("limit", 2), ("limit", 4), ("limit", 2), ("market", 4)]
+    assert [c.price for c in children[:3]] == [pytest.approx(99.8), pytest.approx(100.1), pytest.approx(99.8)]
+    assert all(c.tif == "IOC" for c in children)
+    fills = [e for e in events if isinstance(e, OrderFilled)]
+    assert [(f.order_id.rsplit(".", 1)[1], f.quantity) for f in fills] == [("2", 4), ("4", 4)]
+    (done,) = [e for e in events if isinstance(e, AlgoFinished)]
+    assert done.filled == 8
+
+
+def test_a_refused_final_sweep_ends_the_algo(tmp_path: Path) -> None:
+    """A sell of spot the strategy does not hold (cash account: no_borrow):
+    every child is refused; after the last slot's sweep the parent ends with
+    nothing filled instead of sweeping again on every later bar."""
+    data = bars_csv(tmp_path / "X.csv", [100.0] * 12)
+    events, _ = run(
+        tmp_path,
+        """
+        def schema(): return {"id": "t"}
+        def on_bar(ctx, i):
+            if i == 0:
+                ctx.twap("sell", 8, slots=4, interval=3_600_000_000_000)
+    """,
+        [data],
+    )
+    children = [e for e in events if isinstance(e, SubmitOrder) and e.parent_id]
+    assert len(children) == 4
+    (done,) = [e for e in events if isinstance(e, AlgoFinished)]
+    assert done.filled == 0 and done.quantity == 8
