@@ -284,3 +284,7 @@ def test_trade_figures_state_their_currency(carry: tuple[Result, list[Any]]) -> 
     for trip in btc.itertuples():
         assert abs(trip.pnl_account) > 100 * abs(trip.pnl)  # USD, not BTC
     assert result.metrics["currency"] == "USD"
+    positions = result.positions
+    assert set(positions.loc[positions["instrument"].isin([Q1, Q2]), "currency"]) == {"BTC"}
+    assert set(positions.loc[positions["instrument"] == SPOT, "currency"]) == {"USD"}
+    assert set(result.fills.loc[result.fills["instrument"] == SPOT, "fee_currency"]) == {"USD"}

@@ -360,7 +360,9 @@ class _Builder:
         elif cls is SubmitOrder or cls is SubmitBracketOrder:
             _order_submit(self.orders, seq, event)  # type: ignore[arg-type]
         elif cls is PositionChanged:
-            self.positions.append({"seq": seq, **msgspec.structs.asdict(event)})
+            inst = self.portfolio.instruments.get(event.instrument)  # type: ignore[attr-defined]
+            currency = settle_currency(inst) if inst is not None else self.portfolio.account_currency
+            self.positions.append({"seq": seq, **msgspec.structs.asdict(event), "currency": currency})
         elif cls in (OrderAccepted, OrderTriggered, OrderCanceled, OrderExpired, OrderRejected, RiskRejected):
             _order_status(self.orders, seq, event)
             reason = getattr(event, "reason", "")
