@@ -36,7 +36,7 @@ import pandas as pd
 import pytest
 
 from tidemark.adapters.backtest import Result, run_backtest
-from tidemark.core.events import SubmitAlgo, SubmitOrder
+from tidemark.core.events import AlgoFinished, SubmitAlgo, SubmitOrder
 from tidemark.core.instruments import to_step
 from tidemark.journal.reader import JournalReader
 
@@ -132,6 +132,9 @@ def test_entry_basis_carry_and_hedge_ratio_are_the_seeds(carry: tuple[Result, li
     assert spot_algo.quantity == to_step(target_btc, 0.00001)  # the spot lot
     assert (spot_algo.slots, spot_algo.slot_interval) == (96, 15 * 60 * 10**9)
     assert spot_algo.child_type == "limit" and spot_algo.offsets == (0.75, 0.5, 0.75)
+    finished = {e.algo_id: e for e in events if isinstance(e, AlgoFinished)}
+    assert finished[spot_algo.algo_id].filled == spot_algo.quantity  # whole lots, no float noise
+    assert finished[hedge_algo.algo_id].filled == contracts
 
 
 def test_slot_weights_are_the_21_day_volume_profile(carry: tuple[Result, list[Any]]) -> None:

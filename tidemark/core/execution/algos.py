@@ -48,7 +48,7 @@ from tidemark.core.events import (
     SubmitAlgo,
     SubmitOrder,
 )
-from tidemark.core.instruments import round_price, to_step
+from tidemark.core.instruments import on_grid, round_price, to_step
 
 EPSILON = 1e-9
 
@@ -191,7 +191,8 @@ class AlgoActor(Actor):
         if algo_id is None:
             return
         parent = self.parents[algo_id]
-        parent.filled += fill.quantity
+        lot = self._lots.get(fill.instrument)
+        parent.filled = on_grid(parent.filled + fill.quantity, lot) if lot else parent.filled + fill.quantity
         parent.notional += fill.quantity * fill.price
         parent.pending -= fill.quantity
         if fill.leaves == 0.0:
