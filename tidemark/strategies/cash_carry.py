@@ -36,6 +36,18 @@ sweep). ``participation`` caps each child at that share of the bar's
 volume (the seed's PoV cap, 0.25). Lots, ticks and minimum notional are the
 instruments' (no fractional contracts).
 
+Where bars and the missing seed modules force a choice (documented, not
+hidden): the seed's entry executor and unwind executor (``task1``,
+``task1_sell``) were never provided, so the entry uses the roll's router and
+volume profile and the unwind flat weights; children follow the schedule
+(cumulative weights minus what filled) rather than the seed's per-slot
+``max(1, w * contracts)``; the bar's range stands in for the spread; a
+crossing IOC limit fills at the next bar's open when it opens through the
+limit (taker), else at the limit, with no random fill probability unless the
+run sets ``fill_probability`` (the seed's simulator used 0.9); the seed
+marks with the continuous CURRENT/NEXT_QUARTER series, here each contract's
+own bars; fees are charged (the instruments' maker/taker rates).
+
 Currencies: the spot leg settles in the account currency, the inverse legs
 in the coin; their PnL is ``contracts * contract_size * (1/entry - 1/exit)``
 BTC and fees ``contracts * contract_size / price * rate`` BTC. tidemark
