@@ -32,6 +32,8 @@ def test_wheel_installs_one_top_level_name(tmp_path: Path) -> None:
         assert f"tidemark/{component}/__init__.py" in names
     assert "tidemark/py.typed" in names
     assert "tidemark/adapters/sample_data/SYNTH_BTC-1h.csv" in names
+    for name in ("BTCUSDT-15m.csv", "BTCUSD_250328-15m.csv", "BTCUSD_250627-15m.csv", "run.json"):
+        assert f"tidemark/adapters/sample_data/cash_carry/{name}" in names  # cash_carry's bundled sample
     assert not [n for n in names if "/tests/" in n or n.startswith("scripts/")]
 
 

@@ -78,7 +78,18 @@ def test_export_writes_the_results_with_iso_times(journal: Path, fmt: str) -> No
 def test_mistakes_are_one_line_with_the_right_exit_code(tmp_path: Path) -> None:
     cases = [
         (["backtest", "--param", "fast=30"], 2, "ema_cross: cannot start: strategy builtin:ema_cross line"),
-        (["backtest", "--strategy", "cash_carry"], 2, "cash_carry needs the spot symbol"),
+        # no data runs on cash_carry's bundled sample; one spot file alone cannot carry
+        (
+            [
+                "backtest",
+                "--strategy",
+                "cash_carry",
+                "--data",
+                str(ROOT / "tidemark/adapters/sample_data/SYNTH_BTC-1h.csv"),
+            ],
+            2,
+            "cash_carry needs the spot symbol",
+        ),
         (["backtest", "--tz", "Mars/Base"], 2, "--tz 'Mars/Base': not a timezone"),
     ]
     for args, code, message in cases:

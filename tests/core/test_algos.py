@@ -184,3 +184,53 @@ def test_a_twap_the_account_cannot_pay_for_stops_at_the_first_refusal(tmp_path: 
     assert canceled.detail.startswith(f"child {refused[0].order_id}")
     assert not [e for e in events if isinstance(e, AlgoFinished)]
     assert result.metrics["rejections"] == 1
+
+
+def test_twap_limit_children_walk_the_retry_ladder_and_sweep_at_market(tmp_path: Path) -> None:
+    """``child_type="limit"``: IOC limits at close +/- offset x (high - low)
+    of the bar just closed; a miss moves to the next offset (and the schedule
+    catches up), a fill starts the ladder again; the last slot is a market
+    sweep (seed 002's router)."""
+    data = bars_csv(tmp_path / "X.csv", [100.0] * 12)  # every bar: 99.9 .. 100.1
+    events, _ = run(
+        tmp_path,
+        """
+        def schema(): return {"id": "t"}
+        def on_bar(ctx, i):
+            if i == 0:
+                ctx.twap("buy", 8, slots=4, interval=3_600_000_000_000, child_type="limit", offsets=(-1.0, 0.5))
+    """,
+        [data],
+    )
+    children = [e for e in events if isinstance(e, SubmitOrder) and e.parent_id]
+    assert [(c.order_type, c.quantity) for c in children] == [("limit", 2), ("limit", 4), ("limit", 2), ("market", 4)]
+    assert [c.price for c in children[:3]] == [pytest.approx(99.8), pytest.approx(100.1), pytest.approx(99.8)]
+    assert all(c.tif == "IOC" for c in children)
+    fills = [e for e in events if isinstance(e, OrderFilled)]
+    assert [(f.order_id.rsplit(".", 1)[1], f.quantity) for f in fills] == [("2", 4), ("4", 4)]
+    (done,) = [e for e in events if isinstance(e, AlgoFinished)]
+    assert done.filled == 8
+
+
+def test_a_sell_of_spot_not_held_ends_the_algo_at_its_first_refusal(tmp_path: Path) -> None:
+    """A sell of spot the strategy does not hold (cash account: no_borrow):
+    the first refused child ends the parent, with nothing filled, instead of
+    a refused child per slot and a sweep again on every later bar."""
+    from tidemark.core.events import AlgoCanceled
+
+    data = bars_csv(tmp_path / "X.csv", [100.0] * 12)
+    events, _ = run(
+        tmp_path,
+        """
+        def schema(): return {"id": "t"}
+        def on_bar(ctx, i):
+            if i == 0:
+                ctx.twap("sell", 8, slots=4, interval=3_600_000_000_000)
+    """,
+        [data],
+    )
+    children = [e for e in events if isinstance(e, SubmitOrder) and e.parent_id]
+    assert len(children) == 1
+    (canceled,) = [e for e in events if isinstance(e, AlgoCanceled)]
+    assert canceled.reason == "no_borrow" and canceled.filled == 0 and canceled.quantity == 8
+    assert not [e for e in events if isinstance(e, AlgoFinished)]

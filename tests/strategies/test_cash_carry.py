@@ -63,7 +63,12 @@ def test_cash_and_carry_runs_rolls_and_keeps_the_hedge(tmp_path: Path) -> None:
     config = {
         "initial_cash": 1_000_000,
         "commission_bps": 2,
-        "strategies": [{"strategy": "cash_carry", "params": {"capital_pct": 0.5, "roll_days": 3}}],
+        "strategies": [
+            {
+                "strategy": "cash_carry",
+                "params": {"capital_pct": 0.5, "roll_days": 3, "rehedge_pct": 0.02, "unwind": False},
+            }
+        ],
         "instruments": {
             "BTC_SPOT": {"kind": "spot", "base": "BTC", "quote": "USD"},
             "BTCUSD_Q1": {**inverse, "expiry": Q1_EXPIRY.isoformat()},
@@ -74,7 +79,7 @@ def test_cash_and_carry_runs_rolls_and_keeps_the_hedge(tmp_path: Path) -> None:
     with JournalReader(result.journal) as reader:
         events = [e for _, e in reader.events()]
     algos = [e for e in events if isinstance(e, AlgoFinished)]
-    assert len(algos) == 4  # spot entry, hedge entry, roll close, roll open
+    assert len(algos) == 4  # spot entry, hedge entry, roll close, roll open (no final unwind here)
     fills = [e for e in events if isinstance(e, OrderFilled)]
     for algo in algos:
         children = sum(f.quantity for f in fills if f.order_id.startswith(algo.algo_id + "."))
@@ -89,8 +94,13 @@ def test_cash_and_carry_runs_rolls_and_keeps_the_hedge(tmp_path: Path) -> None:
     assert positions["BTCUSD_Q1"] == 0.0  # rolled out before expiry
     assert not [f for f in fills if f.liquidity == "settlement" and f.quantity > 0]
     spot_qty = positions["BTC_SPOT"]
-    q2_close = pd.read_csv(tmp_path / "BTCUSD_Q2.csv")["close"].iloc[-1]
-    hedge_coin = positions["BTCUSD_Q2"] * 100.0 / q2_close
+    # The seed measures the hedge with the spot price: contracts * 100 / spot.
+    # The last check was at the end of the last full day.
+    spot_bars = pd.read_csv(tmp_path / "BTC_SPOT.csv")
+    last_check = pd.Timestamp(spot_bars["date"].iloc[-1]).floor("D") - pd.Timedelta(minutes=15)
+    eod = spot_bars.loc[pd.to_datetime(spot_bars["date"]) == last_check, "close"].iloc[0]
+    q2_close = eod
+    hedge_coin = positions["BTCUSD_Q2"] * 100.0 / eod
     assert spot_qty == pytest.approx(1_000_000 * 0.5 / 60_000, rel=0.05)
     assert abs(hedge_coin + spot_qty) <= 0.02 * spot_qty + 100.0 / q2_close  # within the re-hedge band + 1 contract
     snap = [e for e in events if isinstance(e, AccountSnapshot)][-1]

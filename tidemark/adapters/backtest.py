@@ -104,6 +104,8 @@ class Result:
     """Counts the strategies kept (``ctx.count``): strategy, name, key, count."""
     check: ReadCheck | None = None
     """What verify proved of the journal read (``check.trusted``: nothing)."""
+    rates: dict[str, float] = field(default_factory=dict)
+    """Each currency's rate into the account currency at the end of the run."""
 
     @classmethod
     def from_journal(cls, path: str | os.PathLike[str], *, trust: bool = False) -> Result:
@@ -152,6 +154,7 @@ class Result:
             proj.records,
             proj.counters,
             check,
+            proj.rates,
         )
 
     _temporary: Any = field(default=None, repr=False, compare=False)
@@ -193,6 +196,54 @@ class Result:
         )
         wide.columns.name = None
         return wide
+
+    def coin_pnl(self) -> pd.DataFrame:
+        """Realized PnL, fees and funding per settlement currency (the coin of
+        an inverse contract), in that currency and in the account currency
+        both ways: ``*_revalued`` at the rate at the end of the run (how
+        tidemark values a coin balance: equity), ``*_locked`` each amount at
+        the rate of its time (seed 002's convention: a realized coin amount
+        is booked in USD at the spot of its trade). Indexed by currency."""
+        columns = [
+            "realized",
+            "fees",
+            "funding",
+            "net",
+            "rate",
+            "net_revalued",
+            "realized_locked",
+            "fees_locked",
+            "funding_locked",
+            "net_locked",
+        ]
+        fills, funding = self.fills, self.funding
+        currencies = sorted(set(fills["currency"]) if len(fills) else set())
+        rows = []
+        for currency in currencies:
+            mine = fills[fills["currency"] == currency]
+            paid = funding[funding["currency"] == currency] if len(funding) and "currency" in funding else funding[:0]
+            realized, fees = float(mine["realized"].sum()), float(mine["fee"].sum())
+            fund = float(paid["amount"].sum()) if len(paid) else 0.0
+            rate = float(self.rates.get(currency, 1.0 if currency == self.currency else float("nan")))
+            realized_locked = float(mine["realized_account"].sum())
+            fees_locked = float(mine["fee_account"].sum())
+            funding_locked = float(paid["amount_account"].sum()) if len(paid) else 0.0
+            net = realized - fees + fund
+            rows.append(
+                [
+                    realized,
+                    fees,
+                    fund,
+                    net,
+                    rate,
+                    net * rate,
+                    realized_locked,
+                    fees_locked,
+                    funding_locked,
+                    realized_locked - fees_locked + funding_locked,
+                ]
+            )
+        return pd.DataFrame(rows, columns=columns, index=pd.Index(currencies, name="currency"))
 
     def rejections_by_reason(self) -> dict[str, int]:
         if not len(self.rejections):
@@ -284,6 +335,30 @@ def strategy_configs(config: RunConfig, symbols: list[str]) -> list[StrategyConf
 
 DataSource = str | os.PathLike[str] | pd.DataFrame
 """A data file, or a DataFrame of bars (its symbol from the run's symbols)."""
+
+
+def with_sample(config: RunConfig) -> RunConfig:
+    """A run given no data: a built-in strategy with a bundled sample of its
+    own (``sample_data/<name>/run.json``: symbols, files, instruments, margin
+    mode; e.g. cash_carry's spot and inverse quarterlies) runs on it; the
+    config's own symbols, instruments and margin mode win where set."""
+    specs = list(config.strategies) or [StrategyConfig(strategy=config.strategy or "ema_cross")]
+    if len(specs) != 1 or specs[0].source:
+        return config
+    folder = SAMPLE_DIR / specs[0].strategy
+    run = folder / "run.json"
+    if not run.is_file():
+        return config
+    sample = msgspec.json.decode(run.read_bytes())
+    changes: dict[str, Any] = {"data": [str(folder / name) for name in sample["data"]]}
+    if not config.all_symbols():
+        changes["symbols"] = list(sample["symbols"])
+    if not config.instruments:
+        changes["instruments"] = sample.get("instruments", {})
+    default_mode = next(f.default for f in msgspec.structs.fields(RunConfig) if f.name == "margin_mode")
+    if config.margin_mode == default_mode and "margin_mode" in sample:
+        changes["margin_mode"] = sample["margin_mode"]
+    return build_config(config, **changes)
 
 
 def load_market(
@@ -465,6 +540,8 @@ async def _run(
     project: bool,
 ) -> ProcessJournalWriter:
     """The run; returns its sealed writer."""
+    if market is None and not data and not config.data:
+        config = with_sample(config)
     if market is None:
         loaded, market = load_market(config, data, tz=tz)
         fingerprints = describe(loaded)

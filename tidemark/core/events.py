@@ -239,7 +239,11 @@ class SubmitAlgo(Event, frozen=True, tag="algo"):
     ``start_ts``, sized by ``weights`` (one per slot; empty = equal)) or
     ``pov`` (``participation`` of each bar's volume until done).
     ``participation`` also caps each TWAP child (0 = no cap). Children are
-    market orders with ``parent_id`` = ``algo_id``."""
+    IOC orders with ``parent_id`` = ``algo_id``: market orders, or with
+    ``child_type`` ``"limit"`` limits priced off the last bar, ``close +/-
+    offsets[k] * (high - low)`` (toward crossing for a positive offset; ``k``
+    the number of children in a row that did not fill, capped at the last
+    offset), the last slot sweeping at market."""
 
     strategy: str
     algo_id: str
@@ -253,6 +257,8 @@ class SubmitAlgo(Event, frozen=True, tag="algo"):
     weights: tuple[float, ...] = ()
     participation: float = 0.0
     tag: str = ""
+    child_type: str = "market"
+    offsets: tuple[float, ...] = ()
 
 
 class AlgoFinished(Event, frozen=True, tag="algod"):

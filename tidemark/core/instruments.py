@@ -67,10 +67,23 @@ def _decimals(step: float) -> int:
 
 def to_step(value: float, step: float, *, up: bool = False) -> float:
     """``value`` rounded down (``up``: up) to a multiple of ``step`` (> 0),
-    written with ``step``'s decimals so multiples compare exactly."""
+    written with ``step``'s decimals so multiples compare exactly.
+
+    A value within floating-point noise of a multiple is that multiple. The
+    noise of a sum of fills grows with its size, so the tolerance is
+    relative (``1e-12`` of the number of steps, at least ``1e-9`` step): an
+    absolute ``1e-9`` step dropped a whole lot from a position of 10^8 lots
+    (72.43386555 BTC in lots of 1e-8 summed from 45 fills)."""
     units = value / step
-    whole = math.ceil(units - 1e-9) if up else math.floor(units + 1e-9)
+    tolerance = 1e-9 + 1e-12 * abs(units)
+    whole = math.ceil(units - tolerance) if up else math.floor(units + tolerance)
     return round(whole * step, _decimals(step))
+
+
+def on_grid(value: float, step: float) -> float:
+    """``value`` (a sum of multiples of ``step``) written with ``step``'s
+    decimals: the multiple it is, without the float noise of the sum."""
+    return round(value, _decimals(step)) if step > 0 else value
 
 
 def on_step(value: float, step: float) -> bool:

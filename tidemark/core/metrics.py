@@ -10,7 +10,10 @@ step from 0 or across 0 divides by nothing or flips sign), so the
 return-based metrics (annualized return, max drawdown, Sharpe, Sortino,
 Calmar) are NaN and ``ruined_at`` names the first such step (ISO-8601 UTC);
 final equity and total return stay, as money facts. Money figures are in the
-account currency.
+account currency: trade figures use each trade's ``pnl_account`` (its
+settlement-currency PnL converted at the rates of its fills' times);
+``avg_mae``/``avg_mfe`` are NaN when the trades settle in more than one
+currency (excursions are not converted).
 """
 
 from __future__ import annotations
@@ -55,7 +58,10 @@ def compute(equity: pd.DataFrame, trades: pd.DataFrame, initial_cash: float, fee
         if dd_dev > 0:
             sortino = mean / dd_dev * math.sqrt(periods)
     closed = trades[~trades["open"].astype(bool)] if len(trades) else trades
-    pnl = closed["pnl"].to_numpy(dtype=float) if len(closed) else np.array([])
+    # Trades of several settlement currencies (spot in USD, an inverse
+    # future in BTC) are compared in the account currency (``pnl_account``).
+    column = "pnl_account" if "pnl_account" in trades else "pnl"
+    pnl = closed[column].to_numpy(dtype=float) if len(closed) else np.array([])
     wins = pnl[pnl > 0]
     losses = pnl[pnl < 0]
     in_market = float(equity["in_market"].mean()) if len(equity) and "in_market" in equity else 0.0
@@ -74,10 +80,19 @@ def compute(equity: pd.DataFrame, trades: pd.DataFrame, initial_cash: float, fee
         "win_rate": float(len(wins) / len(pnl)) if len(pnl) else float("nan"),
         "profit_factor": float(wins.sum() / -losses.sum()) if len(losses) else float("nan"),
         "expectancy": float(pnl.mean()) if len(pnl) else float("nan"),
-        "avg_mae": float(closed["mae"].mean()) if len(closed) else float("nan"),
-        "avg_mfe": float(closed["mfe"].mean()) if len(closed) else float("nan"),
+        "avg_mae": _same_currency_mean(closed, "mae"),
+        "avg_mfe": _same_currency_mean(closed, "mfe"),
         "exposure_time": in_market,
         "fees_paid": float(fees_paid),
         "bars": len(equity),
         "years": years,
     }
+
+
+def _same_currency_mean(closed: pd.DataFrame, column: str) -> float:
+    """Mean of a settlement-currency column, NaN across several currencies."""
+    if not len(closed):
+        return float("nan")
+    if "currency" in closed and closed["currency"].nunique() > 1:
+        return float("nan")
+    return float(closed[column].mean())

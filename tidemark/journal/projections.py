@@ -44,7 +44,7 @@ from tidemark.core.events import (
     SubmitOrder,
     TradingHalted,
 )
-from tidemark.core.instruments import point_value
+from tidemark.core.instruments import point_value, settle_currency
 from tidemark.journal.bar_columns import DTYPES, NAMES, BarLayout, BlockView
 from tidemark.journal.blocks import DecodedBlock, stored_blocks
 from tidemark.journal.columns import UTC_TIME, Column, event_dtypes, typed_frame, utc_times
@@ -84,6 +84,8 @@ class Projections:
     """Values strategies recorded (``ctx.record``): time (UTC), strategy, name, value."""
     counters: pd.DataFrame
     """Counts strategies kept (``ctx.count``): strategy, name, key, count (totals)."""
+    rates: dict[str, float]
+    """Each currency's rate into the account currency at the end of the run."""
 
     @classmethod
     def build(cls, reader: JournalReader) -> Projections:
@@ -192,6 +194,8 @@ class Projector:
                 self.fills,
                 {k: point_value(v) for k, v in self.portfolio.instruments.items()},
                 bars,
+                currencies={k: settle_currency(v) for k, v in self.portfolio.instruments.items()},
+                inverse=frozenset(k for k, v in self.portfolio.instruments.items() if v.inverse),
             ),
             typed_frame(self.positions, POSITION_DTYPES),
             pd.DataFrame(self.rejections, columns=REJECTION_COLUMNS)
@@ -209,6 +213,7 @@ class Projector:
             dict(self.portfolio.instruments),
             _records_frame(self.records),
             typed_frame([(*key, count) for key, count in self.counters.items()], COUNTER_DTYPES),
+            {currency: self.portfolio.rate(currency) for currency in self.portfolio.balances},
         )
 
     # -- a block -----------------------------------------------------------------
@@ -341,8 +346,10 @@ class Projector:
             fill: OrderFilled = event  # type: ignore[assignment]
             self.curve.changing()
             rate = self.portfolio.rate(fill.fee_currency or self.portfolio.account_currency)
+            currency = settle_currency(self.portfolio.instruments[fill.instrument])
+            settle = self.portfolio.rate(currency)
             change = self.portfolio.apply_fill(fill)
-            self.fills.append(_fill_row(seq, fill, change.realized, rate))
+            self.fills.append(_fill_row(seq, fill, change.realized, rate, settle, currency))
             _order_fill(self.orders, fill)
         elif cls is InstrumentDefinition:
             self.curve.changing()
@@ -371,7 +378,9 @@ class Projector:
         elif cls is SubmitOrder or cls is SubmitBracketOrder:
             _order_submit(self.orders, seq, event)  # type: ignore[arg-type]
         elif cls is PositionChanged:
-            self.positions.append({"seq": seq, **msgspec.structs.asdict(event)})
+            inst = self.portfolio.instruments.get(event.instrument)  # type: ignore[attr-defined]
+            currency = settle_currency(inst) if inst is not None else self.portfolio.account_currency
+            self.positions.append({"seq": seq, **msgspec.structs.asdict(event), "currency": currency})
         elif cls in (OrderAccepted, OrderTriggered, OrderCanceled, OrderExpired, OrderRejected, RiskRejected):
             _order_status(self.orders, seq, event)
             reason = getattr(event, "reason", "")
@@ -421,8 +430,11 @@ FILL_DTYPES: dict[str, Any] = {
     "fee_model": "str",
     "leaves": "float64",
     "realized": "float64",
+    "currency": "str",
+    "settle_rate": "float64",
+    "realized_account": "float64",
 }
-POSITION_DTYPES = event_dtypes(PositionChanged)
+POSITION_DTYPES = event_dtypes(PositionChanged, after={"currency": "str"})
 FUNDING_DTYPES = event_dtypes(FundingApplied, after={"amount_account": "float64"})
 INTEREST_DTYPES = event_dtypes(InterestCharged, after={"amount_account": "float64"})
 REJECTION_DTYPES: dict[str, Any] = {name: "int64" if name in ("seq", "ts") else "str" for name in REJECTION_COLUMNS}
@@ -522,9 +534,13 @@ def _reason(event: Any) -> dict[str, Any]:
     }
 
 
-def _fill_row(seq: int, fill: OrderFilled, realized: float, rate: float) -> dict[str, Any]:
+def _fill_row(
+    seq: int, fill: OrderFilled, realized: float, rate: float, settle_rate: float, currency: str
+) -> dict[str, Any]:
     """One fill; ``rate`` converts its fee currency to the account currency
-    at the fill's time (``fee_account``)."""
+    at the fill's time (``fee_account``); ``realized`` is in the
+    instrument's settlement currency, ``settle_rate`` converts it at the
+    fill's time (``realized_account``: the seed's locked convention)."""
     return {
         "seq": seq,
         "ts": fill.ts,
@@ -545,6 +561,9 @@ def _fill_row(seq: int, fill: OrderFilled, realized: float, rate: float) -> dict
         "fee_model": fill.fee_model,
         "leaves": fill.leaves,
         "realized": realized,
+        "currency": currency,
+        "settle_rate": settle_rate,
+        "realized_account": realized * settle_rate,
     }
 
 

@@ -21,6 +21,8 @@ TRADE_COLUMNS = [
     "pnl",
     "gross_pnl",
     "fees",
+    "currency",
+    "pnl_account",
     "return_pct",
     "bars",
     "duration",
@@ -30,7 +32,7 @@ TRADE_COLUMNS = [
 ]
 TRADE_DTYPES: dict[str, Any] = {
     **{name: "float64" for name in TRADE_COLUMNS},
-    **dict.fromkeys(("strategy", "instrument", "side"), "str"),
+    **dict.fromkeys(("strategy", "instrument", "side", "currency"), "str"),
     **dict.fromkeys(("entry_time", "exit_time"), UTC_TIME),
     "bars": "int64",
     "duration": "timedelta64[ns]",
@@ -40,15 +42,28 @@ TRADE_DTYPES: dict[str, Any] = {
 
 
 def round_trips(
-    fills: list[dict[str, Any]], point_values: dict[str, float], bars: dict[str, pd.DataFrame]
+    fills: list[dict[str, Any]],
+    point_values: dict[str, float],
+    bars: dict[str, pd.DataFrame],
+    *,
+    currencies: dict[str, str] | None = None,
+    inverse: frozenset[str] = frozenset(),
 ) -> pd.DataFrame:
     """Round-trip trades per (strategy, instrument): from flat to flat (a
     flip closes one trip and opens the next). ``gross_pnl`` is the realized
     PnL the accounting booked on the trip's closing fills (so point values and
-    inverse contracts are right); ``pnl`` is net of the trip's fees;
-    ``mae``/``mfe`` are the worst/best unrealized PnL (money, linear
-    approximation for inverse) seen on bar extremes while the trip was open:
-    the bars closing after entry, up to and including the exit time."""
+    inverse contracts are right); ``pnl`` is net of the trip's fees. Both are
+    in the instrument's settlement ``currency`` (the coin of an inverse
+    contract); ``pnl_account`` is ``pnl`` in the account currency, each
+    fill's part converted at the rate of its time (a fill row's
+    ``settle_rate``), so trades of several currencies can be summed.
+    ``mae``/``mfe`` are the worst/best unrealized PnL (settlement currency;
+    for ``inverse`` instruments ``size * contract_size * (1/entry - 1/p)``
+    with ``point_values`` holding the contract size) seen on bar extremes
+    while the trip was open: the bars closing after entry, up to and
+    including the exit time. ``return_pct`` is ``pnl`` over the entry
+    notional in the same currency."""
+    currencies = currencies or {}
     trips: list[dict[str, Any]] = []
     state: dict[tuple[str, str], dict[str, Any]] = {}
     for fill in fills:
@@ -56,7 +71,7 @@ def round_trips(
         signed = fill["quantity"] if fill["side"] == "buy" else -fill["quantity"]
         trip = state.get(key)
         if trip is None:
-            state[key] = _open_trip(fill, signed)
+            state[key] = _open_trip(fill, signed, currencies)
             continue
         qty = trip["qty"]
         if (qty > 0) == (signed > 0):
@@ -65,33 +80,42 @@ def round_trips(
             trip["qty"] = qty + signed
             trip["size"] = max(trip["size"], abs(trip["qty"]))
             trip["fees"] += fill["fee"]
+            trip["account"] -= fill["fee"] * _rate(fill)
             continue
         closed = min(abs(signed), abs(qty))
         fee_share = fill["fee"] * closed / abs(signed)
         trip["gross"] += fill["realized"]
+        trip["account"] += (fill["realized"] - fee_share) * _rate(fill)
         trip["exit_value"] += closed * fill["price"]
         trip["exit_qty"] += closed
         trip["fees"] += fee_share
         if abs(signed) < abs(qty) - 1e-12 * abs(qty):
             trip["qty"] = qty + signed
             continue
-        trips.append(_close_trip(trip, fill["exec_time"], point_values))
+        trips.append(_close_trip(trip, fill["exec_time"], point_values, inverse))
         del state[key]
         if abs(signed) > abs(qty) + 1e-12 * abs(qty):
-            opened = _open_trip(fill, signed + qty)
+            opened = _open_trip(fill, signed + qty, currencies)
             opened["fees"] = fill["fee"] - fee_share
+            opened["account"] = -opened["fees"] * _rate(fill)
             state[key] = opened
-    trips.extend(_close_trip(trip, None, point_values) for trip in state.values())
+    trips.extend(_close_trip(trip, None, point_values, inverse) for trip in state.values())
     if not trips:
         return typed_frame([], TRADE_DTYPES)
     frame = pd.DataFrame(trips, columns=[*TRADE_COLUMNS, "_scale"])
-    _excursions(frame, bars)
+    _excursions(frame, bars, inverse)
     entry, exit = utc_times(frame["entry_time"]), utc_times(frame["exit_time"])
     frame["entry_time"], frame["exit_time"], frame["duration"] = entry, exit, exit - entry
     return frame.drop(columns="_scale")
 
 
-def _excursions(trips: pd.DataFrame, bars: dict[str, pd.DataFrame]) -> None:
+def _rate(fill: dict[str, Any]) -> float:
+    """The fill's settlement-to-account rate at its time (1.0 for rows without one)."""
+    rate = fill.get("settle_rate")
+    return 1.0 if rate is None else float(rate)
+
+
+def _excursions(trips: pd.DataFrame, bars: dict[str, pd.DataFrame], inverse: frozenset[str] = frozenset()) -> None:
     """Fill ``bars``, ``mae`` and ``mfe`` of ``trips`` (times still integer
     ns; ``_scale``: size times point value), instrument by instrument with
     one search and one max/min reduction over each bar history."""
@@ -122,8 +146,12 @@ def _excursions(trips: pd.DataFrame, bars: dict[str, pd.DataFrame]) -> None:
         direction = np.where(long, 1.0, -1.0)
         best, worst = np.where(long, top, bottom), np.where(long, bottom, top)
         entry_price, scale = prices[rows], scales[rows]
-        mfe[rows] = direction * (best - entry_price) * scale
-        mae[rows] = direction * (worst - entry_price) * scale
+        if instrument in inverse:  # coin PnL: size * contract_size * (1/entry - 1/price)
+            mfe[rows] = direction * (1.0 / entry_price - 1.0 / best) * scale
+            mae[rows] = direction * (1.0 / entry_price - 1.0 / worst) * scale
+        else:
+            mfe[rows] = direction * (best - entry_price) * scale
+            mae[rows] = direction * (worst - entry_price) * scale
     trips["bars"] = bars_held
     trips["mae"] = np.minimum(mae, 0.0)
     trips["mfe"] = np.maximum(mfe, 0.0)
@@ -137,8 +165,10 @@ def _range_max(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray
     return np.maximum.reduceat(padded, bounds)[0::2]
 
 
-def _open_trip(fill: dict[str, Any], signed: float) -> dict[str, Any]:
+def _open_trip(fill: dict[str, Any], signed: float, currencies: dict[str, str]) -> dict[str, Any]:
     return {
+        "currency": currencies.get(fill["instrument"], fill.get("fee_currency") or ""),
+        "account": -fill["fee"] * _rate(fill),
         "strategy": fill["strategy"],
         "instrument": fill["instrument"],
         "qty": signed,
@@ -153,13 +183,18 @@ def _open_trip(fill: dict[str, Any], signed: float) -> dict[str, Any]:
     }
 
 
-def _close_trip(trip: dict[str, Any], exit_time: int | None, point_values: dict[str, float]) -> dict[str, Any]:
+def _close_trip(
+    trip: dict[str, Any], exit_time: int | None, point_values: dict[str, float], inverse: frozenset[str]
+) -> dict[str, Any]:
     """The trip's row (``bars``, ``mae``, ``mfe`` and ``duration`` are
     filled in for all trips at once)."""
     exit_price = trip["exit_value"] / trip["exit_qty"] if trip["exit_qty"] else np.nan
     scale = trip["size"] * point_values.get(trip["instrument"], 1.0)
     net = trip["gross"] - trip["fees"]
-    notional = trip["entry_price"] * scale
+    if trip["instrument"] in inverse:
+        notional = scale / trip["entry_price"] if trip["entry_price"] else 0.0  # coin
+    else:
+        notional = trip["entry_price"] * scale
     return {
         "strategy": trip["strategy"],
         "instrument": trip["instrument"],
@@ -172,6 +207,8 @@ def _close_trip(trip: dict[str, Any], exit_time: int | None, point_values: dict[
         "pnl": net,
         "gross_pnl": trip["gross"],
         "fees": trip["fees"],
+        "currency": trip["currency"],
+        "pnl_account": trip["account"],
         "return_pct": net / notional if notional else np.nan,
         "open": exit_time is None,
         "_scale": scale,

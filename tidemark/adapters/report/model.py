@@ -242,6 +242,8 @@ TRADE_COLUMNS = [
     ("pnl", "num"),
     ("gross_pnl", "num"),
     ("fees", "num"),
+    ("currency", "str"),
+    ("pnl_account", "num"),
     ("return_pct", "pct"),
     ("bars", "int"),
     ("duration", "dur"),
@@ -259,9 +261,11 @@ FILL_COLUMNS = [
     ("quantity", "num"),
     ("price", "num"),
     ("fee", "num"),
+    ("fee_currency", "str"),
     ("liquidity", "str"),
     ("slippage", "num"),
     ("realized", "num"),
+    ("currency", "str"),
 ]
 ORDER_COLUMNS = [
     ("order_id", "str"),

@@ -106,7 +106,11 @@ def compute_stats(result: Any) -> pd.Series:
     values = equity.to_numpy(dtype=float)
     step = pd.Timedelta(np.median(np.diff(eq.index.as_unit("ns").asi8))) if len(eq) > 1 else None
     closed = _closed(result.trades)
-    pnl = closed["pnl"].to_numpy(dtype=float) if len(closed) else np.array([])
+    pnl = (
+        closed["pnl_account" if "pnl_account" in closed else "pnl"].to_numpy(dtype=float)
+        if len(closed)
+        else np.array([])
+    )
     rets = closed["return_pct"].to_numpy(dtype=float) if len(closed) else np.array([])
     durations = closed["duration"] if len(closed) else pd.Series(dtype="timedelta64[ns]")
     periods = drawdown_periods(equity)

@@ -30,7 +30,7 @@ from tidemark.core.events import (
     OrderFilled,
     PositionChanged,
 )
-from tidemark.core.instruments import notional, pnl, settle_currency
+from tidemark.core.instruments import notional, on_grid, pnl, settle_currency
 
 RATE_PRIORITY = {"spot": 0, "perpetual": 1, "future": 2}
 
@@ -183,6 +183,11 @@ class Portfolio:
                 new = 0.0
                 pos.avg_price = 0.0
                 pos.avg_inverse = 0.0
+        if dust > 0.0:
+            # Rules v2 fill whole lots: the position is a multiple of the lot,
+            # kept without the noise of the float sum (212.60699999999997 is
+            # 212.607), so selling "all of it", rounded to the lot, is exactly it.
+            new = on_grid(new, inst.lot_size)
         pos.quantity = new
         pos.realized += realized
         return realized

@@ -10,7 +10,18 @@ that remains, uncapped (the final sweep). POV: each bar's child is
 ``participation * bar volume`` until done.
 
 Children are IOC market orders with ``parent_id`` set, sent by the parent's
-strategy, so every child fill is attributed to both. Under the contract rules
+strategy, so every child fill is attributed to both. With ``child_type``
+``"limit"`` the children work limits instead (an IOC limit is matched
+against the next bar: filled at the limit when the bar trades through it,
+else canceled): priced off the bar just closed at ``close +/- offset *
+(high - low)`` (the bar's range stands in for the spread bars do not
+carry; a positive offset is toward crossing: above the close for a buy),
+with ``offsets[k]`` for the k-th child in a row that did not fill (the
+last offset once k passes the end), so a missed child is retried more
+aggressively and its shortfall caught up; the last slot sweeps at market
+(seed 002's final sweep). A final sweep the venue or the account refuses
+ends the parent with what has filled (``AlgoFinished.filled`` below its
+quantity) instead of sweeping again on every later bar. Under the contract rules
 (``contract_rules``) each child is rounded down to the instrument's lot size
 (the parent is a whole number of lots, so the final sweep is too). The actor subscribes to
 bars only once the first parent arrives (plain runs pay nothing). When a
@@ -34,6 +45,7 @@ from dataclasses import dataclass, field
 from tidemark.core.accounts.buying_power import REASONS as ACCOUNT_REASONS
 from tidemark.core.bus import Actor, Handler
 from tidemark.core.events import (
+    BUY,
     AlgoCanceled,
     AlgoFinished,
     Bar,
@@ -46,7 +58,7 @@ from tidemark.core.events import (
     SubmitAlgo,
     SubmitOrder,
 )
-from tidemark.core.instruments import to_step
+from tidemark.core.instruments import on_grid, round_price, to_step
 
 EPSILON = 1e-9
 
@@ -65,6 +77,8 @@ class _Parent:
     next_slot: int = 0
     children: int = 0
     child_sizes: dict[str, float] = field(default_factory=dict)
+    misses: int = 0
+    """Limit children in a row that did not fill in full (the retry ladder)."""
 
     @property
     def remaining(self) -> float:
@@ -82,6 +96,7 @@ class AlgoActor(Actor):
         self.stop_on_refusal = contract_rules
         """Cancel a parent whose child met a refusal that repeats (rules version 2)."""
         self._lots: dict[str, float] = {}
+        self._instruments: dict[str, InstrumentDefinition] = {}
 
     def subscriptions(self) -> Iterable[tuple[type[Event], Handler, bool]]:
         return (
@@ -94,6 +109,7 @@ class AlgoActor(Actor):
         )
 
     def on_instrument(self, inst: InstrumentDefinition) -> None:
+        self._instruments[inst.instrument] = inst
         if self.contract_rules and inst.lot_size > 0:
             self._lots[inst.instrument] = inst.lot_size
 
@@ -104,6 +120,8 @@ class AlgoActor(Actor):
             raise ValueError(f"algo {cmd.algo_id}: twap needs slots >= 1 and a slot interval")
         if cmd.algo == "pov" and not 0 < cmd.participation <= 1:
             raise ValueError(f"algo {cmd.algo_id}: pov needs participation in (0, 1]")
+        if cmd.child_type not in ("market", "limit") or (cmd.child_type == "limit" and not cmd.offsets):
+            raise ValueError(f"algo {cmd.algo_id}: child_type 'market', or 'limit' with offsets")
         weights = list(cmd.weights) or [1.0] * max(cmd.slots, 1)
         if len(weights) != max(cmd.slots, 1) or min(weights) < 0 or sum(weights) <= 0:
             raise ValueError(f"algo {cmd.algo_id}: weights must be {cmd.slots} non-negative numbers")
@@ -122,7 +140,7 @@ class AlgoActor(Actor):
         for parent in [p for p in self.parents.values() if p.cmd.instrument == bar.instrument]:
             cmd = parent.cmd
             if cmd.algo == "pov":
-                self._child(parent, min(parent.remaining, cmd.participation * bar.volume))
+                self._child(parent, min(parent.remaining, cmd.participation * bar.volume), bar)
                 continue
             if bar.ts <= cmd.start_ts:
                 continue
@@ -133,19 +151,34 @@ class AlgoActor(Actor):
                 continue
             parent.next_slot = slot + 1
             if slot == cmd.slots - 1:
-                size = parent.remaining  # final sweep
-            else:
-                size = cmd.quantity * parent.cumulative[slot] - parent.filled - parent.pending
-                if cmd.participation > 0:
-                    size = min(size, cmd.participation * bar.volume)
-            self._child(parent, size)
+                self._child(parent, parent.remaining, None)  # final sweep, at market
+                continue
+            size = cmd.quantity * parent.cumulative[slot] - parent.filled - parent.pending
+            if cmd.participation > 0:
+                size = min(size, cmd.participation * bar.volume)
+            self._child(parent, size, bar)
 
-    def _child(self, parent: _Parent, size: float) -> None:
+    def _limit_price(self, parent: _Parent, bar: Bar) -> float:
+        """The next limit child's price: the retry ladder off the bar just closed."""
+        cmd = parent.cmd
+        offset = cmd.offsets[min(parent.misses, len(cmd.offsets) - 1)]
+        buy = cmd.side == BUY
+        price = bar.close + (offset if buy else -offset) * (bar.high - bar.low)
+        inst = self._instruments.get(cmd.instrument)
+        if self.contract_rules and inst is not None:
+            price = round_price(inst, price, up=not buy)
+        return price
+
+    def _child(self, parent: _Parent, size: float, bar: Bar | None) -> None:
         cmd = parent.cmd
         lot = self._lots.get(cmd.instrument)
         if lot is not None:
             size = to_step(size, lot)
         if size <= EPSILON:
+            return
+        limit = cmd.child_type == "limit" and bar is not None
+        price = self._limit_price(parent, bar) if limit and bar is not None else 0.0
+        if limit and not price > 0.0:
             return
         parent.children += 1
         child_id = f"{cmd.algo_id}.{parent.children}"
@@ -161,6 +194,8 @@ class AlgoActor(Actor):
                 cmd.instrument,
                 cmd.side,
                 size,
+                order_type="limit" if limit else "market",
+                price=price,
                 tif="IOC",
                 parent_id=cmd.algo_id,
                 tag=cmd.tag,
@@ -174,10 +209,12 @@ class AlgoActor(Actor):
         parent = self.parents.get(algo_id)
         if parent is None:
             return  # its parent was canceled
-        parent.filled += fill.quantity
+        lot = self._lots.get(fill.instrument)
+        parent.filled = on_grid(parent.filled + fill.quantity, lot) if lot else parent.filled + fill.quantity
         parent.notional += fill.quantity * fill.price
         parent.pending -= fill.quantity
         if fill.leaves == 0.0:
+            parent.misses = 0
             self._settle_child(parent, fill.order_id, 0.0)
         self._maybe_finish(parent)
 
@@ -189,9 +226,13 @@ class AlgoActor(Actor):
         if parent is None:
             return
         unfilled = event.leaves if isinstance(event, OrderCanceled) else parent.child_sizes.get(event.order_id, 0.0)
+        if unfilled > 0.0:
+            parent.misses += 1
         self._settle_child(parent, event.order_id, unfilled)
         if self.stop_on_refusal and (isinstance(event, RiskRejected) or event.reason in REPEATING):
             self._cancel(parent, event)
+        elif self.stop_on_refusal and not isinstance(event, OrderCanceled) and parent.next_slot >= parent.cmd.slots:
+            self._finish(parent)  # the final sweep was refused (rules v2): done with what filled
 
     def _cancel(self, parent: _Parent, refusal: OrderCanceled | OrderRejected | RiskRejected) -> None:
         """Stop ``parent``: its last child met a refusal its next ones would meet too."""
@@ -225,7 +266,12 @@ class AlgoActor(Actor):
         cmd = parent.cmd
         if parent.filled < cmd.quantity - EPSILON * max(1.0, cmd.quantity):
             return
-        del self.parents[cmd.algo_id]
+        self._finish(parent)
+
+    def _finish(self, parent: _Parent) -> None:
+        cmd = parent.cmd
+        if self.parents.pop(cmd.algo_id, None) is None:
+            return
         avg = parent.notional / parent.filled if parent.filled else 0.0
         bus = self.bus
         bus.publish(

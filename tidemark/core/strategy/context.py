@@ -575,6 +575,12 @@ class Context:
         return None if self._market.live else len(self._market.timeline)
 
     @property
+    def end(self) -> int | None:
+        """Close time (ns) of the backtest's last step (None in a live
+        session): when a final unwind has to start."""
+        return None if self._market.live else int(self._market.timeline[-1])
+
+    @property
     def is_last(self) -> bool:
         """True at the last step of a backtest: an order with ``fill="close"``
         still fills (at this close); a next-open order never would."""
@@ -823,8 +829,14 @@ class Context:
         weights: Iterable[float] = (),
         participation: float = 0.0,
         tag: str = "",
+        child_type: str = "market",
+        offsets: Iterable[float] = (),
     ) -> str:
-        """Hand ``size`` to an execution algorithm (see :mod:`tidemark.core.execution.algos`); returns its id."""
+        """Hand ``size`` to an execution algorithm (see :mod:`tidemark.core.execution.algos`); returns its id.
+        ``child_type="limit"`` works IOC limits priced ``close +/- offsets[k] *
+        (high - low)`` of the bar just closed (``k``: children in a row that
+        missed), e.g. seed 002's ladder ``offsets=(0.75, 0.5, 0.75)``; the
+        last slot sweeps at market."""
         symbol = symbol or self.symbol
         inst = self._portfolio.instruments.get(symbol) if self.contract_rules else None
         size = (round_quantity(inst, size) or size) if inst is not None else float(size)
@@ -845,6 +857,8 @@ class Context:
                 weights=tuple(float(w) for w in weights),
                 participation=float(participation),
                 tag=tag,
+                child_type=child_type,
+                offsets=tuple(float(o) for o in offsets),
             )
         )
         return algo_id
@@ -886,14 +900,18 @@ class Context:
             contracts = round(contracts / inst.lot_size) * inst.lot_size
         return contracts
 
-    def roll(self, old: str, new: str, *, slots: int, interval: int, **kw: Any) -> tuple[str, str] | None:
+    def roll(
+        self, old: str, new: str, *, slots: int, interval: int, coin: float | None = None, **kw: Any
+    ) -> tuple[str, str] | None:
         """Move this strategy's position from ``old`` to ``new`` through a
         paired schedule (close one, open the other, same slots), sizing the new
-        leg to keep the same coin exposure at the current prices."""
+        leg to keep the same coin exposure at the current prices, or to hold
+        ``coin`` (signed base units, e.g. minus the spot held: the roll
+        anchored to the spot quantity, as seed 002 sizes it)."""
         held = self.position_of(old).size
         if held == 0.0:
             return None
-        target = self.contracts_for(new, self.coin_exposure(old))
+        target = self.contracts_for(new, self.coin_exposure(old) if coin is None else coin)
         close_side = SELL if held > 0 else BUY
         open_side = BUY if target > 0 else SELL
         first = self.twap(close_side, abs(held), symbol=old, slots=slots, interval=interval, tag="roll-close", **kw)
