@@ -678,7 +678,8 @@ def run_backtest(
     overwrite: bool = False,
     **overrides: Any,
 ) -> Result:
-    """Run a backtest and return its :class:`Result` (rebuilt from the journal)."""
+    """Run a backtest and return its :class:`Result` (built from the
+    journal's records as they were committed; see :func:`run_with_results`)."""
     if isinstance(data, (str, os.PathLike)):
         data = [data]
     run_config = build_config(config, strategy=strategy, symbol=symbol, fill_model=fill, **overrides)
