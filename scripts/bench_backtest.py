@@ -239,8 +239,9 @@ def whole(args: argparse.Namespace) -> None:
     peer = best["backtesting.py"]
     for label in ("tidemark backtest", "tidemark backtest --every-bar"):
         print(
-            f"ratio backtesting.py / {label}: {peer['seconds'] / best[label]['seconds']:.2f}x faster"
-            f"  (memory {best[label]['peak_mb'] / peer['peak_mb']:.2f}x backtesting.py's)"
+            f"speed {label} vs backtesting.py: {peer['seconds'] / best[label]['seconds']:.2f}x"
+            f" (backtesting.py's wall time / tidemark's; >1 is faster)"
+            f"  memory {best[label]['peak_mb'] / peer['peak_mb']:.2f}x backtesting.py's"
         )
 
 
