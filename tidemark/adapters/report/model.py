@@ -324,22 +324,24 @@ def table(frame: pd.DataFrame, columns: list[tuple[str, str]]) -> dict[str, Any]
         elif kind in ("num", "int", "pct", "bool"):
             values = f8(pd.to_numeric(col, errors="coerce").astype(np.float64).to_numpy())
         else:
-            values = strings(col.tolist())
+            values = strings(col)
         out["columns"].append({"name": name, "kind": kind, "values": values})
     return out
 
 
-def strings(items: list[Any]) -> list[str] | dict[str, Any]:
-    """A column of strings: a plain list, or, when values repeat (side,
-    status, instrument...), ``{"cats": [...], "codes": <base64 uint>}``."""
-    texts = ["" if (v is None or (isinstance(v, float) and math.isnan(v))) else str(v) for v in items]
-    cats: dict[str, int] = {}
-    codes = [cats.setdefault(t, len(cats)) for t in texts]
-    if len(cats) * 2 > len(texts) or not texts:
-        return texts
+def strings(items: pd.Series | list[Any]) -> list[str] | dict[str, Any]:
+    """A column of strings (missing values: ""): a plain list, or, when
+    values repeat (side, status, instrument...), ``{"cats": [...] in order
+    of first appearance, "codes": <base64 uint>}``."""
+    column = pd.Series(items, dtype=object) if isinstance(items, list) else items.astype(object)
+    texts = column.where(column.notna(), "").map(str) if len(column) else column
+    codes, uniques = pd.factorize(texts, sort=False)
+    cats = [str(u) for u in uniques]
+    if len(cats) * 2 > len(texts) or not len(texts):
+        return [str(t) for t in texts.tolist()]
     dtype = "<u1" if len(cats) <= 256 else "<u2" if len(cats) <= 65536 else "<u4"
-    blob = base64.b64encode(np.asarray(codes, dtype=dtype).tobytes()).decode("ascii")
-    return {"cats": list(cats), "codes": blob, "dtype": dtype[1:]}
+    blob = base64.b64encode(codes.astype(dtype).tobytes()).decode("ascii")
+    return {"cats": cats, "codes": blob, "dtype": dtype[1:]}
 
 
 # -- panes ----------------------------------------------------------------------------------------
