@@ -235,6 +235,18 @@ def test_the_writer_builds_the_results_that_reading_the_journal_back_gives(
     assert built.warnings == read.warnings
 
 
+def test_the_writer_builds_a_coin_settled_runs_results_as_read_back(tmp_path: Path) -> None:
+    """cash_carry on its bundled sample: spot, two inverse quarterlies
+    settled in BTC (rates from the spot), TWAP children, a roll, funding-free
+    coin fees; the writer's frames are the read-back ones exactly."""
+    built = run_backtest("cash_carry", journal=tmp_path / "carry.journal")
+    read = Result.from_journal(tmp_path / "carry.journal")
+    assert len(built.fills) > 10 and built.trades["currency"].nunique() > 1
+    for frame in RESULT_FRAMES:
+        pd.testing.assert_frame_equal(getattr(built, frame), getattr(read, frame), check_exact=True)
+    pd.testing.assert_frame_equal(built.coin_pnl(), read.coin_pnl(), check_exact=True)
+
+
 def test_a_writer_that_cannot_build_the_results_leaves_them_to_the_journal(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
