@@ -87,6 +87,7 @@ class Mutant:
     line: int
     operator: str
     detail: str  # e.g. "< -> <="
+    segment: str = ""  # the mutated expression's source, e.g. "years > 0"
 
 
 def _is_type_checking(node: ast.AST) -> bool:
@@ -162,11 +163,17 @@ def _sites(tree: ast.AST, lines: list[str]) -> list[tuple[ast.AST, str, str, obj
     return out
 
 
+def _segment(source: str, node: ast.AST) -> str:
+    text = " ".join((ast.get_source_segment(source, node) or "").split())
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def enumerate_mutants(source: str) -> list[Mutant]:
     tree = ast.parse(source)
     lines = source.splitlines()
     return [
-        Mutant(i, getattr(node, "lineno", 0), op, detail) for i, (node, op, detail, _) in enumerate(_sites(tree, lines))
+        Mutant(i, getattr(node, "lineno", 0), op, detail, _segment(source, node))
+        for i, (node, op, detail, _) in enumerate(_sites(tree, lines))
     ]
 
 
@@ -213,7 +220,7 @@ def mutate(source: str, index: int) -> str:
 def _mutated_line(source: str, mutant: Mutant) -> str:
     """The mutated statement's source line with the change noted."""
     line = source.splitlines()[mutant.line - 1].strip() if mutant.line else ""
-    return f"{line}    [{mutant.detail}]"
+    return f"{line}    [{mutant.segment}: {mutant.detail}]"
 
 
 def _make_copy(dest: Path) -> None:
