@@ -30,6 +30,7 @@ import ast
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -319,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", type=int, nargs="*", default=None, help="run only these mutant indexes")
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
     args = parser.parse_args(argv)
+    # A terminated run still removes its temporary copy.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.list:
         source = (ROOT / args.module).read_text()
         for m in enumerate_mutants(source):
