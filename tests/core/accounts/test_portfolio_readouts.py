@@ -351,3 +351,37 @@ def test_only_instruments_quoted_in_the_account_currency_price_a_coin() -> None:
     pf = book(ETHBTC, eur)
     assert pf.rate_sources == {}
     assert pf.rate("BTC") == 0.0
+
+
+def test_defaults_of_a_new_position_and_portfolio() -> None:
+    pf = Portfolio(50.0)
+    assert pf.snap_to_lot is True  # rules version 2 unless told otherwise
+    assert pf.balances == {"USD": 50.0} and pf.account_currency == "USD"
+    pos = pf.position("s", "X")
+    assert (pos.quantity, pos.avg_price, pos.avg_inverse, pos.realized, pos.opened_ts) == (0.0, 0.0, 0.0, 0.0, 0)
+    assert pf.position("s", "X") is pos
+    assert pos.side == 0
+    assert Position("s", "X", quantity=0.5).side == 1 and Position("s", "X", quantity=-0.5).side == -1
+
+
+def test_leverage_at_exactly_zero_equity() -> None:
+    pf = book(PERP, cash=1_000.0)
+    pf.apply_fill(fill("buy", 10, 200, instrument="P"))
+    pf.marks["P"] = 100.0  # unrealized -1,000: equity exactly 0
+    assert pf.equity() == 0.0
+    assert pf.leverage() == math.inf
+    assert pf.snapshot(1).leverage == 0.0
+
+
+def test_interest_in_a_currency_without_a_balance_yet() -> None:
+    pf = book(X)
+    pf.apply_interest(InterestCharged(1, "s", "EUR", 10.0, 0.1, 0, 0.0, -2.5, "EUR"))
+    assert pf.balances["EUR"] == -2.5
+    assert pf.by_currency["EUR"].interest == -2.5
+
+
+def test_a_float_residue_beyond_a_one_unit_position_closes_it() -> None:
+    pf = book(X)
+    pf.apply_fill(fill("buy", 1.0, 10))
+    pf.apply_fill(fill("sell", 1.0000000000000002, 10))
+    assert pf.positions[("s", "X")].quantity == 0.0

@@ -165,7 +165,7 @@ class Portfolio:
         ts: int,
         dust: float,
         *,
-        snap_flip: bool = True,
+        snap_flip: bool,
     ) -> float:
         """Change ``pos`` by ``signed`` at ``price``; returns realized PnL.
         A reduction leaving less than ``dust`` (or a float residue, 1e-12 of
