@@ -385,3 +385,35 @@ def test_a_float_residue_beyond_a_one_unit_position_closes_it() -> None:
     pf.apply_fill(fill("buy", 1.0, 10))
     pf.apply_fill(fill("sell", 1.0000000000000002, 10))
     assert pf.positions[("s", "X")].quantity == 0.0
+
+
+def test_leverage_below_one_unit_of_equity() -> None:
+    pf = book(PERP, cash=1_000.0)
+    pf.apply_fill(fill("buy", 10, 200, instrument="P"))
+    pf.marks["P"] = 100.05  # equity 0.5
+    assert pf.equity() == pytest.approx(0.5)
+    assert pf.leverage() == pytest.approx(1_000.5 / 0.5)
+    assert pf.snapshot(1).leverage == pytest.approx(1_000.5 / 0.5)
+
+
+def test_cash_in_a_currency_never_held_is_zero() -> None:
+    assert book(X).cash_in("JPY") == 0.0
+
+
+def test_residue_threshold_is_one_trillionth_of_at_least_one_unit() -> None:
+    pf = book(X)
+    pf.apply_fill(fill("buy", 1.0, 10))
+    pf.apply_fill(fill("sell", 1.0 - 1.5e-12, 10))  # 1.5e-12 left: more than 1e-12 of one unit
+    assert pf.positions[("s", "X")].quantity == pytest.approx(1.5e-12, rel=1e-3)
+
+
+def test_a_reduction_leaving_one_unit_or_exactly_half_a_lot_keeps_it() -> None:
+    pf = book(X)
+    pf.apply_fill(fill("buy", 3, 10))
+    pf.apply_fill(fill("sell", 2, 10))
+    assert pf.positions[("s", "X")].quantity == 1.0
+    half = InstrumentDefinition(0, "HL", kind="spot", base="HL", quote="USD", settle="USD", lot_size=0.5)
+    pf.add_instrument(half)
+    pf.apply_fill(fill("buy", 1.0, 10, instrument="HL"))
+    pf.apply_fill(fill("sell", 0.75, 10, instrument="HL"))  # exactly half a lot left: not less than half
+    assert pf.positions[("s", "HL")].quantity == 0.25
