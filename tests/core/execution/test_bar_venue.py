@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from tests.core.test_execution import H, Venue, make
+from tidemark.core.accounts.buying_power import AccountRules
 from tidemark.core.accounts.portfolio import Portfolio
 from tidemark.core.accounts.risk import RiskEngine, RiskLimits
-from tidemark.core.bus import Bus
+from tidemark.core.bus import NEEDS_EVERY_BAR, QUIET_FOREVER, Bus
 from tidemark.core.events import (
     Bar,
     CancelOrder,
@@ -541,3 +542,156 @@ def test_pessimistic_intrabar_takes_stops_first_and_limits_at_their_price() -> N
     path.bar(100, 100, 100, 100)
     path.bar(97, 98, 96, 97)  # the documented path model: the open
     assert [(oid, p) for oid, _, _, p, _ in got(path)] == [("l", 97.0)]
+
+
+# -- edges the first mutation run found unpinned -------------------------------------------------
+
+
+def test_execution_config_defaults() -> None:
+    config = ExecutionConfig()
+    assert (config.fill, config.latency_bars, config.participation, config.fill_probability) == (
+        "next_open",
+        0,
+        None,
+        None,
+    )
+    assert (config.atr_period, config.intrabar, config.limit_slippage_bps, config.rules) == (14, "path", 0.0, 2)
+
+
+def test_a_bar_closing_at_its_open_takes_the_low_first() -> None:
+    v = make()
+    v.bar(100, 100, 100, 100)
+    send(v, "b", "buy", 1, stop_loss=95.0, take_profit=110.0)
+    v.bar(100, 112, 90, 100)  # close == open: the O-L-H-C path
+    assert got(v)[1][0] == "b.sl"
+
+
+@pytest.mark.parametrize(("side", "price"), [("buy", 99.0), ("sell", 101.0)])
+def test_a_limit_touched_exactly_at_the_extreme_fills_at_the_limit(side: str, price: float) -> None:
+    v = make()
+    v.bar(100, 100, 100, 100)
+    send(v, "l", side, 1, order_type="limit", price=price)
+    v.bar(100, 101, 99, 100)
+    assert got(v) == [("l", side, 1.0, price, "maker")]
+
+
+@pytest.mark.parametrize(("side", "price"), [("buy", 100.0), ("sell", 100.0)])
+def test_a_new_limit_at_exactly_the_open_is_marketable_on_arrival(side: str, price: float) -> None:
+    v = make()
+    v.bar(101, 101, 99, 100)
+    send(v, "l", side, 1, order_type="limit", price=price)
+    v.bar(100, 102, 98, 101)
+    assert got(v) == [("l", side, 1.0, 100.0, "taker")]
+
+
+def test_touch_time_exact_vertices() -> None:
+    assert touch_time_after((103.0, 101.0, 107.0, 104.0), 107.0, True, 0.5) == 2.0
+    assert touch_time_after((103.0, 107.0, 100.0, 102.0), 100.0, False, 0.5) == 2.0
+    assert touch_time((100.0, 101.0, 99.0, 100.0), 101.0, upward=True) == 1.0
+    assert touch_time((100.0, 101.0, 99.0, 100.0), 99.0, upward=False) == 2.0
+    assert touch_time((100.0, 101.0, 99.0, 100.0), 100.0, upward=False) == 0.0
+
+
+def test_fill_ids_count_fills_and_bar_fills_name_no_book_event() -> None:
+    v = make()
+    v.bar(100, 100, 100, 100)
+    send(v, "a", "buy", 1)
+    send(v, "b", "buy", 1)
+    v.bar(100, 101, 99, 100)
+    first, second = v.of(OrderFilled)
+    assert (first.fill_id, second.fill_id) == ("a.1", "b.2")
+    assert (first.source_seq, first.levels, first.latency, first.leaves) == (0, 0, 0, 0.0)
+    assert first.exec_ts == H
+
+
+def test_a_bracket_with_only_a_stop_places_only_the_stop() -> None:
+    v = make()
+    v.bar(100, 100, 100, 100)
+    send(v, "b", "buy", 2, stop_loss=95.0)
+    v.bar(100, 101, 99, 100)
+    assert v.venue.orders["b"].children == ("b.sl",)
+    v.bar(100, 101, 90, 92)
+    assert got(v)[-1] == ("b.sl", "sell", 2.0, 95.0, "taker")
+    only_tp = make()
+    only_tp.bar(100, 100, 100, 100)
+    send(only_tp, "b", "buy", 2, take_profit=105.0)
+    only_tp.bar(100, 101, 99, 100)
+    assert only_tp.venue.orders["b"].children == ("b.tp",)
+
+
+def test_an_unknown_instrument_is_refused() -> None:
+    v = make()
+    v.bus.publish(SubmitOrder(v.bus.now(), "s", "u", "NOPE", "buy", 1))
+    assert [(r.order_id, r.reason) for r in v.of(OrderRejected)] == [("u", "unknown_instrument")]
+
+
+def test_a_cash_account_refuses_what_it_cannot_pay_for() -> None:
+    v = make(account=AccountRules("cash"))
+    v.bar(100, 100, 100, 100)
+    send(v, "big", "buy", 2_000)  # 200,000 of 100,000 cash
+    send(v, "ok", "buy", 10)
+    assert [(r.order_id, r.reason) for r in v.of(OrderRejected)] == [("big", "insufficient_cash")]
+    assert [a.order_id for a in v.of(OrderAccepted)] == ["ok"]
+
+
+def test_modifying_a_reduce_only_stop_moves_the_risk_stop() -> None:
+    v = make()
+    v.venue.risk.current_stops = True
+    v.bar(100, 100, 100, 100)
+    send(v, "p", "buy", 1)
+    v.bar(100, 100, 100, 100)
+    send(v, "st", "sell", 1, order_type="stop", trigger_price=90.0, reduce_only=True)
+    send(v, "free", "sell", 1, order_type="stop", trigger_price=80.0)
+    send(v, "lim", "sell", 1, order_type="limit", price=150.0, reduce_only=True)
+    v.bus.publish(ModifyOrder(v.bus.now(), "s", "free", trigger_price=85.0))
+    v.bus.publish(ModifyOrder(v.bus.now(), "s", "lim", price=140.0))
+    assert ("s", "X") not in v.venue.risk.stops
+    v.bus.publish(ModifyOrder(v.bus.now(), "s", "st", trigger_price=95.0))
+    assert v.venue.risk.stops[("s", "X")] == 95.0
+    legacy = make(rules=1)
+    legacy.venue.risk.current_stops = True
+    legacy.bar(100, 100, 100, 100)
+    send(legacy, "st", "sell", 1, order_type="stop", trigger_price=90.0, reduce_only=True)
+    legacy.bus.publish(ModifyOrder(legacy.bus.now(), "s", "st", trigger_price=95.0))
+    assert ("s", "X") not in legacy.venue.risk.stops
+
+
+def test_quiet_while_nothing_works() -> None:
+    v = make()
+    assert v.venue.bars_quiet_until() == QUIET_FOREVER
+    v.bar(100, 100, 100, 100)
+    send(v, "l", "buy", 1, order_type="limit", price=50.0)
+    assert v.venue.bars_quiet_until() == 0
+    v.bus.publish(CancelOrder(v.bus.now(), "s", "l"))
+    assert v.venue.bars_quiet_until() == QUIET_FOREVER
+    assert make(slippage=SlippageModel("atr", bps=1.0)).venue.bars_quiet_until() == NEEDS_EVERY_BAR
+
+
+def test_legacy_partial_fills_were_not_rounded_to_the_lot() -> None:
+    v = make(participation=0.1, rules=1)
+    v.portfolio.instruments["X"] = InstrumentDefinition(
+        0, "X", kind="spot", base="X", quote="USD", settle="USD", lot_size=0.5
+    )
+    v.bar(100, 100, 100, 100)
+    send(v, "o", "buy", 8)
+    v.bar(100, 101, 99, 100, volume=37)
+    assert [q for _, _, q, _, _ in got(v)] == [pytest.approx(3.7)]
+    w = make(participation=0.1)
+    w.portfolio.instruments["X"] = v.portfolio.instruments["X"]
+    w.bar(100, 100, 100, 100)
+    send(w, "o", "buy", 8)
+    w.bar(100, 101, 99, 100, volume=37)
+    assert [q for _, _, q, _, _ in got(w)] == [3.5]
+
+
+def test_a_sell_stop_limit_with_its_limit_at_the_trigger_is_a_taker_at_the_trigger() -> None:
+    v = make()
+    v.bar(100, 100, 100, 100)
+    send(v, "o", "sell", 1, order_type="stop_limit", trigger_price=95.0, price=95.0)
+    v.bar(99, 100, 93, 96)
+    assert got(v) == [("o", "sell", 1.0, 95.0, "taker")]
+    w = make()
+    w.bar(100, 100, 100, 100)
+    send(w, "o", "buy", 1, order_type="stop_limit", trigger_price=105.0, price=105.0)
+    w.bar(101, 107, 100, 106)
+    assert got(w) == [("o", "buy", 1.0, 105.0, "taker")]
