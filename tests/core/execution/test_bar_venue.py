@@ -24,6 +24,7 @@ from tidemark.core.events import (
     OrderFilled,
     OrderRejected,
     OrderTriggered,
+    RiskRejected,
     SubmitBracketOrder,
     SubmitOrder,
     TradingHalted,
@@ -695,3 +696,43 @@ def test_a_sell_stop_limit_with_its_limit_at_the_trigger_is_a_taker_at_the_trigg
     send(w, "o", "buy", 1, order_type="stop_limit", trigger_price=105.0, price=105.0)
     w.bar(101, 107, 100, 106)
     assert got(w) == [("o", "buy", 1.0, 105.0, "taker")]
+
+
+def test_a_cancel_is_handled_before_a_later_submit_of_the_same_handler() -> None:
+    v = make()
+    v.bar(100, 100, 100, 100)
+    send(v, "a", "buy", 1, order_type="limit", price=50.0)
+
+    def handler(bar: Bar) -> None:
+        v.bus.publish(CancelOrder(v.bus.now(), "s", "a"))
+        v.bus.publish(SubmitOrder(v.bus.now(), "s", "b", "X", "buy", 1, order_type="limit", price=50.0))
+
+    v.bus.subscribe(Bar, handler, late=True)
+    v.bar(100, 100, 100, 100)
+    kinds = [(type(e).__name__, e.order_id) for e in v.events if isinstance(e, OrderCanceled | OrderAccepted)]
+    assert kinds == [("OrderAccepted", "a"), ("OrderCanceled", "a"), ("OrderAccepted", "b")]
+
+
+def test_a_market_order_before_any_bar_has_no_price() -> None:
+    v = make(account=AccountRules("cash"))
+    send(v, "m", "buy", 1)  # nothing to value it at yet
+    assert [(r.order_id, r.reason) for r in v.of(RiskRejected)] == [("m", "no_price")]
+    assert v.of(OrderRejected) == [] and v.of(OrderAccepted) == []
+
+
+def test_close_fills_wait_for_their_instruments_bar_of_this_step() -> None:
+    # v2: an order sent at a later step than its instrument's last bar fills at the next bar, not at that old close.
+    for rules, immediate in ((2, False), (1, True)):
+        v = make(fill="close", rules=rules)
+        v.portfolio.add_instrument(spot("Y"))
+        v.bar(100, 100, 100, 100)
+        v.bus.feed(Bar(2 * H, "Y", 5, 5, 5, 5, 1.0, H))
+        send(v, "m", "buy", 1)
+        assert (got(v) == [("m", "buy", 1.0, 100.0, "taker")]) is immediate, rules
+
+
+def test_a_close_fill_smaller_than_one_unit() -> None:
+    v = make(fill="close", participation=0.1)
+    v.bar(100, 101, 99, 100, volume=6)  # budget 0.6
+    send(v, "o", "buy", 2)
+    assert [q for _, _, q, _, _ in got(v)] == [pytest.approx(0.6)]
