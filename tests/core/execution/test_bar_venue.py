@@ -736,3 +736,86 @@ def test_a_close_fill_smaller_than_one_unit() -> None:
     v.bar(100, 101, 99, 100, volume=6)  # budget 0.6
     send(v, "o", "buy", 2)
     assert [q for _, _, q, _, _ in got(v)] == [pytest.approx(0.6)]
+
+
+def test_minimum_notional_below_one_unit_at_and_below_it() -> None:
+    v = make()
+    v.portfolio.instruments["X"] = InstrumentDefinition(
+        0, "X", kind="spot", base="X", quote="USD", settle="USD", min_notional=0.5
+    )
+    v.bar(100, 100, 100, 100)
+    send(v, "tiny", "buy", 0.004)  # 0.4 at the last close
+    send(v, "ok", "buy", 0.005)  # 0.5: exactly the minimum
+    send(v, "short", "sell", 0.004, order_type="limit", price=100.0)  # opens a short: checked too
+    assert [(r.order_id, r.reason) for r in v.of(OrderRejected)] == [
+        ("tiny", "below_min_notional"),
+        ("short", "below_min_notional"),
+    ]
+    assert [a.order_id for a in v.of(OrderAccepted)] == ["ok"]
+
+
+def test_modify_quantity_above_filled_keeps_the_order_working() -> None:
+    v = make(participation=0.25)
+    v.bar(100, 100, 100, 100)
+    send(v, "o", "buy", 10)
+    v.bar(100, 101, 99, 100, volume=16)  # 4 fill
+    v.bus.publish(ModifyOrder(v.bus.now(), "s", "o", quantity=4.5))
+    assert state(v, "o") == "partially_filled" and v.venue.orders["o"].leaves == 0.5
+    v.bar(100, 101, 99, 100, volume=16)
+    assert [q for _, _, q, _, _ in got(v)] == [4.0, 0.5]
+
+
+def test_skip_bars_records_the_latest_bar_of_instruments_not_expired() -> None:
+    v = make()
+    bar = Bar(5 * H, "X", 1, 1, 1, 1, 1.0, H)
+    v.venue.skip_bars({"X": bar})
+    assert v.venue.bars["X"] is bar
+
+
+def test_quiet_until_a_pending_expiry_then_forever() -> None:
+    v = make()
+    fut = InstrumentDefinition(0, "F", kind="future", quote="USD", settle="USD", expiry=3 * H)
+    v.portfolio.add_instrument(fut)
+    v.bus.publish(fut)
+    assert v.venue.bars_quiet_until() == 3 * H
+    v.venue.skip_bars({"F": Bar(4 * H, "F", 1, 1, 1, 1, 1.0, H)})  # at or after expiry: ignored
+    assert "F" not in v.venue.bars
+    v.bus.feed(Bar(3 * H, "F", 1, 1, 1, 1, 1.0, H))  # settles
+    assert v.venue.bars_quiet_until() == QUIET_FOREVER
+
+
+def test_market_fills_are_takers_and_trigger_nothing() -> None:
+    v = make(slippage=SlippageModel("fixed_bps", bps=10.0))
+    v.bar(100, 100, 100, 100)
+    send(v, "m", "buy", 1)
+    send(v, "o", "buy", 1, order_type="market_on_open")
+    v.bar(100, 101, 99, 100)
+    assert [(oid, f.liquidity, f.slippage) for oid, f in ((f.order_id, f) for f in v.of(OrderFilled))] == [
+        ("m", "taker", pytest.approx(0.1)),
+        ("o", "taker", pytest.approx(0.1)),
+    ]
+    assert v.of(OrderTriggered) == []
+    assert state(v, "m") == "filled"
+
+
+def test_the_rest_of_a_partly_filled_stop_is_a_taker_and_is_not_triggered_again() -> None:
+    v = make(participation=0.25, slippage=SlippageModel("fixed_bps", bps=10.0))
+    v.bar(100, 100, 100, 100)
+    send(v, "o", "sell", 8, order_type="stop", trigger_price=95.0)
+    v.bar(99, 100, 94, 96, volume=16)
+    v.bar(98, 99, 97, 98, volume=16)
+    fills = v.of(OrderFilled)
+    assert [(f.liquidity, f.price) for f in fills] == [
+        ("taker", pytest.approx(95 * 0.999)),
+        ("taker", pytest.approx(98 * 0.999)),
+    ]
+    assert len(v.of(OrderTriggered)) == 1
+
+
+def test_a_stop_limit_filled_at_its_trigger_is_triggered_first() -> None:
+    v = make()
+    v.bar(100, 100, 100, 100)
+    send(v, "o", "sell", 1, order_type="stop_limit", trigger_price=95.0, price=94.0)
+    v.bar(99, 100, 93, 96)
+    kinds = [type(e).__name__ for e in v.events if isinstance(e, OrderTriggered | OrderFilled)]
+    assert kinds == ["OrderTriggered", "OrderFilled"]
