@@ -204,3 +204,114 @@ def test_not_a_journal_and_unknown_format(tmp_path: Path, journal: Path) -> None
 
 def test_integrity_check_can_be_skipped(journal: Path) -> None:
     assert verify(journal, integrity_check=False).ok
+
+
+def test_error_reports_have_no_records_and_are_not_live(tmp_path: Path, journal: Path) -> None:
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE t (x)")
+    set_meta(journal, "format_version", "1")
+    for report in (verify(other), verify(journal)):
+        assert (report.events, report.head, report.live, report.checkpoints) == (0, GENESIS.hex(), False, 0)
+        assert report.anchor_seq is None and report.signed_through is None
+
+
+def test_a_record_that_does_not_decode_is_found_by_default(journal: Path) -> None:
+    # A valid tag and time but not a Log: only a decoding verify (the default) sees it.
+    set_payload(journal, 21, msgspec.msgpack.encode(["log", 1_009]))
+    assert verify(journal, decode=False).ok
+    report = verify(journal)
+    assert (report.ok, report.first_bad_seq) == (False, 21)
+
+
+def test_times_up_to_the_largest_signed_64_bit_value(journal: Path) -> None:
+    set_payload(journal, 40, log_payload(2**63 - 1))  # the largest time: fine (then the final record goes back)
+    report = verify(journal)
+    assert report.first_bad_seq == 41 and "goes backwards" in report.problem
+    set_payload(journal, 40, log_payload(2**63))
+    for decode in (True, False):
+        report = verify(journal, decode=decode)
+        assert report.first_bad_seq == 40 and "out of range" in report.problem, report.problem
+
+
+@pytest.mark.parametrize(("head_seq", "events"), [(1, 1), (0, 0)])
+def test_records_beyond_a_head_at_the_start(journal: Path, chain: list[str], head_seq: int, events: int) -> None:
+    set_meta(journal, "head_seq", str(head_seq))
+    report = verify(journal)
+    assert (report.first_bad_seq, report.events) == (head_seq + 1, events)
+    assert report.head == (chain[0] if head_seq else GENESIS.hex())
+
+
+def test_a_journal_without_records(journal: Path) -> None:
+    sql(journal, "DELETE FROM blocks")
+    set_meta(journal, "head_seq", "0")
+    set_meta(journal, "head_hash", GENESIS.hex())
+    report = verify(journal)
+    assert (report.ok, report.events, report.first_bad_seq) == (False, 0, None)
+    assert report.problem == "meta describes a run but the journal has no records"
+
+
+def test_a_damaged_last_record_in_a_block_of_several(journal: Path, chain: list[str]) -> None:
+    sql(journal, "DELETE FROM blocks WHERE first_seq >= 41")
+    set_payload(journal, 40, msgspec.msgpack.encode(["bar", 1_019]))  # re-chains: head 40
+    report = verify(journal, decode=False)
+    assert (report.first_bad_seq, report.events, report.head) == (40, 39, chain[38])
+
+
+def test_format_3_has_no_failed_status_without_a_final_record(journal: Path, chain: list[str]) -> None:
+    sql(journal, "DELETE FROM blocks WHERE first_seq >= 42")
+    set_meta(journal, "head_seq", "41")
+    set_meta(journal, "head_hash", chain[40])
+    set_meta(journal, "status", "failed")
+    report = verify(journal)
+    assert not report.ok and "the chain has no final record" in report.problem
+    set_meta(journal, "format_version", "2")  # format 2 allowed it
+    assert verify(journal).ok
+
+
+def test_a_journal_being_written(tmp_path: Path, journal: Path) -> None:
+    from tidemark.journal.lock import WriterLock
+
+    lock = WriterLock(journal)
+    try:
+        report = verify(journal)
+        assert (report.ok, report.status, report.live, report.sealed) == (True, "being written", True, False)
+    finally:
+        lock.release()
+    empty = tmp_path / "new.journal"
+    sqlite3.connect(empty).close()  # created; its tables not committed yet
+    lock = WriterLock(empty)
+    try:
+        report = verify(empty)
+        assert report == VerifyReport(True, 0, GENESIS.hex(), status="being written", live=True)
+    finally:
+        lock.release()
+    assert not verify(empty).ok
+
+
+def test_a_header_naming_the_key_without_checkpoints_fails_the_key_check(tmp_path: Path) -> None:
+    import json
+
+    from tidemark.core.bus import Bus
+    from tidemark.core.events import Bar, RunStarted
+    from tidemark.journal.signing import Signer, new_key
+    from tidemark.journal.writer import JournalWriter
+
+    private, public, _ = new_key()
+    (tmp_path / "k.pem").write_bytes(private)
+    (tmp_path / "k.pub").write_bytes(public)
+    signer = Signer.load(tmp_path / "k.pem")
+    assert signer is not None
+    path = tmp_path / "named.journal"
+
+    async def write() -> None:
+        writer = await JournalWriter.create(path, overwrite=True)
+        bus = Bus(writer)
+        bus.feed(RunStarted(0, "r", "{}", "h", json.dumps({"signing_key": signer.fingerprint}), "0.0.0"))
+        bus.feed(Bar(1_000, "X", 1.0, 2.0, 0.5, 1.5, 10.0, 60))
+        await writer.close()
+
+    asyncio.run(write())
+    report = verify(path, expect=Expectations(public_key=str(tmp_path / "k.pub")))
+    assert (report.ok, report.first_bad_seq, report.problem) == (False, None, "no signed checkpoints in the journal")
+    assert verify(path).ok
