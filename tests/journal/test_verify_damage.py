@@ -315,3 +315,39 @@ def test_a_header_naming_the_key_without_checkpoints_fails_the_key_check(tmp_pat
     report = verify(path, expect=Expectations(public_key=str(tmp_path / "k.pub")))
     assert (report.ok, report.first_bad_seq, report.problem) == (False, None, "no signed checkpoints in the journal")
     assert verify(path).ok
+
+
+def test_a_checkpoint_opening_a_block_is_checked(tmp_path: Path) -> None:
+    import json
+
+    from tidemark.core.bus import Bus
+    from tidemark.core.events import Bar, RunStarted
+    from tidemark.journal.signing import Signer, new_key
+    from tidemark.journal.writer import JournalWriter
+
+    private, public, _ = new_key()
+    (tmp_path / "k.pem").write_bytes(private)
+    (tmp_path / "k.pub").write_bytes(public)
+    signer = Signer.load(tmp_path / "k.pem")
+    assert signer is not None
+    path = tmp_path / "blocks.journal"
+
+    async def write() -> None:
+        writer = await JournalWriter.create(path, overwrite=True)
+        writer._block_size = 2
+        bus = Bus(writer)
+        bus.feed(RunStarted(0, "r", "{}", "h", json.dumps({"signing_key": signer.fingerprint}), "0.0.0"))
+        bus.feed(Bar(1_000, "X", 1.0, 2.0, 0.5, 1.5, 10.0, 60))
+        await writer.pump()
+        bus.feed(signer.checkpoint(bus.now(), "r", writer.last_seq, writer.head))
+        await writer.pump()
+        bus.feed(Bar(2_000, "X", 1.0, 2.0, 0.5, 1.5, 10.0, 60))
+        await writer.close()
+
+    asyncio.run(write())
+    with sqlite3.connect(path) as conn:
+        firsts = [int(r[0]) for r in conn.execute("SELECT first_seq FROM blocks ORDER BY first_seq")]
+    assert 3 in firsts  # the checkpoint (seq 3) opens a block
+    report = verify(path, expect=Expectations(public_key=str(tmp_path / "k.pub")))
+    assert report.ok, report.message
+    assert (report.checkpoints, report.signed_through) == (1, 2)
