@@ -351,3 +351,37 @@ def test_a_checkpoint_opening_a_block_is_checked(tmp_path: Path) -> None:
     report = verify(path, expect=Expectations(public_key=str(tmp_path / "k.pub")))
     assert report.ok, report.message
     assert (report.checkpoints, report.signed_through) == (1, 2)
+
+
+def test_files_that_are_no_database(tmp_path: Path) -> None:
+    noise = tmp_path / "noise.journal"
+    noise.write_bytes(bytes(range(256)) * 64)
+    folder = tmp_path / "folder.journal"
+    folder.mkdir()
+    for path, start in ((noise, "not a tidemark journal"), (folder, "cannot open")):
+        report = verify(path)
+        assert (report.ok, report.events, report.first_bad_seq) == (False, 0, 1), report.problem
+        assert report.problem.startswith(start) or report.problem.startswith("SQLite error"), report.problem
+
+
+def test_an_empty_block_is_damage(journal: Path) -> None:
+    sql(
+        journal,
+        "UPDATE blocks SET n=0, lengths=x'', causes=x'', inputs=x'', hashes=x'', payloads=x'dd00000000' "
+        "WHERE first_seq=17",
+    )
+    report = verify(journal)
+    assert (report.first_bad_seq, report.problem) == (17, "block columns disagree in length")
+
+
+def test_an_anchor_beyond_the_recorded_head_is_not_reported(journal: Path, chain: list[str]) -> None:
+    set_meta(journal, "head_seq", "40")
+    report = verify(journal, expect=Expectations(expect_head=chain[41]))
+    assert (report.first_bad_seq, report.anchor_seq) == (41, None)
+    report = verify(journal, expect=Expectations(expect_head=chain[9]))
+    assert (report.first_bad_seq, report.anchor_seq) == (41, 10)
+
+
+def test_a_long_bad_anchor_is_quoted_short(journal: Path) -> None:
+    report = verify(journal, expect=Expectations(expect_head="z" * 100))
+    assert report.problem == f"--expect-head {'z' * 80!r} is not a chain hash"
