@@ -50,6 +50,15 @@ def test_verify_replay_audit_report_show_export(default_run: tuple[Path, Path], 
     assert tidemark("audit", str(journal), cwd=cwd).returncode == 0
     report = json.loads(tidemark("report", str(journal), "--json", cwd=cwd).stdout)
     assert {"final_equity", "trades", "sharpe", "max_drawdown", "fees_paid"} <= set(report)
+    # The figures, checked against the journal's own tables (not just that the keys exist).
+    from tidemark.adapters.backtest import Result
+
+    tables = Result.from_journal(journal)
+    equity = tables.equity["equity"]
+    assert report["final_equity"] == pytest.approx(float(equity.iloc[-1]), rel=1e-12)
+    assert report["max_drawdown"] == pytest.approx(float((equity / equity.cummax() - 1).min()), rel=1e-9)
+    assert report["trades"] == int((~tables.trades["open"].astype(bool)).sum()) > 5
+    assert report["fees_paid"] == pytest.approx(float(tables.fills["fee_account"].sum()), rel=1e-9)
     assert report["head"] == v["head"]
     show = tidemark("journal", "show", str(journal), cwd=cwd)
     assert "bar" in show.stdout and "run_id" in show.stdout

@@ -60,9 +60,8 @@ def make(**config: Any) -> Venue:
     limits = config.pop("limits", RiskLimits())
     # Matching rules on both sides: a margin account that may borrow, so a stop can open a short.
     config.setdefault("account", AccountRules("margin", borrow=True))
-    venue = SimulatedVenue(
-        portfolio, RiskEngine(limits, portfolio), ExecutionConfig(**config), seed=config.get("seed", 7) if False else 7
-    )
+    seed = config.pop("seed", 7)
+    venue = SimulatedVenue(portfolio, RiskEngine(limits, portfolio), ExecutionConfig(**config), seed=seed)
     bus = Bus()
     bus.add(venue)
     v = Venue(bus, venue, portfolio)

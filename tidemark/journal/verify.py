@@ -274,7 +274,19 @@ def _verify(
     if count < head_seq:
         return found(False, count + 1, f"truncated: records end at {count}, head is {head_seq}")
     if count > head_seq:
-        return found(False, head_seq + 1, f"records beyond the recorded head {head_seq}")
+        # Verified as far as meta's head: the report ends there, at that record's hash.
+        return VerifyReport(
+            False,
+            head_seq,
+            _hash_of(conn, head_seq).hex(),
+            head_seq + 1,
+            f"records beyond the recorded head {head_seq}",
+            status,
+            live,
+            state.anchor_seq if state.anchor_seq is None or state.anchor_seq <= head_seq else None,
+            state.checkpoints,
+            state.signed_through,
+        )
     if meta.get("head_hash", GENESIS.hex()) != state.prev.hex():
         return found(False, count, "head hash in meta disagrees with the chain")
     problem = meta_problem(meta, header, last, count, int(fmt or 0))
@@ -285,6 +297,17 @@ def _verify(
     if public is not None and not state.checkpoints:
         return found(False, None, "no signed checkpoints in the journal")
     return found(True, None, "")
+
+
+def _hash_of(conn: sqlite3.Connection, seq: int) -> bytes:
+    """The stored chain hash of record ``seq`` (the chain verified through it)."""
+    if seq < 1:
+        return GENESIS
+    row = conn.execute(
+        "SELECT first_seq, hashes FROM blocks WHERE first_seq <= ? ORDER BY first_seq DESC LIMIT 1", (seq,)
+    ).fetchone()
+    first, hashes = int(row[0]), bytes(row[1])
+    return hashes[HASH_SIZE * (seq - first) : HASH_SIZE * (seq - first + 1)]
 
 
 def _anchor(text: str | None) -> bytes | None:
@@ -322,6 +345,7 @@ class _Chain:
 
     def __init__(self, decode: bool, anchor: bytes | None = None, public: Ed25519PublicKey | None = None) -> None:
         self.prev = GENESIS
+        self.before_last = GENESIS  # the chain hash of the record before the last one
         self.expected = 1
         self.last_ts = -(2**63)
         self.decode = decode
@@ -359,9 +383,14 @@ class _Chain:
             return None, None
         try:
             header = DEFAULT_CODEC.decode(self.first_payload)
+        except EventDecodeError as exc:
+            self.prev = GENESIS
+            raise _Bad(1, f"payload does not decode: {exc}") from None
+        try:
             last = DEFAULT_CODEC.decode(self.last_payload)
         except EventDecodeError as exc:
-            raise _Bad(1 if not self.first_payload else self.expected - 1, f"payload does not decode: {exc}") from None
+            self.prev = self.before_last
+            raise _Bad(self.expected - 1, f"payload does not decode: {exc}") from None
         return header, last
 
     def _check_signing_key(self, header: Event | None) -> None:
@@ -383,7 +412,8 @@ class _Chain:
         if first != self.expected:
             if first > self.expected:
                 raise _Bad(self.expected, f"missing records (next stored seq is {first})")
-            raise _Bad(first, f"records out of place (seq {first} after {self.expected - 1})")
+            # Records up to ``expected - 1`` verified; what is stored next is not ``expected``.
+            raise _Bad(self.expected, f"records out of place (seq {first} after {self.expected - 1})")
         if not (len(lengths) == len(causes) == len(flags) == n and len(hashes) == n * HASH_SIZE and n > 0):
             raise _Bad(first, "block columns disagree in length")
         heads = self._heads(row)
@@ -399,6 +429,7 @@ class _Chain:
             self._find_anchor(first, hashes)
         if "ckpt" in heads[1]:
             self._check_checkpoints(first, body, lengths, hashes, heads[1])
+        self.before_last = hashes[-2 * HASH_SIZE : -HASH_SIZE] if n > 1 else self.prev
         self.prev = hashes[-HASH_SIZE:]
         self.expected = first + n
         self.last_ts = heads[0][-1]
@@ -519,6 +550,7 @@ class _Chain:
             counts[tag] = counts.get(tag, 0) + 1
             prev = digest
         if offset != len(body):
+            self.prev = hashes[-2 * HASH_SIZE : -HASH_SIZE] if len(lengths) > 1 else self.prev
             raise _Bad(first + len(lengths) - 1, "payload bytes beyond the recorded lengths")
         if self._heads(row) is None:
             raise _Bad(first, "block payload array is malformed")

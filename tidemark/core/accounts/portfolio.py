@@ -131,7 +131,8 @@ class Portfolio:
         inst = self.instruments[instrument]
         pos = self.position(strategy, instrument)
         signed = fill.quantity if fill.side == BUY else -fill.quantity
-        realized = self._trade(inst, pos, signed, fill.price, fill.ts, inst.lot_size / 2 if self.snap_to_lot else 0.0)
+        dust = inst.lot_size / 2 if self.snap_to_lot else 0.0
+        realized = self._trade(inst, pos, signed, fill.price, fill.ts, dust, snap_flip=self.snap_to_lot)
         currency = settle_currency(inst)
         self.balances[currency] = self.balances.get(currency, 0.0) + realized - fee
         for book in (self._ledger(strategy), self.total, self._currency_ledger(currency)):
@@ -156,12 +157,30 @@ class Portfolio:
         self._currency_ledger(currency).funding += event.amount
 
     @staticmethod
-    def _trade(inst: InstrumentDefinition, pos: Position, signed: float, price: float, ts: int, dust: float) -> float:
+    def _trade(
+        inst: InstrumentDefinition,
+        pos: Position,
+        signed: float,
+        price: float,
+        ts: int,
+        dust: float,
+        *,
+        snap_flip: bool,
+    ) -> float:
         """Change ``pos`` by ``signed`` at ``price``; returns realized PnL.
-        A reduction leaving less than ``dust`` closes the position."""
+        A reduction leaving less than ``dust`` (or a float residue, 1e-12 of
+        the position) closes the position. With ``snap_flip`` (rules version
+        2) so does a "flip" through zero by no more than that: selling
+        ``0.1 + 0.2`` of a 0.3 holding closes it instead of leaving a short
+        of 5.6e-17 (version 1 kept that tiny short; its journals replay as
+        they ran)."""
         old = pos.quantity
         new = old + signed
         realized = 0.0
+        residue = max(1e-12 * max(1.0, abs(old)), dust)
+        if snap_flip and old != 0.0 and abs(signed) > abs(old) and abs(new) < residue:
+            signed = -old
+            new = 0.0
         if old == 0.0 or (old > 0.0) == (signed > 0.0):
             total = abs(old) + abs(signed)
             if inst.inverse:
@@ -179,7 +198,7 @@ class Portfolio:
                 pos.avg_price = price
                 pos.avg_inverse = 1.0 / price
                 pos.opened_ts = ts
-            elif new == 0.0 or abs(new) < max(1e-12 * max(1.0, abs(old)), dust):
+            elif new == 0.0 or abs(new) < residue:
                 new = 0.0
                 pos.avg_price = 0.0
                 pos.avg_inverse = 0.0

@@ -153,6 +153,24 @@ def touch_time(path: tuple[float, float, float, float], level: float, upward: bo
     return None
 
 
+def touch_time_after(path: tuple[float, float, float, float], level: float, upward: bool, start: float) -> float | None:
+    """Like :func:`touch_time`, but only from path time ``start`` on: where
+    price next reaches ``level`` after ``start`` (a stop-limit's limit after
+    its trigger); None if it does not."""
+    k = min(int(start), 2)
+    a, b = path[k], path[k + 1]
+    here = a + (b - a) * (start - k)
+    if (here >= level) if upward else (here <= level):
+        return start
+    if (here < level <= b) if upward else (b <= level < here):
+        return k + (level - a) / (b - a)
+    for j in range(k + 1, 3):
+        a, b = path[j], path[j + 1]
+        if (a < level <= b) if upward else (b <= level < a):
+            return j + (level - a) / (b - a)
+    return None
+
+
 Touch = tuple[float, float | None, bool, bool]
 """How a bar reaches an order: ``(when, price, maker, triggers)``: path time
 (0 = open .. 3 = close), fill price (None: triggered only), maker or taker,
@@ -209,6 +227,8 @@ class SimulatedVenue(Actor):
         self.halted = False
         self._v2 = config.rules >= 2
         self._pessimistic = config.intrabar == "pessimistic"
+        self._used: dict[str, tuple[int, float]] = {}
+        """Per instrument: (bar ts, quantity filled on that bar) under participation (rules version 2)."""
 
     def subscriptions(self) -> Iterable[tuple[type[Event], Handler, bool]]:
         return (
@@ -310,15 +330,15 @@ class SimulatedVenue(Actor):
             and last is not None
             and (last.ts == ts or not self._v2)  # sent at a step's open (on_open): fills at its close
         ):
-            self._fill_at(order, last, last.close, last.ts, False, order.quantity)
-            if order.active and cmd.tif in ("IOC", "FOK"):
-                self._cancel(order, "ioc")
+            self._fill_now(order, last, last.close, last.ts)
+            if order.active and cmd.tif in _IMMEDIATE:
+                self._cancel(order, cmd.tif.lower() if self._v2 else "ioc")
             if order.active:
                 self._add_working(order)
             return
         if cmd.tif == "OPG" and last is not None and last.ts == ts:
             # Sent at the open of this step, after its bar of this instrument was handled: that open.
-            self._fill_at(order, last, last.open, last.ts - last.interval, False, order.quantity, last.ts)
+            self._fill_now(order, last, last.open, last.ts - last.interval, last.ts)
             if order.active:
                 self._add_working(order)
             return
@@ -333,6 +353,43 @@ class SimulatedVenue(Actor):
                 for child in ready:
                     child.wait = 0
                 self._match_bar(last, ready)
+
+    def _fill_now(self, order: Order, bar: Bar, price: float, exec_ts: int, at_open_ts: int = -1) -> None:
+        """Fill a new order at once on ``bar`` (at its close, or its open for
+        OPG). Under rules version 2 this takes its share of the bar's
+        participation budget like any other fill on that bar; what the budget
+        cannot fill keeps working (FOK: nothing fills). Version 1 filled it all."""
+        quantity = order.quantity
+        if self._v2 and self.config.participation is not None:
+            budget = self._budget(bar)
+            if order.cmd.tif == "FOK" and quantity > budget:
+                return
+            if quantity > budget:
+                quantity = round_quantity(self.portfolio.instruments[order.cmd.instrument], budget)
+            if quantity <= 0.0:
+                return
+        filled = self._fill_at(order, bar, price, exec_ts, False, quantity, at_open_ts)
+        self._spend(bar, filled)
+
+    def _budget(self, bar: Bar) -> float:
+        """What participation still allows to fill on ``bar`` (its instrument)."""
+        participation = self.config.participation
+        if participation is None:
+            return _UNLIMITED
+        budget = participation * bar.volume
+        if self._v2:
+            used = self._used.get(bar.instrument)
+            if used is not None and used[0] == bar.ts:
+                budget = max(budget - used[1], 0.0)
+        return budget
+
+    def _spend(self, bar: Bar, quantity: float) -> None:
+        """Count ``quantity`` filled on ``bar`` against its participation budget (version 2)."""
+        if not self._v2 or self.config.participation is None or quantity <= 0.0:
+            return
+        used = self._used.get(bar.instrument)
+        before = used[1] if used is not None and used[0] == bar.ts else 0.0
+        self._used[bar.instrument] = (bar.ts, before + quantity)
 
     def _refusal(self, cmd: SubmitOrder) -> str | None:
         """Why a command cannot be accepted at all (before risk), or None."""
@@ -494,8 +551,7 @@ class SimulatedVenue(Actor):
             return
         if len(due) > 1:
             due.sort(key=_stops_first if self._pessimistic else _due_key)
-        participation = self.config.participation
-        budget = participation * bar.volume if participation is not None else _UNLIMITED
+        budget = start = self._budget(bar)
         for when, _, order, (_, price, maker, triggers) in due:
             if not order.active:
                 continue
@@ -515,6 +571,8 @@ class SimulatedVenue(Actor):
                 budget -= self._fill_at(order, bar, price, open_ts, maker, quantity, bar.ts if when == 0.0 else -1)
             if tif in _IMMEDIATE and order.active:
                 self._cancel(order, tif.lower())
+        if budget != _UNLIMITED:
+            self._spend(bar, start - budget)
 
     def _touch(self, order: Order, path: tuple[float, float, float, float]) -> Touch | None:
         """How the bar reaches a limit, stop or stop-limit order, if it does
@@ -529,6 +587,11 @@ class SimulatedVenue(Actor):
             marketable_on_arrival = order.fresh and when == 0.0 and not cmd.post_only and kind == LIMIT
             at_open = when == 0.0 and (marketable_on_arrival or not self._pessimistic)
             return (when, path[0] if at_open else cmd.price, not marketable_on_arrival, False)
+        if kind == STOP and order.triggered and self._v2:
+            # A stop triggered on an earlier bar and only partly filled there
+            # (participation) is a market order now: the rest fills at the open
+            # whether or not price is still through the trigger.
+            return (0.0, path[0], False, False)
         when = touch_time(path, cmd.trigger_price, upward=buy)
         if when is None:
             return None
@@ -539,6 +602,11 @@ class SimulatedVenue(Actor):
         if (trigger_fill <= limit) if buy else (trigger_fill >= limit):
             return (when, trigger_fill, False, True)
         rest = touch_time(path, limit, upward=not buy)
+        if rest is not None and rest < when and self._v2:
+            # The limit was reached before the trigger: what counts is whether
+            # price comes back to it after the trigger, later in the bar
+            # (version 1 looked only at the first touch).
+            rest = touch_time_after(path, limit, not buy, when)
         if rest is not None and rest >= when:
             return (when, limit, True, True)
         return (when, None, True, True)
