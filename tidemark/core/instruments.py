@@ -82,8 +82,12 @@ def to_step(value: float, step: float, *, up: bool = False) -> float:
 
 def on_grid(value: float, step: float) -> float:
     """``value`` (a sum of multiples of ``step``) written with ``step``'s
-    decimals: the multiple it is, without the float noise of the sum."""
-    return round(value, _decimals(step)) if step > 0 else value
+    decimals: the multiple it is, without the float noise of the sum. A
+    value that is no multiple of ``step`` (more than noise away) is kept as
+    it is: the grid only removes noise, it never moves a quantity."""
+    if step <= 0 or not on_step(value, step):
+        return value
+    return round(value, _decimals(step))
 
 
 def on_step(value: float, step: float) -> bool:
