@@ -210,3 +210,31 @@ def test_solvency_ignores_a_cash_account_and_steps_not_last() -> None:
     m.bar("X", 2, 10, 10, 1, 1)
     assert len(m.of(TradingHalted)) == 1
     assert m.of(TradingHalted)[0].equity == pytest.approx(1_000 - 40 * 99)
+
+
+def test_no_maintenance_margin_means_no_liquidation_even_with_initial_margin() -> None:
+    r = Run()
+    loose = InstrumentDefinition(0, "Z", kind="perpetual", quote="USD", settle="USD", initial_margin=0.1)
+    r.pf.add_instrument(loose)
+    r.bus.feed(loose)
+    r.hold("Z", 1.0, 100.0)
+    r.bar("Z", 1, 50, 50, 1, 2)
+    assert r.of(Liquidation) == []
+
+
+def test_solvency_keeps_trading_with_a_little_equity_left() -> None:
+    r = Run(cash=1_000.0, solvency=BuyingPower(AccountRules("margin", leverage=5.0), Portfolio(1.0)))
+    r.hold("X", 40.0, 100.0)
+    r.bar("X", 1, 80, 80, 75, 75.0125)  # equity 0.5
+    assert r.pf.equity() == pytest.approx(0.5)
+    assert r.of(TradingHalted) == []
+
+
+def test_the_margin_actor_liquidates_in_the_bars_early_phase() -> None:
+    # Anything handling the bar after the margin actor, early or late (strategies), sees the liquidation.
+    r = Run()
+    seen: list[float] = []
+    r.bus.subscribe(Bar, lambda b: seen.append(r.pf.positions[("s", "P")].quantity))
+    r.hold("P", 10.0, 100.0)
+    r.bar("P", 1, 99, 99, 90, 92)
+    assert seen == [0.0]
