@@ -402,3 +402,7 @@ def test_the_earliest_time_is_in_range(journal: Path) -> None:
         report = verify(journal, decode=decode)  # the chain is sound; only meta's start time now disagrees
         assert (report.first_bad_seq, report.events) == (None, RECORDS), report.message
         assert report.problem.startswith("meta.")
+    # Damage later in the same block: the record-by-record check passes record 1 and names record 5.
+    set_payload(journal, 5, log_payload(1_001), rechain_after=False)
+    report = verify(journal)
+    assert (report.first_bad_seq, report.problem) == (5, "hash chain broken (record altered or out of place)")
