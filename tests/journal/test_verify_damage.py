@@ -239,6 +239,13 @@ def test_times_up_to_the_largest_signed_64_bit_value(journal: Path) -> None:
         assert report.first_bad_seq == 40 and "out of range" in report.problem, report.problem
 
 
+def test_the_largest_time_inside_a_block_is_in_range(journal: Path) -> None:
+    set_payload(journal, 39, log_payload(2**63 - 1))  # in range; record 40, in the same block, then goes back
+    for decode in (True, False):
+        report = verify(journal, decode=decode)
+        assert report.first_bad_seq == 40 and "goes backwards" in report.problem, report.problem
+
+
 @pytest.mark.parametrize(("head_seq", "events"), [(1, 1), (0, 0)])
 def test_records_beyond_a_head_at_the_start(journal: Path, chain: list[str], head_seq: int, events: int) -> None:
     set_meta(journal, "head_seq", str(head_seq))
