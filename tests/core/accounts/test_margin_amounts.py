@@ -300,3 +300,10 @@ def test_solvency_liquidates_a_position_of_exactly_one_unit() -> None:
     r.hold("X", 1.0, 200.0)
     r.bar("X", 1, 50, 50, 40, 40)
     assert [(e.quantity, e.price) for e in r.of(Liquidation)] == [(1.0, 40.0)]
+
+
+def test_cross_liquidates_a_position_of_exactly_one_contract() -> None:
+    r = Run(cash=10.0, mode="cross", fee_bps=0.0)
+    r.hold("P", 1.0, 100.0)  # equity 10 + 2 (c - 100); maintenance 0.1 c
+    r.bar("P", 1, 100, 100, 90, 95)  # equity 0 < 9.5
+    assert [(e.instrument, e.quantity, e.price) for e in r.of(Liquidation)] == [("P", 1.0, 95.0)]
