@@ -78,6 +78,11 @@ DAMAGE: dict[str, tuple[Callable[[Path], None], int, str]] = {
     "altered payload": (lambda p: set_payload(p, 12, log_payload(1_005), rechain_after=False), 12, "hash chain broken"),
     "re-chained payload that does not decode": (lambda p: set_payload(p, 20, b"\xc1"), 20, "does not decode"),
     "re-chained time going backwards": (lambda p: set_payload(p, 13, log_payload(5)), 13, "goes backwards (5 < 1005)"),
+    "re-chained time going backwards within its block": (
+        lambda p: set_payload(p, 13, log_payload(1_004)),
+        13,
+        "goes backwards (1004 < 1005)",
+    ),
     "block time range": (
         lambda p: sql(p, "UPDATE blocks SET first_ts=first_ts-1 WHERE first_seq=17"),
         17,
@@ -234,6 +239,13 @@ def test_times_up_to_the_largest_signed_64_bit_value(journal: Path) -> None:
         assert report.first_bad_seq == 40 and "out of range" in report.problem, report.problem
 
 
+def test_the_largest_time_inside_a_block_is_in_range(journal: Path) -> None:
+    set_payload(journal, 39, log_payload(2**63 - 1))  # in range; record 40, in the same block, then goes back
+    for decode in (True, False):
+        report = verify(journal, decode=decode)
+        assert report.first_bad_seq == 40 and "goes backwards" in report.problem, report.problem
+
+
 @pytest.mark.parametrize(("head_seq", "events"), [(1, 1), (0, 0)])
 def test_records_beyond_a_head_at_the_start(journal: Path, chain: list[str], head_seq: int, events: int) -> None:
     set_meta(journal, "head_seq", str(head_seq))
@@ -361,6 +373,7 @@ def test_files_that_are_no_database(tmp_path: Path) -> None:
     for path, start in ((noise, "not a tidemark journal"), (folder, "cannot open")):
         report = verify(path)
         assert (report.ok, report.events, report.first_bad_seq) == (False, 0, 1), report.problem
+        assert not report.live
         assert report.problem.startswith(start) or report.problem.startswith("SQLite error"), report.problem
 
 
@@ -385,3 +398,18 @@ def test_an_anchor_beyond_the_recorded_head_is_not_reported(journal: Path, chain
 def test_a_long_bad_anchor_is_quoted_short(journal: Path) -> None:
     report = verify(journal, expect=Expectations(expect_head="z" * 100))
     assert report.problem == f"--expect-head {'z' * 80!r} is not a chain hash"
+
+
+def test_the_earliest_time_is_in_range(journal: Path) -> None:
+    from tidemark.core.codec import encode
+    from tidemark.core.events import RunStarted
+
+    set_payload(journal, 1, encode(RunStarted(-(2**63), "test-run", "{}", "h", "{}", "0.0.0")))
+    for decode in (True, False):
+        report = verify(journal, decode=decode)  # the chain is sound; only meta's start time now disagrees
+        assert (report.first_bad_seq, report.events) == (None, RECORDS), report.message
+        assert report.problem.startswith("meta.")
+    # Damage later in the same block: the record-by-record check passes record 1 and names record 5.
+    set_payload(journal, 5, log_payload(1_001), rechain_after=False)
+    report = verify(journal)
+    assert (report.first_bad_seq, report.problem) == (5, "hash chain broken (record altered or out of place)")

@@ -197,3 +197,82 @@ def test_live_grace_charges_the_record_taken_at_the_funding_time() -> None:
     hold(pf, "ETH-PERP", -2.0, 2_200.0)
     bus.feed(FundingRate(T + 5, "ETH-PERP", 0.001))
     assert [(a[2], a[4], a[5]) for a in applied(sink)] == [(2.0, 2_100.0, pytest.approx(-2 * 0.02 * 2_100 * 0.001))]
+
+
+def test_schedule_and_timer_options() -> None:
+    pf = Portfolio(1.0)
+    assert FundingActor(pf, interval=I8).schedule is False  # only when asked
+    assert FundingActor(pf, interval=1, schedule=True).schedule is True
+    bus, _sink, _pf, actor = make(interval=I8, fallback="skip")
+    bus.feed(FundingRate(T, "ETH-PERP", 0.0001))
+    assert actor._timers == {}  # backtests (no grace) set no timers
+
+
+def test_a_missing_rate_exactly_at_a_later_funding_time_waits_for_it() -> None:
+    bus, sink, _pf, actor = make(interval=I8, fallback="skip")
+    bus.feed(FundingRate(T, "ETH-PERP", 0.0001))
+    bus.feed(Bar(T + 2 * I8, "ETH-PERP", 1, 1, 1, 1, 1.0, H))
+    assert [m.funding_ts for m in sink.of(FundingUnavailable)] == [T + I8]
+    assert actor._next_due == {"ETH-PERP": T + 2 * I8}
+
+
+def test_grace_delays_the_missing_rate_and_quietness() -> None:
+    grace = 60_000_000_000
+    bus, sink, _pf, actor = make(interval=I8, fallback="skip", grace=grace)
+    bus.feed(FundingRate(T, "ETH-PERP", 0.0001))
+    assert actor._timers == {"ETH-PERP": T + I8}
+    assert actor.bars_quiet_until() == T + I8 + grace + 1
+    bus.feed(MarkPrice(T + 2 * I8 + grace // 2, "ETH-PERP", 2_000.0))  # T + I8 is past its grace; T + 2 I8 is not
+    assert [m.funding_ts for m in sink.of(FundingUnavailable)] == [T + I8]
+    assert actor._next_due == {"ETH-PERP": T + 2 * I8}
+
+
+def test_a_timer_is_set_for_a_funding_time_equal_to_now() -> None:
+    bus, _sink, _pf, actor = make(grace=60_000_000_000, fallback="skip")
+    bus.feed(MarkPrice(T, "ETH-PERP", 2_000.0, next_funding_ts=T))
+    assert actor._timers == {"ETH-PERP": T}
+
+
+def test_a_cheap_contract_and_a_negative_fallback_rate() -> None:
+    bus, sink, pf, _ = make(interval=I8, fallback="rate:-0.0005")
+    hold(pf, "ETH-PERP", 10.0, 0.5)
+    bus.feed(MarkPrice(T, "ETH-PERP", 0.5))
+    bus.feed(FundingRate(T, "ETH-PERP", 0.001))
+    bus.feed(Bar(T + I8 + 1, "ETH-PERP", 0.5, 0.5, 0.5, 0.5, 1.0, H))
+    assert [(a[3], a[5]) for a in applied(sink)] == [
+        (0.001, pytest.approx(-10 * 0.01 * 2.0 * 0.5 * 0.001)),
+        (-0.0005, pytest.approx(10 * 0.01 * 2.0 * 0.5 * 0.0005)),
+    ]
+
+
+def test_the_record_at_a_funding_time_has_only_that_instruments_open_positions() -> None:
+    bus, sink, pf, _ = make(grace=60_000_000_000)
+    hold(pf, "ETH-PERP", 1.0, 2_000.0, "one")
+    hold(pf, "BTCUSD", 5.0, 40_000.0, "other")
+    bus.feed(MarkPrice(T - H, "ETH-PERP", 2_100.0, next_funding_ts=T))
+    bus.feed(Timer(T, "funding:ETH-PERP"))
+    bus.feed(FundingRate(T + 5, "ETH-PERP", 0.001))
+    assert [(a[0], a[1], a[2]) for a in applied(sink)] == [("one", "ETH-PERP", 1.0)]
+
+
+def test_funding_sees_the_bar_before_the_venue_fills_at_its_open() -> None:
+    """Rules v2: a missing print at T charges the position held at T even when the next bar's open closes it."""
+    from tidemark.core.accounts.buying_power import AccountRules
+    from tidemark.core.accounts.risk import RiskEngine, RiskLimits
+    from tidemark.core.events import SubmitOrder
+    from tidemark.core.execution.venue import ExecutionConfig, SimulatedVenue
+
+    sink = Recorder()
+    bus = Bus(sink)
+    pf = Portfolio(100_000.0, "USDT")
+    pf.add_instrument(LINEAR)
+    bus.add(FundingActor(pf, interval=I8, fallback="rate:0.001", schedule=True))
+    bus.add(SimulatedVenue(pf, RiskEngine(RiskLimits(), pf), ExecutionConfig(account=AccountRules("unchecked"))))
+    bus.start()
+    bus.feed(InstrumentDefinition(T - 2 * H, "ETH-PERP", kind="perpetual", quote="USDT", settle="USDT"))
+    bus.feed(Bar(T - H, "ETH-PERP", 2_000, 2_000, 2_000, 2_000, 1.0, H))
+    hold(pf, "ETH-PERP", 3.0, 2_000.0)
+    bus.publish(SubmitOrder(bus.now(), "s", "close", "ETH-PERP", "sell", 3.0))  # fills at the next open
+    bus.feed(Bar(T + H, "ETH-PERP", 2_000, 2_000, 2_000, 2_000, 1.0, H))
+    assert [(a[2], a[7]) for a in applied(sink)] == [(3.0, "fallback+close")]
+    assert pf.positions[("s", "ETH-PERP")].quantity == 0.0

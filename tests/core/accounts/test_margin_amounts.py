@@ -210,3 +210,100 @@ def test_solvency_ignores_a_cash_account_and_steps_not_last() -> None:
     m.bar("X", 2, 10, 10, 1, 1)
     assert len(m.of(TradingHalted)) == 1
     assert m.of(TradingHalted)[0].equity == pytest.approx(1_000 - 40 * 99)
+
+
+def test_no_maintenance_margin_means_no_liquidation_even_with_initial_margin() -> None:
+    r = Run()
+    loose = InstrumentDefinition(0, "Z", kind="perpetual", quote="USD", settle="USD", initial_margin=0.1)
+    r.pf.add_instrument(loose)
+    r.bus.feed(loose)
+    r.hold("Z", 1.0, 100.0)
+    r.bar("Z", 1, 50, 50, 1, 2)
+    assert r.of(Liquidation) == []
+
+
+def test_solvency_keeps_trading_with_a_little_equity_left() -> None:
+    r = Run(cash=1_000.0, solvency=BuyingPower(AccountRules("margin", leverage=5.0), Portfolio(1.0)))
+    r.hold("X", 40.0, 100.0)
+    r.bar("X", 1, 80, 80, 75, 75.0125)  # equity 0.5
+    assert r.pf.equity() == pytest.approx(0.5)
+    assert r.of(TradingHalted) == []
+
+
+def test_the_margin_actor_liquidates_in_the_bars_early_phase() -> None:
+    # Anything handling the bar after the margin actor, early or late (strategies), sees the liquidation.
+    r = Run()
+    seen: list[float] = []
+    r.bus.subscribe(Bar, lambda b: seen.append(r.pf.positions[("s", "P")].quantity))
+    r.hold("P", 10.0, 100.0)
+    r.bar("P", 1, 99, 99, 90, 92)
+    assert seen == [0.0]
+
+
+def test_isolated_checks_only_the_bars_instrument_and_sides() -> None:
+    r = Run()
+    r.hold("BTCUSD", 10.0, 40_000.0)
+    r.hold("P", 0.5, 100.0)  # a small long: its liquidation price (94.74) is not reached
+    r.bar("P", 1, 99, 100, 95, 99)
+    assert r.of(Liquidation) == []
+    r.hold("P", -1.5, 100.0)  # now short 1
+    r.bar("P", 2, 99, 104.7, 98, 104)  # below the short's liquidation price (104.76)
+    assert r.of(Liquidation) == []
+    r.bar("P", 3, 104, 106, 103, 105)
+    (liq,) = r.of(Liquidation)
+    assert (liq.instrument, liq.quantity) == ("P", -1.0)
+    fill = r.of(OrderFilled)[0]
+    assert (fill.side, fill.exec_ts) == ("buy", 2 * H)
+
+
+def test_a_long_of_one_contract_is_closed_by_a_sell() -> None:
+    r = Run()
+    r.hold("P", 1.0, 100.0)
+    r.bar("P", 1, 80, 85, 79, 84)
+    assert [(f.side, f.quantity) for f in r.of(OrderFilled)] == [("sell", 1.0)]
+
+
+def test_cross_liquidation_details() -> None:
+    r = Run(cash=30.0, mode="cross", fee_bps=0.0)
+    r.hold("X", 2.0, 10.0)  # spot: not margined, never liquidated by the margin actor
+    r.hold("P", 0.1, 100.0)  # maintenance 0.05 * 0.2 * c: under one unit
+    r.bar("P", 1, 100, 100, 1, 1)  # equity 30 + 0.2 * (1 - 100) = 10.2 >= 0.01: fine
+    assert r.of(Liquidation) == []
+    r.pf.balances["USD"] = -20.0  # equity below the maintenance of 0.01
+    r.bar("P", 2, 1, 1, 1, 1)
+    assert [(e.instrument, e.quantity, e.price) for e in r.of(Liquidation)] == [("P", 0.1, 1.0)]
+    assert r.of(OrderFilled)[0].exec_ts == H
+    assert r.pf.positions[("s", "X")].quantity == 2.0
+
+
+def test_cross_maintenance_converts_a_foreign_linear_contract() -> None:
+    eth = InstrumentDefinition(
+        0,
+        "ETHBTC",
+        kind="perpetual",
+        base="ETH",
+        quote="BTC",
+        settle="BTC",
+        initial_margin=0.1,
+        maintenance_margin=0.05,
+    )
+    r = Run(mode="cross")
+    r.pf.add_instrument(eth)
+    r.bus.feed(eth)
+    r.pf.rates["BTC"] = 40_000.0
+    r.hold("ETHBTC", 10.0, 0.05)
+    assert r.margin.maintenance() == pytest.approx(10 * 0.05 * 0.05 * 40_000)
+
+
+def test_solvency_liquidates_a_position_of_exactly_one_unit() -> None:
+    r = Run(cash=100.0, solvency=BuyingPower(AccountRules("margin", leverage=5.0), Portfolio(1.0)))
+    r.hold("X", 1.0, 200.0)
+    r.bar("X", 1, 50, 50, 40, 40)
+    assert [(e.quantity, e.price) for e in r.of(Liquidation)] == [(1.0, 40.0)]
+
+
+def test_cross_liquidates_a_position_of_exactly_one_contract() -> None:
+    r = Run(cash=10.0, mode="cross", fee_bps=0.0)
+    r.hold("P", 1.0, 100.0)  # equity 10 + 2 (c - 100); maintenance 0.1 c
+    r.bar("P", 1, 100, 100, 90, 95)  # equity 0 < 9.5
+    assert [(e.instrument, e.quantity, e.price) for e in r.of(Liquidation)] == [("P", 1.0, 95.0)]

@@ -417,3 +417,11 @@ def test_a_reduction_leaving_one_unit_or_exactly_half_a_lot_keeps_it() -> None:
     pf.apply_fill(fill("buy", 1.0, 10, instrument="HL"))
     pf.apply_fill(fill("sell", 0.75, 10, instrument="HL"))  # exactly half a lot left: not less than half
     assert pf.positions[("s", "HL")].quantity == 0.25
+
+
+def test_a_flip_leaving_exactly_half_a_lot_keeps_the_new_position() -> None:
+    pf = book(InstrumentDefinition(0, "HL", kind="spot", base="HL", quote="USD", settle="USD", lot_size=0.5))
+    pf.apply_fill(fill("buy", 1.0, 10, instrument="HL"))
+    pf.apply_fill(fill("sell", 1.25, 12, instrument="HL"))  # closes 1, opens a short of exactly half a lot
+    pos = pf.positions[("s", "HL")]
+    assert (pos.quantity, pos.avg_price) == (-0.25, 12.0)

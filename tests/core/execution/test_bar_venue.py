@@ -819,3 +819,27 @@ def test_a_stop_limit_filled_at_its_trigger_is_triggered_first() -> None:
     v.bar(99, 100, 93, 96)
     kinds = [type(e).__name__ for e in v.events if isinstance(e, OrderTriggered | OrderFilled)]
     assert kinds == ["OrderTriggered", "OrderFilled"]
+
+
+def test_children_resized_after_a_partial_exit_leave_the_exit_filled_part_out() -> None:
+    # A limit parent of 6 filling in parts; after the target took 1, the stop covers what is held.
+    v = make(participation=0.25)
+    v.bar(100, 100, 100, 100)
+    send(v, "b", "buy", 6, order_type="limit", price=100.0, stop_loss=80.0, take_profit=101.0)
+    v.bar(100, 100, 99, 100, volume=8)  # parent 2 at 100
+    v.bar(101, 101.5, 100.5, 101, volume=4)  # parent untouched; the target opens at 101: 1 of the budget
+    assert got(v)[-1] == ("b.tp", "sell", 1.0, 101.0, "maker")
+    v.bar(100, 100, 99, 100, volume=8)  # parent 2 more: filled 4
+    assert v.venue.orders["b"].filled == 4.0
+    assert v.venue.orders["b.sl"].quantity == 3.0  # 4 bought, 1 sold by the target
+    assert v.venue.orders["b.tp"].leaves == 3.0
+
+
+def test_market_on_close_fills_trigger_nothing() -> None:
+    v = make(latency_bars=1)
+    v.bar(100, 100, 100, 100)
+    send(v, "m", "buy", 1, order_type="market_on_close")
+    v.bar(101, 102, 100, 101.5)
+    v.bar(102, 103, 101, 102.5)
+    assert got(v) == [("m", "buy", 1.0, 102.5, "taker")]
+    assert v.of(OrderTriggered) == []
