@@ -447,11 +447,14 @@ def _child(
             elif verb == "flush":
                 outbox.send(("error", "write", failed) if failed else ("ok", chain.committed, chain.prev.hex()))
             elif verb == "close":
+                finished = not failed and message[1] == STATUS_FINISHED
+                # The read models are finished in a thread while the seal
+                # checkpoints the file (SQLite releases the GIL on its I/O).
+                results = _Finishing(projector if project and finished else None, projection_error)
                 seq, head, one_file = chain.seal(path, message[1], message[2])
                 outbox.send(("ok", seq, head, one_file))
                 if project:
-                    finished = not failed and message[1] == STATUS_FINISHED
-                    _send_projections(outbox, projector if finished else None, projection_error)
+                    results.send(outbox)
                 return
     except Exception as exc:
         with contextlib.suppress(OSError):
@@ -461,19 +464,33 @@ def _child(
             conn.close()
 
 
-def _send_projections(outbox: Connection, projector: Projector | None, error: str = "") -> None:
-    """The read models of everything committed, or None and why not."""
-    projections = None
-    if projector is not None:
+class _Finishing:
+    """The read models of everything committed, finished in a thread; then
+    sent to the run (or None and why not)."""
+
+    def __init__(self, projector: Projector | None, error: str) -> None:
+        self.projections: Projections | None = None
+        self.error = error
+        self._thread: threading.Thread | None = None
+        if projector is not None:
+            self._thread = threading.Thread(target=self._finish, args=(projector,), name="journal-results")
+            self._thread.start()
+
+    def _finish(self, projector: Projector) -> None:
         try:
-            projections = projector.finish()
+            self.projections = projector.finish()
         except Exception as exc:
-            error = _one_line(exc)
-    try:
-        outbox.send(("projections", projections, error or ("" if projections is not None else "not built")))
-    except Exception as exc:  # not picklable, or the pipe broke: the run reads its file back
-        with contextlib.suppress(OSError):
-            outbox.send(("projections", None, _one_line(exc)))
+            self.error = _one_line(exc)
+
+    def send(self, outbox: Connection) -> None:
+        if self._thread is not None:
+            self._thread.join()
+        projections, error = self.projections, self.error
+        try:
+            outbox.send(("projections", projections, error or ("" if projections is not None else "not built")))
+        except Exception as exc:  # not picklable, or the pipe broke: the run reads its file back
+            with contextlib.suppress(OSError):
+                outbox.send(("projections", None, _one_line(exc)))
 
 
 def _one_line(exc: BaseException) -> str:
