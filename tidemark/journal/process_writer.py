@@ -473,7 +473,7 @@ class _Finishing:
         self.error = error
         self._thread: threading.Thread | None = None
         if projector is not None:
-            self._thread = threading.Thread(target=self._finish, args=(projector,), name="journal-results")
+            self._thread = threading.Thread(target=self._finish, args=(projector,), name="journal-results", daemon=True)
             self._thread.start()
 
     def _finish(self, projector: Projector) -> None:
