@@ -31,18 +31,24 @@ _EXPORTS: dict[str, str] = {
     "open_journal": "tidemark.journal.reader",
     "verify": "tidemark.journal.verify",
     "replay": "tidemark.adapters.backtest",
+    "sweep": "tidemark.adapters.research.sweep",
+    "SweepResult": "tidemark.adapters.research.sweep",
+    "verify_sweep": "tidemark.adapters.research.proof",
 }
 
 __all__ = [
     "Result",
     "RunConfig",
     "Strategy",
+    "SweepResult",
     "__version__",
     "backtest",
     "open_journal",
     "replay",
     "run_backtest",
+    "sweep",
     "verify",
+    "verify_sweep",
 ]
 
 if TYPE_CHECKING:
@@ -50,6 +56,9 @@ if TYPE_CHECKING:
     from tidemark.adapters.backtest import replay_verified as replay
     from tidemark.adapters.backtest import run_backtest as run_backtest
     from tidemark.adapters.notebook import backtest as backtest
+    from tidemark.adapters.research.proof import verify_sweep as verify_sweep
+    from tidemark.adapters.research.sweep import SweepResult as SweepResult
+    from tidemark.adapters.research.sweep import sweep as sweep
     from tidemark.core.config import RunConfig as RunConfig
     from tidemark.core.strategy import Strategy as Strategy
     from tidemark.journal.reader import JournalReader as open_journal

@@ -480,6 +480,25 @@ def slots_for(config: RunConfig) -> list[StrategySlot]:
     return slots
 
 
+def open_market(
+    config: RunConfig, data: Sequence[DataSource] | None = None, *, tz: str | None = None
+) -> tuple[RunConfig, MarketSeries, dict[str, Any]]:
+    """Load a run's market data (the config's files, ``data``, or a
+    built-in's bundled sample): the config as it will be journaled (data
+    file names, symbols, timeframe), the market and the files' fingerprints."""
+    if not data and not config.data:
+        config = with_sample(config)
+    loaded, market = load_market(config, data, tz=tz)
+    config = msgspec.structs.replace(
+        config,
+        data=[Path(b.path).name for b in loaded],
+        symbols=market.symbols,
+        symbol=None,
+        timeframe=config.timeframe or cfg.format_duration(loaded[0].interval),
+    )
+    return config, market, describe(loaded)
+
+
 async def run_async(
     config: RunConfig,
     *,
@@ -519,11 +538,7 @@ async def run_with_results(
     the writer could not build them. ``result.check`` is None: nothing was
     read back, so there was nothing to verify (``tidemark verify`` does)."""
     writer = await _run(config, data, journal, overwrite, tz, progress, market, fingerprints, parent, project=True)
-    sealed = writer.sealed
-    assert sealed is not None
-    if writer.projections is None:
-        return Result.from_journal(sealed.path)
-    return Result.from_projections(sealed.path, writer.projections, sealed.events, sealed.head)
+    return result_of(writer)
 
 
 async def _run(
@@ -540,18 +555,36 @@ async def _run(
     project: bool,
 ) -> ProcessJournalWriter:
     """The run; returns its sealed writer."""
-    if market is None and not data and not config.data:
-        config = with_sample(config)
     if market is None:
-        loaded, market = load_market(config, data, tz=tz)
-        fingerprints = describe(loaded)
-        config = msgspec.structs.replace(
-            config,
-            data=[Path(b.path).name for b in loaded],
-            symbols=market.symbols,
-            symbol=None,
-            timeframe=config.timeframe or cfg.format_duration(loaded[0].interval),
-        )
+        config, market, fingerprints = open_market(config, data, tz=tz)
+    planned = plan_run(config, market, fingerprints, parent)
+    return await execute(planned, market, journal, overwrite, progress, project=project)
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """A run ready to start: its final config (strategies with their source,
+    data names), loaded strategies, extra market inputs and header (whose
+    ``run_id`` is content-addressed: the same data, config and code give the
+    same id, before anything runs)."""
+
+    config: RunConfig
+    slots: list[StrategySlot]
+    extras: list[Event]
+    header: RunStarted
+    first_open: int
+
+    @property
+    def default_journal(self) -> Path:
+        return Path(f"{self.config.strategies[0].id}-{self.header.run_id}.journal")
+
+
+def plan_run(
+    config: RunConfig, market: MarketSeries, fingerprints: dict[str, Any] | None = None, parent: str = ""
+) -> PlannedRun:
+    """Resolve ``config`` against loaded ``market`` data (whose
+    ``fingerprints`` name the files): load and validate every strategy,
+    load funding and marks, make the header."""
     config = msgspec.structs.replace(
         config, strategies=strategy_configs(config, market.symbols), strategy=None, params={}
     )
@@ -560,22 +593,43 @@ async def _run(
     extras, config, extra_prints = load_extras(config, market, first_open)
     fingerprints = {**(fingerprints or {}), **extra_prints}
     header = make_header(config, fingerprints, first_open, parent=parent)
-    path = (
-        Path(journal)
-        if journal is not None
-        else DEFAULT_RUNS_DIR / f"{config.strategies[0].id}-{header.run_id}.journal"
-    )
+    return PlannedRun(config, slots, extras, header, first_open)
+
+
+async def execute(
+    planned: PlannedRun,
+    market: MarketSeries,
+    journal: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+    *,
+    project: bool = True,
+    inline: bool = False,
+) -> Any:
+    """Run a planned run into its journal (default ``runs/<id>.journal``,
+    overwritten); returns the sealed writer. ``inline``: write from this
+    process (where it may not start one: a daemon, e.g. a Dask worker)
+    rather than from a writer process; the records, chain and head are the
+    same, the results are then read back."""
+    config, header = planned.config, planned.header
+    path = Path(journal) if journal is not None else DEFAULT_RUNS_DIR / planned.default_journal
     with StopSignals() as stop:
-        writer = await ProcessJournalWriter.create(
-            path, durability="normal", overwrite=overwrite or journal is None, project=project
-        )
+        writer: Any
+        if inline:
+            from tidemark.journal.writer import JournalWriter
+
+            writer = await JournalWriter.create(path, durability="normal", overwrite=overwrite or journal is None)
+        else:
+            writer = await ProcessJournalWriter.create(
+                path, durability="normal", overwrite=overwrite or journal is None, project=project
+            )
         try:
-            engine = Engine(config, slots, market, sink=writer)
-            perps = sorted({e.instrument for e in extras if isinstance(e, FundingRate)})
+            engine = Engine(config, planned.slots, market, sink=writer)
+            perps = sorted({e.instrument for e in planned.extras if isinstance(e, FundingRate)})
             if config.funding.enabled and not config.funding.data and config.version >= 2:
                 perps = list(market.symbols)  # a static funding schedule: the symbols are perpetuals
-            instruments = instruments_for(config, market, first_open, perps)
-            await drive(engine, writer, header, instruments, market, progress, extras, stop=stop.check)
+            instruments = instruments_for(config, market, planned.first_open, perps)
+            await drive(engine, writer, header, instruments, market, progress, planned.extras, stop=stop.check)
         except BaseException as exc:
             if started_nothing(exc):
                 await writer.discard()  # nothing ran: no journal rather than a half-written one
@@ -584,6 +638,16 @@ async def _run(
             raise
         await writer.close()
         return writer
+
+
+def result_of(writer: Any) -> Result:
+    """The :class:`Result` of a sealed run: the read models its writer built,
+    or (if it could not, or was not a writer process) read back from the file."""
+    sealed = writer.sealed
+    assert sealed is not None
+    if getattr(writer, "projections", None) is None:
+        return Result.from_journal(sealed.path)
+    return Result.from_projections(sealed.path, writer.projections, sealed.events, sealed.head)
 
 
 async def drive(

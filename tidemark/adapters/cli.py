@@ -137,6 +137,8 @@ def _is_input_error(exc: Exception) -> bool:
     from tidemark.adapters.data import DataError
     from tidemark.adapters.fetch import FetchError
     from tidemark.adapters.markets import MarketError
+    from tidemark.adapters.research.space import SpaceError
+    from tidemark.adapters.research.sweep import SweepError
     from tidemark.core.config import ConfigError
     from tidemark.core.strategy import StrategyError
     from tidemark.core.strategy.params import ParamError
@@ -146,6 +148,8 @@ def _is_input_error(exc: Exception) -> bool:
         exc,
         (
             UsageError,
+            SweepError,
+            SpaceError,
             FetchError,
             MarketError,
             DataError,
@@ -175,43 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     bt = sub.add_parser(
         "backtest", parents=[common], help="run a backtest (no arguments: ema_cross on the bundled sample data)"
     )
-    bt.add_argument("--strategy", help="built-in name or path to a .py strategy (default ema_cross)")
-    bt.add_argument("--data", action="append", help="OHLCV file (CSV/Parquet/Feather); repeat for several symbols")
-    bt.add_argument("--symbol", action="append", help="symbol name for the matching --data file")
-    bt.add_argument("--param", action="append", default=[], metavar="K=V", help="strategy parameter; repeatable")
-    bt.add_argument("--config", help="run config JSON (flags override it)")
+    _run_flags(bt)
     bt.add_argument("--journal", help="journal path (default runs/<strategy>-<run id>.journal)")
-    bt.add_argument("--fill", choices=["next_open", "close"], help="fill model (default next_open)")
-    bt.add_argument("--cash", type=float, help="initial cash in the account currency (default 100,000)")
-    bt.add_argument(
-        "--account",
-        choices=["cash", "margin"],
-        help="cash: spot bought with cash, no shorts; margin: spot levered or shorted "
-        "(default: cash, margin if --leverage > 1)",
-    )
-    bt.add_argument(
-        "--leverage", type=float, help="account leverage: initial margin is 1/leverage of notional (default 1)"
-    )
-    bt.add_argument(
-        "--borrow-rate", type=float, help="annual interest on borrowing; enables spot shorts (margin account)"
-    )
-    bt.add_argument("--commission-bps", type=float, help="commission, basis points of notional")
-    bt.add_argument("--slippage-bps", type=float, help="slippage, basis points against the order")
-    bt.add_argument("--timeframe", help="bar length, e.g. 1h (default: inferred from the data)")
-    bt.add_argument("--start", help="first bar traded (ISO time or epoch ms)")
-    bt.add_argument("--warmup", help="bars (e.g. 200) or a duration (e.g. 30d) before --start seen without trading")
-    bt.add_argument("--end", help="last bar (ISO time or epoch ms)")
-    bt.add_argument("--seed", type=int, help="seed for any randomness (fill probability)")
-    bt.add_argument(
-        "--every-bar",
-        action="store_true",
-        help="call on_bar at every step even if the strategy declares wake(ctx) (to check the mask)",
-    )
-    bt.add_argument("--tz", help="timezone of data times that carry none (e.g. UTC)")
-    bt.add_argument("--repair", choices=["none", "drop", "ffill"], help="repair policy for bad data rows")
-    bt.add_argument("--funding", action="append", help="funding-rate history file (freqtrade layout); enables funding")
-    bt.add_argument("--mark", action="append", help="mark-price candles used to value funding")
-    bt.add_argument("--funding-fallback", choices=["error", "skip", "rate"], help="what a missing funding rate does")
     bt.add_argument("--report", help="HTML report path (default: next to the journal)")
     bt.add_argument("--no-report", action="store_true", help="do not write the HTML report")
     bt.add_argument("--force", action="store_true", help="overwrite an existing --journal")
@@ -348,10 +317,58 @@ def build_parser() -> argparse.ArgumentParser:
     fe.add_argument("--json", action="store_true")
     fe.set_defaults(func=cmd_fetch)
 
+    from tidemark.adapters import cli_sweep
+
+    cli_sweep.add_parser(sub, common, _run_flags)
+
     st = sub.add_parser("strategies", parents=[common], help="list built-in strategies and their parameters")
     st.add_argument("--json", action="store_true")
     st.set_defaults(func=cmd_strategies)
     return parser
+
+
+def _run_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags that define a run (``backtest``, and the base run of a ``sweep``)."""
+    parser.add_argument("--strategy", help="built-in name or path to a .py strategy (default ema_cross)")
+    parser.add_argument("--data", action="append", help="OHLCV file (CSV/Parquet/Feather); repeat for several symbols")
+    parser.add_argument("--symbol", action="append", help="symbol name for the matching --data file")
+    parser.add_argument("--param", action="append", default=[], metavar="K=V", help="strategy parameter; repeatable")
+    parser.add_argument("--config", help="run config JSON (flags override it)")
+    parser.add_argument("--fill", choices=["next_open", "close"], help="fill model (default next_open)")
+    parser.add_argument("--cash", type=float, help="initial cash in the account currency (default 100,000)")
+    parser.add_argument(
+        "--account",
+        choices=["cash", "margin"],
+        help="cash: spot bought with cash, no shorts; margin: spot levered or shorted "
+        "(default: cash, margin if --leverage > 1)",
+    )
+    parser.add_argument(
+        "--leverage", type=float, help="account leverage: initial margin is 1/leverage of notional (default 1)"
+    )
+    parser.add_argument(
+        "--borrow-rate", type=float, help="annual interest on borrowing; enables spot shorts (margin account)"
+    )
+    parser.add_argument("--commission-bps", type=float, help="commission, basis points of notional")
+    parser.add_argument("--slippage-bps", type=float, help="slippage, basis points against the order")
+    parser.add_argument("--timeframe", help="bar length, e.g. 1h (default: inferred from the data)")
+    parser.add_argument("--start", help="first bar traded (ISO time or epoch ms)")
+    parser.add_argument("--warmup", help="bars (e.g. 200) or a duration (e.g. 30d) before --start seen without trading")
+    parser.add_argument("--end", help="last bar (ISO time or epoch ms)")
+    parser.add_argument("--seed", type=int, help="seed for any randomness (fill probability)")
+    parser.add_argument(
+        "--every-bar",
+        action="store_true",
+        help="call on_bar at every step even if the strategy declares wake(ctx) (to check the mask)",
+    )
+    parser.add_argument("--tz", help="timezone of data times that carry none (e.g. UTC)")
+    parser.add_argument("--repair", choices=["none", "drop", "ffill"], help="repair policy for bad data rows")
+    parser.add_argument(
+        "--funding", action="append", help="funding-rate history file (freqtrade layout); enables funding"
+    )
+    parser.add_argument("--mark", action="append", help="mark-price candles used to value funding")
+    parser.add_argument(
+        "--funding-fallback", choices=["error", "skip", "rate"], help="what a missing funding rate does"
+    )
 
 
 def _trust_flag(parser: argparse.ArgumentParser, what: str) -> None:
@@ -388,13 +405,10 @@ def _params(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
-def cmd_backtest(args: argparse.Namespace) -> int:
-    from tidemark.adapters.backtest import build_config, run_with_results
-    from tidemark.adapters.report_html import write_report
+def config_from_args(args: argparse.Namespace) -> Any:
+    """The RunConfig the run flags (:func:`_run_flags`) describe."""
+    from tidemark.adapters.backtest import build_config
 
-    log = logs.get("backtest")
-    if args.from_journal:
-        return _rerun(args)
     overrides: dict[str, Any] = {
         "strategy": args.strategy,
         "fill_model": args.fill,
@@ -433,6 +447,17 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         if config.strategies:
             raise UsageError("--param applies to a single strategy; set params per strategy in --config")
         config = build_config(config, params={**config.params, **params})
+    return config
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from tidemark.adapters.backtest import run_with_results
+    from tidemark.adapters.report_html import write_report
+
+    log = logs.get("backtest")
+    if args.from_journal:
+        return _rerun(args)
+    config = config_from_args(args)
     progress = ProgressBar("backtest") if (sys.stderr.isatty() or args.progress) else None
     if args.tz is not None:
         _check_tz(args.tz)
@@ -624,9 +649,21 @@ def _existing_file(path: str, what: str) -> Path:
     return p
 
 
+def _is_sweep(path: str) -> bool:
+    """A sweep folder or manifest: verify and audit check every point."""
+    from tidemark.adapters.research.proof import is_sweep_manifest
+
+    return is_sweep_manifest(path)
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from tidemark.journal.signing import SigningKeyError
     from tidemark.journal.verify import verify
+
+    if _is_sweep(args.journal) and not args.repair:
+        from tidemark.adapters.cli_sweep import cmd_sweep_proof
+
+        return cmd_sweep_proof(args, audit=False)
 
     path = _existing(args.journal)
     expect = _expectations(args)
@@ -713,6 +750,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from tidemark.adapters.backtest import replay_verified
     from tidemark.journal.signing import SigningKeyError
 
+    if _is_sweep(args.journal):
+        from tidemark.adapters.cli_sweep import cmd_sweep_proof
+
+        return cmd_sweep_proof(args, audit=True)
     path = _existing(args.journal)
     try:
         checked = replay_verified(path, full_verify=True, expect=_expectations(args))

@@ -12,8 +12,11 @@ class ProgressBar:
     """``bar(done, total)``; ``close()`` ends the line. ``every``: seconds
     between lines when the stream is not a terminal."""
 
-    def __init__(self, label: str, width: int = 30, *, stream: TextIO | None = None, every: float = 5.0) -> None:
+    def __init__(
+        self, label: str, width: int = 30, *, stream: TextIO | None = None, every: float = 5.0, unit: str = "bars"
+    ) -> None:
         self.label = label
+        self.unit = unit
         self.width = width
         self.stream = stream if stream is not None else sys.stderr
         self.terminal = self.stream.isatty()
@@ -34,10 +37,11 @@ class ProgressBar:
         if self.terminal:
             filled = int(frac * self.width)
             bar = f"[{'#' * filled}{'.' * (self.width - filled)}]"
-            self.stream.write(f"\r{self.label} {bar} {frac:6.1%} {rate:,.0f} bars/s, {left:,.0f} s left")
+            self.stream.write(f"\r{self.label} {bar} {frac:6.1%} {rate:,.0f} {self.unit}/s, {left:,.0f} s left")
         else:
             self.stream.write(
-                f"{self.label}: {done:,}/{total:,} bars ({frac:.0%}), {rate:,.0f} bars/s, {left:,.0f} s left\n"
+                f"{self.label}: {done:,}/{total:,} {self.unit} ({frac:.0%}), {rate:,.0f} {self.unit}/s, "
+                f"{left:,.0f} s left\n"
             )
         self.stream.flush()
 

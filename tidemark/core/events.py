@@ -598,6 +598,27 @@ class Log(Event, frozen=True, tag="log"):
     message: str
 
 
+class SweepPoint(Event, frozen=True, tag="swpt"):
+    """One point of a parameter sweep, in the sweep's manifest (a journal
+    whose header has mode ``sweep`` and the sweep's spec as its config).
+    ``index``: the point's place in the spec's order; ``params``: canonical
+    JSON; ``status``: ``ok``, ``invalid`` (refused before it ran: its
+    parameters) or ``failed``; ``run_id``, ``head`` and ``journal`` (path
+    relative to the manifest) name the point's own journal, whose chain must
+    pass through ``head``; ``metrics``: canonical JSON of its summary row;
+    ``error``: one line. Written in index order, so a sweep's manifest is
+    the same bytes however many workers ran it."""
+
+    index: int
+    params: str
+    status: str
+    run_id: str = ""
+    head: str = ""
+    journal: str = ""
+    metrics: str = ""
+    error: str = ""
+
+
 MarketEvent = Bar | Trade | Quote | Ticker | BookSnapshot | BookDelta | FundingRate | MarkPrice
 
 AnyEvent = (
@@ -642,6 +663,7 @@ AnyEvent = (
     | StrategyRecord
     | StrategyCount
     | AlgoCanceled
+    | SweepPoint
 )
 """The union of every current event type; the journal decodes with it."""
 

@@ -27,6 +27,7 @@ being written, never as damaged for lacking what is not committed yet.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import sqlite3
 from array import array
@@ -130,6 +131,9 @@ class BackgroundVerify:
         expect: Expectations | None = None,
     ) -> None:
         self._args = (str(path), integrity_check, decode, expect)
+        self._process: Any = None
+        if multiprocessing.current_process().daemon:
+            return  # a daemon (a Dask worker) may not start a child: verify here, in result()
         ctx = child_context()
         self._reply, reply_to = ctx.Pipe(duplex=False)
         self._process = ctx.Process(target=_verify_child, args=(*self._args, reply_to), daemon=True)
@@ -139,6 +143,9 @@ class BackgroundVerify:
     def result(self) -> VerifyReport:
         """The child's report (it may raise as :func:`verify` does); if the
         child died without one, the journal is verified here instead."""
+        if self._process is None:
+            path, integrity_check, decode, expect = self._args
+            return verify(path, integrity_check=integrity_check, decode=decode, expect=expect)
         try:
             reply = self._reply.recv()
         except (EOFError, OSError):
@@ -155,6 +162,8 @@ class BackgroundVerify:
 
     def close(self) -> None:
         """Stop the child if it still runs (idempotent)."""
+        if self._process is None:
+            return
         self._reply.close()
         if self._process.is_alive():
             self._process.terminate()

@@ -287,6 +287,18 @@ class JournalWriter:
         await self._conn.close()
         self._placement.lock.release()
 
+    async def discard(self) -> None:
+        """Stop and remove the journal (a run that failed before it started);
+        a journal it would have replaced stays as it was."""
+        if self._closed:
+            return
+        self._closed = True
+        for task in self._inflight:
+            task.cancel()
+        await asyncio.gather(*self._inflight, return_exceptions=True)
+        await self._conn.close()
+        self._placement.discard()
+
     # -- batches --------------------------------------------------------------
 
     def _submit(self) -> None:
