@@ -141,6 +141,13 @@ def random_points(dims: list[Dimension], n: int, seed: int) -> list[dict[str, An
     return [{d.name: d.draw(rng) for d in dims} for _ in range(n)]
 
 
-def describe(dims: list[Dimension]) -> list[str]:
-    """The dimensions as they were given (``name=SPEC``), for the manifest."""
-    return [f"{d.name}={d.text}" for d in dims]
+def describe(dims: list[Dimension]) -> list[dict[str, Any]]:
+    """The dimensions by what they hold (however they were written:
+    ``5:50:5`` and ``5,10,...,50`` are the same grid), for the manifest."""
+    out: list[dict[str, Any]] = []
+    for d in dims:
+        if d.choices:
+            out.append({"name": d.name, "values": list(d.choices)})
+        else:
+            out.append({"name": d.name, "low": d.low, "high": d.high, "integer": d.integer})
+    return out

@@ -265,8 +265,13 @@ def run_sweep(
     strategy = journaled.strategies[0].strategy if journaled.strategies else journaled.strategy or "ema_cross"
     from tidemark.adapters.backtest import strategy_configs
 
-    code = sha256_hex(strategy_configs(journaled, market.symbols)[0].source)
-    spec_json = spec.as_json(journaled, code)
+    (resolved,) = strategy_configs(journaled, market.symbols)
+    # The spec names the strategy as every point runs it (id, origin, base
+    # parameters; its source by hash), however it was given (flag, name, class).
+    normalized = msgspec.structs.replace(
+        journaled, strategy=None, params={}, strategies=[msgspec.structs.replace(resolved, source="")]
+    )
+    spec_json = spec.as_json(normalized, sha256_hex(resolved.source))
     prints_json = canonical_json(prints)
     sweep_id = content_id(sha256_hex(spec_json), prints_json, "sweep")
     folder = Path(out) if out is not None else Path("sweeps") / f"{Path(strategy).stem}-{sweep_id}"
