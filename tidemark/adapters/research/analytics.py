@@ -92,7 +92,8 @@ def _equity_series(obj: Any) -> pd.Series:
     if not isinstance(equity.index, pd.DatetimeIndex):
         raise ValueError(f"the equity curve must be indexed by time, was {type(equity.index).__name__}")
     series = equity.astype(float)
-    series.index = series.index.tz_localize("UTC") if series.index.tz is None else series.index.tz_convert("UTC")
+    index = pd.DatetimeIndex(series.index)
+    series.index = index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
     return series.sort_index()
 
 
@@ -109,7 +110,6 @@ def _day(ts: pd.Timestamp) -> str:
 # -- horizons --------------------------------------------------------------------------------------
 
 _HORIZON = re.compile(r"^\s*(\d+)\s*([ymwd])\s*$")
-_OFFSET_UNIT = {"y": "years", "m": "months", "w": "weeks", "d": "days"}
 HORIZON_COLUMNS = ("start", "end", "days", "return", "cagr", "max_drawdown", "sharpe", "volatility", "note")
 
 
@@ -121,7 +121,13 @@ def horizon_offset(label: str) -> pd.DateOffset | None:
     match = _HORIZON.match(label)
     if match is None or int(match.group(1)) <= 0:
         raise ValueError(f"horizon {label!r}: expected 'full' or a positive length like 3y, 6m, 2w, 10d")
-    return pd.DateOffset(**{_OFFSET_UNIT[match.group(2)]: int(match.group(1))})
+    length = int(match.group(1))
+    unit = match.group(2)
+    if unit == "y":
+        return pd.DateOffset(years=length)
+    if unit == "m":
+        return pd.DateOffset(months=length)
+    return pd.DateOffset(weeks=length) if unit == "w" else pd.DateOffset(days=length)
 
 
 def horizon_metrics(equity: Any, horizons: Sequence[str] = DEFAULT_HORIZONS) -> pd.DataFrame:
@@ -223,7 +229,7 @@ def _month_points(curve: pd.Series) -> tuple[np.ndarray, pd.DatetimeIndex, np.nd
     the curve, then the last value of each month (its last day with data).
     Returns (values, their days, the month key ``year * 12 + month - 1`` of
     each month end)."""
-    index = curve.index
+    index = pd.DatetimeIndex(curve.index)
     key = np.asarray(index.year * 12 + index.month - 1)
     ends = np.flatnonzero(np.r_[key[1:] != key[:-1], True])
     positions = np.r_[0, ends]
@@ -359,9 +365,10 @@ def turnover_per_year(result: Any, instruments: Mapping[str, InstrumentDefinitio
     curve = daily_equity(result)
     fills = result.fills
     defs = instrument_definitions(result.journal) if instruments is None else instruments
-    traded = pd.Series(_fill_notional(fills, defs), index=pd.DatetimeIndex(fills["exec_time"]))
-    by_year = traded.groupby(traded.index.year).sum() if len(traded) else pd.Series(dtype=float)
-    years = curve.groupby(curve.index.year)
+    when = pd.DatetimeIndex(fills["exec_time"])
+    traded = pd.Series(_fill_notional(fills, defs), index=when)
+    by_year = traded.groupby(when.year).sum() if len(traded) else pd.Series(dtype=float)
+    years = curve.groupby(pd.DatetimeIndex(curve.index).year)
     frame = pd.DataFrame({"mean_equity": years.mean(), "days": years.size(), "positive": years.min() > 0.0})
     frame["notional"] = by_year.reindex(frame.index, fill_value=0.0)
     frame["turnover"] = (frame["notional"] / frame["mean_equity"]).where(frame["positive"])
@@ -419,7 +426,7 @@ def blend(curves: Mapping[str, Any], weights: Mapping[str, float], capital: floa
         Weights naming an unknown curve, a negative weight, weights not
         summing to 1 (the message names them), or no common day.
     """
-    _check_weights(curves, weights)
+    check_weights(curves, weights)
     if capital <= 0.0 or not math.isfinite(capital):
         raise ValueError(f"blend: capital must be positive, was {capital}")
     names = list(weights)
@@ -437,15 +444,17 @@ def blend(curves: Mapping[str, Any], weights: Mapping[str, float], capital: floa
     return out
 
 
-def _check_weights(curves: Mapping[str, Any], weights: Mapping[str, float]) -> None:
+def check_weights(curves: Iterable[str], weights: Mapping[str, float]) -> None:
+    """Raise ValueError unless ``weights`` are allocations of the named
+    ``curves``: known names, each in ``[0, 1]``, summing to 1."""
+    known = list(curves)
     shown = ", ".join(f"{name}={weight:g}" for name, weight in weights.items())
-    unknown = [name for name in weights if name not in curves]
+    unknown = [name for name in weights if name not in known]
     if unknown:
-        raise ValueError(f"blend: weights name {unknown}, which are not among the curves {list(curves)}")
+        raise ValueError(f"blend: weights name {unknown}, which are not among the curves {known}")
     if not weights:
         raise ValueError("blend: no weights given")
-    negative = [name for name, weight in weights.items() if not weight >= 0.0]
-    if negative:
+    if not all(0.0 <= weight <= 1.0 for weight in weights.values()):
         raise ValueError(f"blend: weights must be allocations in [0, 1]: {shown}")
     total = math.fsum(weights.values())
     if abs(total - 1.0) > WEIGHT_TOLERANCE:
