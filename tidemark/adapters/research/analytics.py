@@ -75,9 +75,13 @@ def daily_equity(result_or_equity: Any) -> pd.Series:
     series = _equity_series(result_or_equity)
     if series.empty:
         raise ValueError("the equity curve is empty: no day to take a value from")
-    days = series.resample("1D").last().ffill()
+    day = series.index.floor("D")
+    last_of_day = ~day.duplicated(keep="last")
+    last = pd.Series(series.to_numpy()[last_of_day], index=day[last_of_day])
+    calendar = pd.date_range(last.index[0], last.index[-1], freq="1D", name="date")
+    # Carry the day before over days without a value (not over a NaN value: that is unknown equity).
+    days = last.reindex(calendar, method="ffill")
     days.name = "equity"
-    days.index.name = "date"
     return days
 
 
@@ -257,7 +261,7 @@ def monthly_returns(equity: Any) -> pd.DataFrame:
     -------
     pd.DataFrame
         Indexed by year (int), columns ``Jan`` .. ``Dec`` (fractions; NaN
-        where there is no data or after ruin) and ``year``: the compounded
+        where there is no data or after ruin) and ``total``: the compounded
         return of the year's months (its last month end over the previous
         year's), NaN if any of its months is undefined.
     """
@@ -270,7 +274,7 @@ def monthly_returns(equity: Any) -> pd.DataFrame:
         table.loc[year, MONTHS[month]] = value
     growth = pd.Series(1.0 + returns).groupby(years).prod(min_count=1)
     any_nan = pd.Series(np.isnan(returns)).groupby(years).any()
-    table["year"] = (growth - 1.0).where(~any_nan)
+    table["total"] = (growth - 1.0).where(~any_nan)
     return table
 
 
@@ -406,7 +410,8 @@ def blend(curves: Mapping[str, Any], weights: Mapping[str, float], capital: floa
     ----------
     curves
         Name -> anything :func:`daily_equity` accepts (curves not named in
-        ``weights`` are not used).
+        ``weights``, or weighted 0, are not used: neither their days nor
+        their ruin matter).
     weights
         Name -> allocation, each in ``[0, 1]``, summing to 1 (within 1e-9).
     capital
@@ -429,16 +434,16 @@ def blend(curves: Mapping[str, Any], weights: Mapping[str, float], capital: floa
     check_weights(curves, weights)
     if capital <= 0.0 or not math.isfinite(capital):
         raise ValueError(f"blend: capital must be positive, was {capital}")
-    names = list(weights)
+    names = [name for name, weight in weights.items() if weight > 0.0]
     daily = pd.concat({name: daily_equity(curves[name]) for name in names}, axis=1, join="inner")
     if daily.empty:
         raise ValueError(f"blend: the curves {names} have no day in common")
     values = daily.to_numpy(dtype=float)
     returns = np.zeros(len(values))
-    returns[1:] = (values[1:] / values[:-1] - 1.0) @ np.array([weights[n] for n in names], dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):  # past a ruin: NaN below
+        returns[1:] = (values[1:] / values[:-1] - 1.0) @ np.array([weights[n] for n in names], dtype=float)
     out = pd.Series(capital * np.cumprod(1.0 + returns), index=daily.index, name="equity")
-    weighted = values[:, [weights[n] > 0.0 for n in names]]
-    bad = np.flatnonzero(~(weighted > 0.0).all(axis=1))
+    bad = np.flatnonzero(~(values > 0.0).all(axis=1))
     if len(bad):
         out.iloc[bad[0] :] = np.nan
     return out
