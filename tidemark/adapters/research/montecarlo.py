@@ -227,7 +227,9 @@ def percentiles(frame: pd.DataFrame, q: Sequence[float] = (5, 25, 50, 75, 95)) -
     simulations at or below it), so a percentile is always one simulation's
     value. A NaN drawdown (ruin) counts as ``-inf`` and a NaN time to
     recover (never recovered) as ``+inf``: they are the worst outcomes, not
-    dropped. A column that is NaN throughout gives NaN.
+    dropped. Simulations without a final equity (a run whose returns are
+    undefined: :func:`block_bootstrap_returns` of a ruined run) are left
+    out; if none is left, every percentile is NaN.
 
     Returns
     -------
@@ -238,10 +240,12 @@ def percentiles(frame: pd.DataFrame, q: Sequence[float] = (5, 25, 50, 75, 95)) -
     """
     columns = [c for c in frame.columns if c != "ruined" and pd.api.types.is_numeric_dtype(frame[c])]
     out = pd.DataFrame(index=[f"p{x:g}" for x in q], columns=columns, dtype=float)
+    defined = frame["final_equity"].notna().to_numpy() if "final_equity" in frame else np.ones(len(frame), bool)
+    if not defined.any():
+        out.attrs.update(frame.attrs)
+        return out
     for column in columns:
-        values = frame[column].to_numpy(dtype=float)
-        if len(values) == 0 or np.isnan(values).all():
-            continue
+        values = frame[column].to_numpy(dtype=float)[defined]
         values = np.where(np.isnan(values), WORST_IF_NAN.get(column, np.nan), values)
         values = values[~np.isnan(values)]
         out[column] = np.percentile(values, list(q), method="inverted_cdf")
