@@ -33,7 +33,7 @@ def add_research_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         help="blend the runs at these allocations (names: the journals' file names without .journal; sum 1)",
     )
     an.add_argument("--csv", metavar="DIR", help="also write every table as CSV files in DIR")
-    _trust_flag(an, "the journals")
+    _trust_flag(an, "each journal")
     an.set_defaults(func=cmd_analyze)
 
     mc = sub.add_parser(

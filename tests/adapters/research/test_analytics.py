@@ -4,6 +4,8 @@ error messages, and ``tidemark analyze`` on real journals."""
 from __future__ import annotations
 
 import math
+import shutil
+import sqlite3
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -451,3 +453,18 @@ def test_analyze_bad_input_is_one_line_exit_2(
     (tmp_path / "file").write_text("")
     code, _, err = run(capsys, "analyze", str(journals[0]), "--csv", str(tmp_path / "file"))
     assert code == 2 and "is not a directory" in err
+
+
+def test_analyze_refuses_a_damaged_journal_unless_trusted(
+    journals: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    damaged = tmp_path / "damaged.journal"
+    shutil.copyfile(journals[1], damaged)
+    with sqlite3.connect(damaged) as conn:
+        conn.execute("DELETE FROM blocks WHERE first_seq = (SELECT MAX(first_seq) FROM blocks)")
+    code, out, err = run(capsys, "analyze", str(damaged))
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1 and f"{damaged}: DAMAGED: " in err and "--trust" in err
+    code, out, err = run(capsys, "analyze", str(damaged), "--trust")
+    assert code == 0, err
+    assert "UNVERIFIED: read with --trust" in out and "== damaged:" in out
