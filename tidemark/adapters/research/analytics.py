@@ -75,7 +75,7 @@ def daily_equity(result_or_equity: Any) -> pd.Series:
     series = _equity_series(result_or_equity)
     if series.empty:
         raise ValueError("the equity curve is empty: no day to take a value from")
-    day = series.index.floor("D")
+    day = pd.DatetimeIndex(series.index).floor("D")
     last_of_day = ~day.duplicated(keep="last")
     last = pd.Series(series.to_numpy()[last_of_day], index=day[last_of_day])
     calendar = pd.date_range(last.index[0], last.index[-1], freq="1D", name="date")
