@@ -324,6 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("strategies", parents=[common], help="list built-in strategies and their parameters")
     st.add_argument("--json", action="store_true")
     st.set_defaults(func=cmd_strategies)
+
+    from tidemark.adapters.cli_research import add_research_commands
+
+    add_research_commands(sub, common)
     return parser
 
 
