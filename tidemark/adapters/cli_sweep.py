@@ -47,6 +47,11 @@ def add_parser(sub: Any, common: argparse.ArgumentParser, run_flags: Callable[[a
     sw.add_argument("--workers", type=int, help="local worker processes (default: one per core; 1: this process)")
     sw.add_argument("--scheduler", metavar="ADDRESS", help="run on this Dask scheduler (tcp://host:8786)")
     sw.add_argument("--dask-workers", type=int, metavar="N", help="start a local Dask cluster of N workers")
+    sw.add_argument(
+        "--collect",
+        action="store_true",
+        help="Dask workers send each journal back (workers that cannot write the sweep folder)",
+    )
     sw.add_argument("--out", help="sweep folder (default sweeps/<strategy>-<sweep id>)")
     sw.add_argument("--force", action="store_true", help="start over in a folder that holds another sweep")
     sw.add_argument("--top", type=int, default=0, metavar="N", help="full HTML reports of the best N points")
@@ -96,6 +101,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         top=args.top,
         report=not args.no_report,
         force=args.force,
+        collect=args.collect,
     )
     if progress is not None:
         progress.close()

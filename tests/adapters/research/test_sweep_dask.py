@@ -103,7 +103,18 @@ def test_a_sweep_on_a_dask_cluster_is_the_same_as_on_one_process(scheduler: str,
         "ema_cross", data=SAMPLE, grid=GRID, constraints=["trades>=60"], out=tmp_path / "dask", scheduler=scheduler
     )
     assert cluster.ran == 6 and (cluster.table["status"] == "ok").sum() == 5
-    for other in (pool, cluster):
+    # workers that cannot write the sweep folder send each journal back; it is verified on arrival
+    collected = tidemark.sweep(
+        "ema_cross",
+        data=SAMPLE,
+        grid=GRID,
+        constraints=["trades>=60"],
+        out=tmp_path / "collected",
+        scheduler=scheduler,
+        collect=True,
+    )
+    assert len(list((tmp_path / "collected" / "runs").glob("*.journal"))) == 5
+    for other in (pool, cluster, collected):
         assert other.table[["run_id", "head", "sharpe"]].equals(serial.table[["run_id", "head", "sharpe"]])
         assert other.manifest.read_bytes() == serial.manifest.read_bytes()
     assert tidemark.verify_sweep(cluster.folder, audit=True).ok

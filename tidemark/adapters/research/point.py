@@ -15,6 +15,8 @@ import asyncio
 import math
 import multiprocessing
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,7 @@ class PointTask:
     index: int
     params: dict[str, Any]
     runs_dir: str
+    collect: bool = False
 
 
 @dataclass
@@ -67,6 +70,8 @@ class PointRow:
     error: str = ""
     cached: bool = False
     """Read back from an existing journal rather than run (not journaled)."""
+    payload: bytes = b""
+    """The journal's bytes, from a worker that collects (not journaled)."""
 
 
 _MARKETS: dict[str, tuple[Any, Any, dict[str, Any]]] = {}
@@ -88,12 +93,48 @@ def prepared(setup: Setup) -> tuple[Any, Any, dict[str, Any]]:
 
 def run_point(setup: Setup, task: PointTask) -> PointRow:
     """Run (or read back) one point; never raises for the point's own
-    failure: it is the row's status and error."""
-    from tidemark.adapters.backtest import Result, build_config, execute, plan_run, result_of
+    failure: it is the row's status and error. With ``task.collect`` the
+    journal is written to a temporary folder here and sent back in
+    ``row.payload`` (workers that do not share the sweep's filesystem)."""
+    from tidemark.adapters.backtest import execute, result_of
+
+    planned, row = plan_point(setup, task)
+    if planned is None:
+        return row
+    if not task.collect:
+        done = read_back(Path(row.journal), row)
+        if done is not None:
+            return done
+    _, market, _ = prepared(setup)
+    folder = Path(tempfile.mkdtemp(prefix="tidemark-point-")) if task.collect else None
+    path = folder / planned.default_journal if folder is not None else Path(row.journal)
+    try:
+        inline = multiprocessing.current_process().daemon  # e.g. a Dask worker: no child processes
+        writer = asyncio.run(execute(planned, market, path, overwrite=True, inline=inline))
+        result = result_of(writer)
+        row = _filled(row, result, cached=False)
+        if folder is not None:
+            row.payload = path.read_bytes()
+    except Exception as exc:
+        from tidemark.core.engine import started_nothing
+
+        status = STATUS_INVALID if started_nothing(exc) else STATUS_FAILED
+        journal = row.journal if folder is None and path.exists() else ""
+        return PointRow(task.index, task.params, status, row.run_id, journal=journal, error=_one_line(exc))
+    finally:
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+    return row
+
+
+def plan_point(setup: Setup, task: PointTask) -> tuple[Any, PointRow]:
+    """The point's planned run and its row (journal path under
+    ``task.runs_dir``); (None, an ``invalid`` row) if its parameters are
+    refused."""
+    from tidemark.adapters.backtest import build_config, plan_run
     from tidemark.core.strategy.params import ParamError
 
     base, market, prints = prepared(setup)
-    runs = Path(task.runs_dir)
     try:
         if base.strategies:  # a strategy given as source (a notebook class): its params are its own
             (spec,) = base.strategies
@@ -103,27 +144,45 @@ def run_point(setup: Setup, task: PointTask) -> PointRow:
             config = build_config(base, params={**base.params, **task.params})
         planned = plan_run(config, market, prints)
     except (ParamError, ValueError) as exc:
-        return PointRow(task.index, task.params, STATUS_INVALID, error=_one_line(exc))
-    path = runs / planned.default_journal
-    row = PointRow(task.index, task.params, STATUS_OK, planned.header.run_id, journal=str(path))
-    if path.exists():
-        try:
-            result = Result.from_journal(path)
-            if result.header.run_id == row.run_id and _sealed_finished(path):
-                return _filled(row, result, cached=True)
-        except Exception:  # a damaged or unfinished journal of this point: run it again
-            pass
-    try:
-        inline = multiprocessing.current_process().daemon  # e.g. a Dask worker: no child processes
-        writer = asyncio.run(execute(planned, market, path, overwrite=True, inline=inline))
-        result = result_of(writer)
-    except Exception as exc:
-        from tidemark.core.engine import started_nothing
+        return None, PointRow(task.index, task.params, STATUS_INVALID, error=_one_line(exc))
+    path = Path(task.runs_dir) / planned.default_journal
+    return planned, PointRow(task.index, task.params, STATUS_OK, planned.header.run_id, journal=str(path))
 
-        status = STATUS_INVALID if started_nothing(exc) else STATUS_FAILED
-        journal = str(path) if path.exists() else ""
-        return PointRow(task.index, task.params, status, row.run_id, journal=journal, error=_one_line(exc))
-    return _filled(row, result, cached=False)
+
+def read_back(path: Path, row: PointRow) -> PointRow | None:
+    """The row of a point whose journal at ``path`` exists, verifies, is
+    its run and is sealed finished; else None (run it)."""
+    from tidemark.adapters.backtest import Result
+
+    if not path.exists():
+        return None
+    try:
+        result = Result.from_journal(path)
+        if result.header.run_id == row.run_id and _sealed_finished(path):
+            return _filled(row, result, cached=True)
+    except Exception:  # a damaged or unfinished journal of this point: run it again
+        pass
+    return None
+
+
+def store_collected(row: PointRow, runs: Path) -> PointRow:
+    """Write a collected journal (``row.payload``) under ``runs`` and check
+    it: it must verify and end at the head the worker reported."""
+    from tidemark.journal.verify import verify
+
+    if not row.payload:
+        return row
+    path = runs / Path(row.journal).name
+    partial = path.with_name(path.name + ".partial")
+    partial.write_bytes(row.payload)
+    os.replace(partial, path)
+    row.payload = b""
+    row.journal = str(path)
+    report = verify(path)
+    if not report.ok or report.head != row.head:
+        row.status = STATUS_FAILED
+        row.error = f"{path}: the collected journal does not verify to the head its worker reported ({report.problem})"
+    return row
 
 
 def _sealed_finished(path: Path) -> bool:

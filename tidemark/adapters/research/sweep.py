@@ -40,7 +40,10 @@ from tidemark.adapters.research.point import (
     PointTask,
     Setup,
     params_key,
+    plan_point,
+    read_back,
     relative,
+    store_collected,
 )
 from tidemark.adapters.research.space import (
     Dimension,
@@ -249,6 +252,7 @@ def run_sweep(
     top: int = 0,
     report: bool = True,
     force: bool = False,
+    collect: bool = False,
 ) -> SweepResult:
     """Run (or resume) a sweep; see the module docstring.
 
@@ -257,7 +261,9 @@ def run_sweep(
     local Dask cluster of that many workers. ``out``: the sweep's folder
     (default ``sweeps/<strategy>-<sweep id>``). ``top``: write full HTML
     reports of the best ``top`` points. ``force``: start over in a folder
-    that holds another sweep."""
+    that holds another sweep. ``collect``: Dask workers send each journal
+    back (for workers that cannot write the sweep folder); it is written
+    here and verified against the head the worker reported."""
     from tidemark.adapters.backtest import open_market
 
     base_config = spec.config
@@ -307,7 +313,11 @@ def run_sweep(
         "",
         "sweep",
     )
-    runner = _Runner(spec, executor, folder, runs, previous, progress)
+    if collect and not isinstance(executor, DaskExecutor):
+        raise SweepError("collect applies to a Dask cluster (--scheduler or --dask-workers)")
+    if collect:
+        _MARKETS[setup.key] = (journaled, market, prints)  # this process checks for finished points
+    runner = _Runner(spec, executor, folder, runs, previous, progress, setup, collect)
     try:
         runner.run(manifest, header)
     finally:
@@ -399,7 +409,11 @@ class _Runner:
         runs: Path,
         previous: dict[str, PointRow],
         progress: Progress | None,
+        setup: Setup,
+        collect: bool = False,
     ) -> None:
+        self.setup = setup
+        self.collect = collect
         self.spec = spec
         self.executor = executor
         self.folder = folder
@@ -474,12 +488,21 @@ class _Runner:
             if key in waiting:
                 waiting[key].append((index, params))
                 continue
+            task = PointTask(index, params, str(self.runs.resolve()), self.collect)
+            if self.collect:  # the workers cannot see this folder: look for the point's journal here
+                planned, row = plan_point(self.setup, task)
+                found = read_back(Path(row.journal), row) if planned is not None else None
+                if found is not None:
+                    out[index] = found
+                    continue
             waiting[key] = [(index, params)]
-            tasks.append(PointTask(index, params, str(self.runs.resolve())))
+            tasks.append(task)
         for index in sorted(out):
             self._accept(out[index])
         for row in self.executor.run(tasks):
             self.ran += 0 if row.cached else 1
+            if row.payload:
+                row = store_collected(row, self.runs)
             row.journal = relative(row.journal, self.folder)
             twins = waiting.pop(params_key(row.params))
             for index, params in twins:
@@ -681,6 +704,7 @@ def sweep(
     batch: int = 8,
     tz: str | None = None,
     progress: Progress | None = None,
+    collect: bool = False,
     **params: Any,
 ) -> SweepResult:
     """Sweep a strategy's parameters; the Python face of ``tidemark sweep``.
@@ -736,4 +760,5 @@ def sweep(
         top=top,
         report=report,
         force=force,
+        collect=collect,
     )
