@@ -33,6 +33,7 @@ def add_research_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         help="blend the runs at these allocations (names: the journals' file names without .journal; sum 1)",
     )
     an.add_argument("--csv", metavar="DIR", help="also write every table as CSV files in DIR")
+    an.add_argument("--html", metavar="FILE", help="also write the equity curves and tables as an HTML page")
     _trust_flag(an, "each journal")
     an.set_defaults(func=cmd_analyze)
 
@@ -44,6 +45,7 @@ def add_research_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     mc.add_argument("--seed", type=int, default=0, help="random seed (default 0; the same seed, the same output)")
     mc.add_argument("--block", type=_positive("--block"), default=20, help="block length in days (default 20)")
     mc.add_argument("--csv", metavar="FILE", help="also write every simulation (both bootstraps) to this CSV file")
+    mc.add_argument("--html", metavar="FILE", help="also write histograms and percentiles as an HTML page")
     _trust_flag(mc, "the journal")
     mc.set_defaults(func=cmd_montecarlo)
 
@@ -188,6 +190,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             written["blend.equity.csv"] = curve.to_frame()
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
+    if args.html:
+        _analyze_page(Path(args.html), results, written, weights)
+        print(f"html: {args.html}")
     if csv_dir is not None:
         csv_dir.mkdir(parents=True, exist_ok=True)
         for file, table in written.items():
@@ -238,6 +243,9 @@ def cmd_montecarlo(args: argparse.Namespace) -> int:
     else:
         _print_simulations(returns)
     frames.append(returns.assign(method="returns"))
+    if args.html:
+        _montecarlo_page(Path(args.html), result, frames, args)
+        print(f"html: {args.html}")
     if args.csv:
         table = pd.concat(frames).reset_index()[["method", "simulation", "final_equity", "max_drawdown",
                                                   "time_to_recover", "ruined"]]  # fmt: skip
@@ -245,3 +253,46 @@ def cmd_montecarlo(args: argparse.Namespace) -> int:
         table.to_csv(args.csv, index=False)
         print(f"csv: {len(table)} simulations in {args.csv}")
     return EXIT_OK
+
+
+def _montecarlo_page(path: Path, result: Any, frames: list[pd.DataFrame], args: argparse.Namespace) -> None:
+    from tidemark.adapters.research.montecarlo import percentiles
+    from tidemark.adapters.research.plots import histogram_svg, page, table_html
+
+    body = [
+        f"<p>{result.journal}: run {result.run_id}; {args.n} simulations per bootstrap, seed {args.seed}; "
+        f"money in {result.currency}.</p>"
+    ]
+    for frame in frames:
+        method = str(frame["method"].iloc[0]) if len(frame) else ""
+        what = "closed trades resampled" if method == "trades" else f"daily returns in blocks of {args.block} days"
+        body.append(f"<h2>{'Trade' if method == 'trades' else 'Return'} bootstrap ({what})</h2>")
+        if frame["final_equity"].isna().all():
+            body.append('<p class="note">undefined: the run\'s equity reached zero</p>')
+            continue
+        table = percentiles(frame.drop(columns=["method"]))
+        body.append(table_html(table, MC_FORMATS))
+        for column, unit in (("final_equity", f" {result.currency}"), ("max_drawdown", "")):
+            marks = {label: float(table.loc[label, column]) for label in ("p5", "p50", "p95") if label in table.index}
+            body.append(
+                histogram_svg(frame[column].to_numpy(dtype=float), column.replace("_", " "), marks=marks, unit=unit)
+            )
+    path.write_text(page(f"Monte Carlo: {result.run_id}", "".join(body)), encoding="utf-8")
+
+
+def _analyze_page(
+    path: Path, results: dict[str, Any], written: dict[str, pd.DataFrame], weights: dict[str, float] | None
+) -> None:
+    from tidemark.adapters.research import analytics
+    from tidemark.adapters.research.plots import lines_svg, page, table_html
+
+    curves = {name: analytics.daily_equity(result) for name, result in results.items()}
+    scaled = {name: curve / float(curve.iloc[0]) for name, curve in curves.items() if len(curve)}
+    if weights is not None:
+        scaled["blend"] = analytics.blend(results, weights)
+    body = [lines_svg(scaled, "daily equity, each from 1.0")]
+    for file, table in written.items():
+        if file.endswith(".equity.csv"):
+            continue
+        body.append(f"<h2>{file.removesuffix('.csv')}</h2>{table_html(table)}")
+    path.write_text(page("Runs analysed", "".join(body)), encoding="utf-8")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -103,7 +104,7 @@ def markdown_summary(result: SweepResult) -> str:
         f"- points: {len(table)} ({', '.join(f'{v} {k}' for k, v in sorted(counts.items()))}); {qualified} qualified",
         f"- money figures in {currency}" if currency else "- money figures: no run finished",
         f"- manifest: `{result.manifest.name}`, head `{result.head}`",
-        f"- check every point: `tidemark sweep verify {result.folder}`",
+        f"- check every point: `tidemark verify {result.folder}`",
         "",
     ]
     if result.base is not None:
@@ -201,7 +202,11 @@ def html_page(result: SweepResult) -> str:
         for row in table[columns].itertuples(index=False)
     )
     summary = markdown_summary(result).splitlines()
-    facts = "".join(f"<li>{html.escape(line[2:])}</li>" for line in summary if line.startswith("- "))
+    facts = "".join(
+        "<li>" + re.sub(r"`([^`]*)`", r"<code>\1</code>", html.escape(line[2:])) + "</li>"
+        for line in summary
+        if line.startswith("- ")
+    )
     return (
         '<!doctype html><html><head><meta charset="utf-8">'
         f"<title>Sweep {result.sweep_id}</title><style>{_STYLE}</style><script>{_SCRIPT}</script></head><body>"
