@@ -21,7 +21,9 @@ only when the target weights change, and holds the *quantities* in between
 (the position drifts with the price); ``rebalance=bar`` re-targets at every
 close of ``bar``. Fees are the run's, on the notional traded. Lengths are
 in bars of ``bar``; run it on a margin account with perpetuals (shorts),
-for example ``docs/examples/short_overlay_seed001.json``.
+for example ``docs/examples/short_overlay_seed001.json``. Coarser bars are
+built with ``ctx.data[symbol].resample``, so a ``bar`` longer than the
+run's bars works in backtests (and sweeps), not in paper sessions.
 
 Seed 001 held *weights* instead: rebalanced every bar for free, a fee of
 ``|change of weight| x 0.04 %`` of equity (the research model,
@@ -59,7 +61,7 @@ INDICATOR = "short_overlay_weights"
 def schema():
     return {
         "id": "short_overlay",
-        "name": "BTC risk-off short overlay",
+        "name": "BTC risk-off short overlay on perpetuals (seed 001)",
         "category": "overlay",
         "inputs": {
             "family": {"type": "select", "default": "btc_breakdown_symbol", "options": list(FAMILIES)},
@@ -115,8 +117,10 @@ def closes(ctx):
         try:
             ctx.data[ctx.symbol].resample(bar)
             ctx.state["resampled"] = True
-        except ValueError:
-            ctx.state["resampled"] = False  # the run's bars are not finer than `bar`
+        except ValueError as exc:
+            if "must be a multiple" not in str(exc):
+                raise  # e.g. a live session: no coarser bars from a growing series
+            ctx.state["resampled"] = False  # the run's bars are not finer than `bar`: used as they are
     if ctx.state["resampled"]:
         return [ctx.data[s].resample(bar).close for s in ctx.state["names"]]
     times = ctx.time
