@@ -194,7 +194,7 @@ def test_unknown_config_key_is_an_error(tmp_path: Path) -> None:
 def test_strategies_lists_builtins(tmp_path: Path) -> None:
     done = tidemark("strategies", "--json", cwd=tmp_path)
     ids = [s["id"] for s in json.loads(done.stdout)]
-    assert ids == ["cash_carry", "ema_cross", "futures_trend", "sleeves", "sma_cross"]
+    assert ids == ["cash_carry", "ema_cross", "futures_trend", "short_overlay", "sleeves", "sma_cross"]
 
 
 def test_every_bar_gives_the_same_run_as_the_wake_mask(default_run: tuple[Path, Path], tmp_path: Path) -> None:
