@@ -275,7 +275,8 @@ def test_the_cli_sweep_and_its_proof(serial: SweepResult, tmp_path: Path) -> Non
         ((), "nothing to sweep"),
         (("--space", "fast=3:9"), "--space needs --random N or --optuna N"),
         (("--grid", "fast=9:3"), "ends (3) before it starts (9)"),
-        (("--grid", "fast=5,10", "--objective", "sharp"), "objective 'sharp' is not a metric"),
+        (("--grid", "fast=5,10", "--objective", "sharp"), "'sharp' is not a metric of a run; known:"),
+        (("--grid", "fast=5,10", "--constraint", "drawdown>=-0.2"), "'drawdown' is not a metric of a run"),
         (("--grid", "fast=5", "--constraint", "trades>>3"), "is not a number"),
         (("--grid", "fast=5", "--constraint", "trades=3"), "expected METRIC OP VALUE"),
         (("--grid", "fast=5", "--param", "fast=7"), "both fixed (--param) and swept"),
@@ -291,3 +292,11 @@ def test_results_of_a_point_are_exactly_its_journal(serial: SweepResult) -> None
     row = serial.table.iloc[0]
     back = Result.from_journal(serial.folder / row["journal"])
     assert back.metrics["sharpe"] == row["sharpe"] and back.head == row["head"]
+
+
+def test_the_rankable_metrics_are_what_a_run_reports(serial: SweepResult) -> None:
+    from tidemark.adapters.research.sweep import RANKABLE_METRICS
+
+    row = serial.table.iloc[0]
+    numeric = {k for k, v in serial.result(int(row["index"])).metrics.items() if isinstance(v, (int, float))}
+    assert numeric == set(RANKABLE_METRICS)

@@ -59,6 +59,36 @@ from tidemark.core.events import RunStarted, SweepPoint
 from tidemark.core.ids import canonical_json, content_id, sha256_hex
 
 METHODS = ("grid", "random", "optuna")
+RANKABLE_METRICS = frozenset(
+    {
+        "initial_cash",
+        "final_equity",
+        "total_return",
+        "annualized_return",
+        "max_drawdown",
+        "sharpe",
+        "sortino",
+        "calmar",
+        "trades",
+        "open_trades",
+        "win_rate",
+        "profit_factor",
+        "expectancy",
+        "avg_mae",
+        "avg_mfe",
+        "exposure_time",
+        "fees_paid",
+        "bars",
+        "years",
+        "rejections",
+        "funding",
+        "interest",
+        "leverage",
+    }
+)
+"""The numeric metrics of every run's summary (tests/adapters/research keep
+this list equal to what a run reports): what an objective or a constraint
+may name."""
 MANIFEST = "sweep.journal"
 BASE_INDEX = -1
 """The manifest index of the base run (the strategy's own parameters), run
@@ -143,6 +173,9 @@ class SweepSpec:
     batch: int = 8
 
     def __post_init__(self) -> None:
+        unknown = [m for m in (self.objective, *(r.metric for r in self.constraints)) if m not in RANKABLE_METRICS]
+        if unknown:
+            raise SweepError(f"{unknown[0]!r} is not a metric of a run; known: {', '.join(sorted(RANKABLE_METRICS))}")
         if self.method not in METHODS:
             raise SweepError(f"method {self.method!r}: choose one of {', '.join(METHODS)}")
         if not self.dims:
@@ -266,6 +299,8 @@ def run_sweep(
     here and verified against the head the worker reported."""
     from tidemark.adapters.backtest import open_market
 
+    if collect and not (scheduler or dask_workers):
+        raise SweepError("collect applies to a Dask cluster (--scheduler or --dask-workers)")
     base_config = spec.config
     journaled, market, prints = open_market(base_config, data, tz=tz)
     strategy = journaled.strategies[0].strategy if journaled.strategies else journaled.strategy or "ema_cross"
@@ -313,8 +348,6 @@ def run_sweep(
         "",
         "sweep",
     )
-    if collect and not isinstance(executor, DaskExecutor):
-        raise SweepError("collect applies to a Dask cluster (--scheduler or --dask-workers)")
     if collect:
         _MARKETS[setup.key] = (journaled, market, prints)  # this process checks for finished points
     runner = _Runner(spec, executor, folder, runs, previous, progress, setup, collect)
