@@ -208,7 +208,8 @@ def windows(
             cut = first + tr_d + k * st_d
             out.append(Window(k + 1, first if anchored else first + k * st_d, cut, cut, cut + te_d))
             k += 1
-        have, need = cfg.format_duration(int((last - first).value)), cfg.format_duration(int((tr_d + te_d).value))
+        have = f"{(last - first) / pd.Timedelta(days=1):.1f} days"
+        need = cfg.format_duration(int((tr_d + te_d).value))
     if not out:
         raise WalkForwardError(
             f"no window fits the data: train {_text(train_len)} + test {_text(test_len)} need {need}, "
