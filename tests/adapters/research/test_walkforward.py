@@ -17,6 +17,7 @@ import pytest
 
 import tidemark
 from tidemark.adapters.backtest import Result, run_backtest
+from tidemark.adapters.cli import main
 from tidemark.adapters.research.walkforward import WalkForwardError, WalkForwardResult, Window, windows
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -318,22 +319,15 @@ def test_the_cli_in_bars_anchored(tmp_path: Path) -> None:
         ),
     ],
 )
-def test_bad_walk_forwards_are_one_line_and_exit_2(args: tuple[str, ...], message: str, tmp_path: Path) -> None:
+def test_bad_walk_forwards_are_one_line_and_exit_2(
+    args: tuple[str, ...], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     grid = () if "--space" in args else ("--grid", "fast=5")
-    done = cli(
-        "walkforward",
-        "--data",
-        str(SAMPLE),
-        *grid,
-        "--workers",
-        "1",
-        "--out",
-        str(tmp_path / "bad"),
-        *args,
-        cwd=tmp_path,
-    )
-    assert done.returncode == 2, done.stderr
-    assert message in done.stderr and "Traceback" not in done.stderr
+    out = tmp_path / "bad"
+    code = main(["walkforward", "--data", str(SAMPLE), *grid, "--workers", "1", "--out", str(out), *args])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert message in err and "Traceback" not in err
     if "required" not in message:  # argparse prints its usage line first
-        assert done.stderr.count("\n") == 1
-    assert not (tmp_path / "bad" / "oos").exists() or not any((tmp_path / "bad" / "oos").iterdir())
+        assert err.count("\n") == 1 and err.startswith("tidemark: error: ")
+    assert not (out / "oos").exists()  # refused before anything ran

@@ -205,8 +205,8 @@ def windows(
         tr_d, te_d, st_d = pd.Timedelta(train_len), pd.Timedelta(test_len), pd.Timedelta(step_len)
         k = 0
         while first + tr_d + k * st_d + te_d <= last:
-            cut = first + tr_d + k * st_d
-            out.append(Window(k + 1, first if anchored else first + k * st_d, cut, cut, cut + te_d))
+            split = first + tr_d + k * st_d
+            out.append(Window(k + 1, first if anchored else first + k * st_d, split, split, split + te_d))
             k += 1
         have = f"{(last - first) / pd.Timedelta(days=1):.1f} days"
         need = cfg.format_duration(int((tr_d + te_d).value))
