@@ -59,6 +59,7 @@ import datetime as dt
 import html
 import math
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -687,7 +688,7 @@ def _display(result: WalkForwardResult) -> pd.DataFrame:
 _STYLE = """
 body{font:14px system-ui,sans-serif;margin:24px;color:#222}
 table{border-collapse:collapse;margin:8px 0}th,td{border:1px solid #ddd;padding:3px 8px;text-align:right}
-th{background:#f4f4f4}td.t{text-align:left}code{background:#f4f4f4;padding:1px 4px}
+th{background:#f4f4f4}td{white-space:nowrap}td.t{text-align:left}code{background:#f4f4f4;padding:1px 4px}
 svg{border:1px solid #ddd;background:#fff}
 """
 _PLOT_W, _PLOT_H, _PAD, _MAX_POINTS = 900, 320, 40, 3000
@@ -748,7 +749,10 @@ def html_page(result: WalkForwardResult, *, strategy: str, anchored: bool) -> st
         + "</tr>"
         for row in frame.itertuples(index=False)
     )
-    facts = "".join(f"<li>{html.escape(f)}</li>" for f in _facts(result, strategy=strategy, anchored=anchored))
+    facts = "".join(
+        "<li>" + re.sub(r"`([^`]*)`", r"<code>\1</code>", html.escape(f)) + "</li>"
+        for f in _facts(result, strategy=strategy, anchored=anchored)
+    )
     metrics = "".join(
         f"<tr><th>{name}</th><td>{html.escape(_fmt(_number(result.metrics.get(name))))}</td></tr>"
         for name in _METRIC_ROWS
