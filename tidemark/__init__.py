@@ -34,6 +34,8 @@ _EXPORTS: dict[str, str] = {
     "sweep": "tidemark.adapters.research.sweep",
     "SweepResult": "tidemark.adapters.research.sweep",
     "verify_sweep": "tidemark.adapters.research.proof",
+    "walk_forward": "tidemark.adapters.research.walkforward",
+    "WalkForwardResult": "tidemark.adapters.research.walkforward",
 }
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "RunConfig",
     "Strategy",
     "SweepResult",
+    "WalkForwardResult",
     "__version__",
     "backtest",
     "open_journal",
@@ -49,6 +52,7 @@ __all__ = [
     "sweep",
     "verify",
     "verify_sweep",
+    "walk_forward",
 ]
 
 if TYPE_CHECKING:
@@ -59,6 +63,8 @@ if TYPE_CHECKING:
     from tidemark.adapters.research.proof import verify_sweep as verify_sweep
     from tidemark.adapters.research.sweep import SweepResult as SweepResult
     from tidemark.adapters.research.sweep import sweep as sweep
+    from tidemark.adapters.research.walkforward import WalkForwardResult as WalkForwardResult
+    from tidemark.adapters.research.walkforward import walk_forward as walk_forward
     from tidemark.core.config import RunConfig as RunConfig
     from tidemark.core.strategy import Strategy as Strategy
     from tidemark.journal.reader import JournalReader as open_journal

@@ -317,9 +317,10 @@ def build_parser() -> argparse.ArgumentParser:
     fe.add_argument("--json", action="store_true")
     fe.set_defaults(func=cmd_fetch)
 
-    from tidemark.adapters import cli_sweep
+    from tidemark.adapters import cli_sweep, cli_walkforward
 
     cli_sweep.add_parser(sub, common, _run_flags)
+    cli_walkforward.add_parser(sub, common, _run_flags)
 
     st = sub.add_parser("strategies", parents=[common], help="list built-in strategies and their parameters")
     st.add_argument("--json", action="store_true")
