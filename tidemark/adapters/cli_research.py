@@ -273,7 +273,7 @@ def _montecarlo_page(path: Path, result: Any, frames: list[pd.DataFrame], args: 
         table = percentiles(frame.drop(columns=["method"]))
         body.append(table_html(table, MC_FORMATS))
         for column, unit in (("final_equity", f" {result.currency}"), ("max_drawdown", "")):
-            marks = {label: float(table.loc[label, column]) for label in ("p5", "p50", "p95") if label in table.index}
+            marks = {label: float(table.at[label, column]) for label in ("p5", "p50", "p95") if label in table.index}  # type: ignore[arg-type]
             body.append(
                 histogram_svg(frame[column].to_numpy(dtype=float), column.replace("_", " "), marks=marks, unit=unit)
             )

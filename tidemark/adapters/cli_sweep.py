@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from tidemark.adapters.progress import ProgressBar
@@ -131,7 +131,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return EXIT_OK if counts.get("ok") else EXIT_CHECK_FAILED
 
 
-def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+def _jsonable(row: Mapping[Any, Any]) -> dict[str, Any]:
     out = {}
     for key, value in row.items():
         if hasattr(value, "item"):

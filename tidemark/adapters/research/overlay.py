@@ -309,7 +309,7 @@ def overlay_weights(closes: pd.DataFrame, params: ShortOverlay) -> pd.DataFrame:
         chosen = breaking.to_numpy() & risk[:, None]
     count = chosen.sum(axis=1)
     share = np.divide(-1.0, count, out=np.zeros(len(count)), where=count > 0)
-    weights[:, where] = np.where(chosen, share[:, None], 0.0)
+    weights[:, where] = np.where(chosen, share[:, None], 0.0)  # type: ignore[index]
     return pd.DataFrame(weights, index=closes.index, columns=closes.columns)
 
 
