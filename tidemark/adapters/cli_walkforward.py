@@ -48,6 +48,8 @@ def add_parser(sub: Any, common: argparse.ArgumentParser, run_flags: Callable[[a
         help="a point qualifies only if RULE holds: max_drawdown>=-0.25, trades>=10, max_drawdown>=base",
     )
     wf.add_argument("--workers", type=int, help="local worker processes (default: one per core; 1: this process)")
+    wf.add_argument("--scheduler", metavar="ADDRESS", help="run the train sweeps on this Dask scheduler")
+    wf.add_argument("--dask-workers", type=int, metavar="N", help="run the train sweeps on a local Dask cluster")
     wf.add_argument("--train", required=True, metavar="LENGTH", help="train window: a duration (90d) or bars (2000)")
     wf.add_argument("--test", required=True, metavar="LENGTH", help="test window: a duration (30d) or bars (500)")
     wf.add_argument("--step", metavar="LENGTH", help="how far windows move (default: the test length)")
@@ -98,6 +100,8 @@ def cmd_walkforward(args: argparse.Namespace) -> int:
         warmup=warmup,
         out=args.out,
         workers=workers,
+        scheduler=args.scheduler,
+        dask_workers=args.dask_workers,
         force=args.force,
         tz=args.tz,
         progress=progress,
