@@ -1,15 +1,19 @@
 """A sweep on a real Dask cluster: a ``dask scheduler`` and ``dask worker``
 processes on 127.0.0.1 (started by CI and named by TIDEMARK_DASK_SCHEDULER,
 or started here), gives the same manifest, point for point and byte for
-byte, as one process and a local pool."""
+byte, as one process and a local pool.
+
+Every Dask client lives in a child process (the CLI): a client leaves
+threads behind in its process, and this test process must stay
+single-threaded for the tests that run after it."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +26,8 @@ pytest.importorskip("distributed")
 ROOT = Path(__file__).resolve().parents[3]
 SAMPLE = ROOT / "tidemark" / "adapters" / "sample_data" / "SYNTH_BTC-1h.csv"
 GRID = {"fast": [5, 10, 30], "slow": [20, 40]}
+GRID_FLAGS = ["--grid", "fast=5,10,30", "--grid", "slow=20,40", "--constraint", "trades>=60"]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
 def _free_port() -> int:
@@ -30,59 +36,49 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _wait_for_workers(address: str, n: int) -> None:
+    code = (
+        "import sys; from distributed import Client\n"
+        "with Client(sys.argv[1], timeout='60s') as c: c.wait_for_workers(int(sys.argv[2]), timeout=120)\n"
+    )
+    subprocess.run([sys.executable, "-c", code, address, str(n)], check=True, env=ENV, timeout=200)
+
+
 @pytest.fixture(scope="module")
 def scheduler() -> Iterator[str]:
     given = os.environ.get("TIDEMARK_DASK_SCHEDULER")
     if given:
-        from distributed import Client
-
-        with Client(given, timeout="30s") as client:
-            client.wait_for_workers(2, timeout=120)
+        _wait_for_workers(given, 2)
         yield given
         return
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": env}
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": ENV}
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
             **quiet,  # type: ignore[call-overload]
-        )
+        ),
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dask",
+                "worker",
+                address,
+                "--nworkers",
+                "2",
+                "--nthreads",
+                "1",
+                "--no-dashboard",
+                "--host",
+                "127.0.0.1",
+            ],
+            **quiet,  # type: ignore[call-overload]
+        ),
     ]
     try:
-        from distributed import Client
-
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                client = Client(address, timeout="2s")
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
-        procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "dask",
-                    "worker",
-                    address,
-                    "--nworkers",
-                    "2",
-                    "--nthreads",
-                    "1",
-                    "--no-dashboard",
-                    "--host",
-                    "127.0.0.1",
-                ],
-                **quiet,  # type: ignore[call-overload]
-            )
-        )
-        client.wait_for_workers(2, timeout=120)
-        client.close()
+        _wait_for_workers(address, 2)
         yield address
     finally:
         for proc in reversed(procs):
@@ -94,54 +90,35 @@ def scheduler() -> Iterator[str]:
                 proc.kill()
 
 
-def test_a_sweep_on_a_dask_cluster_is_the_same_as_on_one_process(scheduler: str, tmp_path: Path) -> None:
-    serial = tidemark.sweep("ema_cross", data=SAMPLE, grid=GRID, constraints=["trades>=60"], out=tmp_path / "one")
-    pool = tidemark.sweep(
-        "ema_cross", data=SAMPLE, grid=GRID, constraints=["trades>=60"], out=tmp_path / "pool", workers=2
-    )
-    cluster = tidemark.sweep(
-        "ema_cross", data=SAMPLE, grid=GRID, constraints=["trades>=60"], out=tmp_path / "dask", scheduler=scheduler
-    )
-    assert cluster.ran == 6 and (cluster.table["status"] == "ok").sum() == 5
-    # workers that cannot write the sweep folder send each journal back; it is verified on arrival
-    collected = tidemark.sweep(
-        "ema_cross",
-        data=SAMPLE,
-        grid=GRID,
-        constraints=["trades>=60"],
-        out=tmp_path / "collected",
-        scheduler=scheduler,
-        collect=True,
-    )
-    assert len(list((tmp_path / "collected" / "runs").glob("*.journal"))) == 5
-    for other in (pool, cluster, collected):
-        assert other.table[["run_id", "head", "sharpe"]].equals(serial.table[["run_id", "head", "sharpe"]])
-        assert other.manifest.read_bytes() == serial.manifest.read_bytes()
-    assert tidemark.verify_sweep(cluster.folder, audit=True).ok
-
-
-def test_a_local_dask_cluster_from_the_cli(tmp_path: Path) -> None:
+def cli_sweep(out: Path, *flags: str) -> dict[str, object]:
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tidemark",
-            "sweep",
-            "--data",
-            str(SAMPLE),
-            "--grid",
-            "fast=5,10",
-            "--dask-workers",
-            "2",
-            "--out",
-            str(tmp_path / "local"),
-        ],
+        [sys.executable, "-m", "tidemark", "sweep", "--data", str(SAMPLE), *flags, "--json", "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=600,
-        cwd=tmp_path,
+        cwd=out.parent,
+        env=ENV,
     )
     assert done.returncode == 0, done.stderr
-    assert "2 points (2 ok)" in done.stdout
+    return dict(json.loads(done.stdout))
+
+
+def test_a_sweep_on_a_dask_cluster_is_the_same_as_on_one_process(scheduler: str, tmp_path: Path) -> None:
+    serial = tidemark.sweep("ema_cross", data=SAMPLE, grid=GRID, constraints=["trades>=60"], out=tmp_path / "one")
+    cluster = cli_sweep(tmp_path / "dask", *GRID_FLAGS, "--scheduler", scheduler)
+    assert cluster["ran"] == 6 and cluster["status"] == {"invalid": 1, "ok": 5}
+    # workers that cannot write the sweep folder send each journal back; it is verified on arrival
+    collected = cli_sweep(tmp_path / "collected", *GRID_FLAGS, "--scheduler", scheduler, "--collect")
+    assert len(list((tmp_path / "collected" / "runs").glob("*.journal"))) == 5
+    for other in (cluster, collected):
+        assert other["sweep_id"] == serial.sweep_id and other["head"] == serial.head
+        assert Path(str(other["manifest"])).read_bytes() == serial.manifest.read_bytes()
+    assert tidemark.verify_sweep(tmp_path / "dask", audit=True).ok
+    assert tidemark.verify_sweep(tmp_path / "collected").ok
+
+
+def test_a_local_dask_cluster_from_the_cli(tmp_path: Path) -> None:
+    local = cli_sweep(tmp_path / "local", "--grid", "fast=5,10", "--dask-workers", "2")
+    assert local["status"] == {"ok": 2}
     one = tidemark.sweep("ema_cross", data=SAMPLE, grid={"fast": [5, 10]}, out=tmp_path / "one")
-    assert (tmp_path / "local" / "sweep.journal").read_bytes() == one.manifest.read_bytes()
+    assert Path(str(local["manifest"])).read_bytes() == one.manifest.read_bytes()

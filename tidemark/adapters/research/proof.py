@@ -65,6 +65,12 @@ def is_sweep_manifest(path: str | os.PathLike[str]) -> bool:
 def verify_sweep(
     path: str | os.PathLike[str], *, audit: bool = False, progress: Callable[[int, int], None] | None = None
 ) -> SweepProof:
+    """Check the sweep at ``path`` (its folder or manifest): the manifest
+    verifies and is sealed finished, and every point it records as run has
+    a journal that verifies, is that run and ends at the recorded head;
+    ``audit``: each point is also replayed and its metrics rebuilt and
+    compared with the manifest's row. Never raises on damage: ``problems``
+    says what is wrong, one line each."""
     from tidemark.journal.reader import JournalReader
     from tidemark.journal.verify import verify
 
