@@ -38,7 +38,7 @@ import pytest
 
 from tests.adapters.research.test_overlay_seed001 import BTC, ETH, SOL, load_closes, load_seed, markets
 from tidemark.adapters.research import analytics, overlay
-from tidemark.adapters.research.overlay_search import OverlaySearch, overlay_search
+from tidemark.adapters.research.overlay_search import OverlaySearch, OverlaySearchError, overlay_search
 
 REL = 1e-12
 BASE_NAME = "btc-hold"
@@ -181,3 +181,33 @@ def test_without_a_qualified_blend_the_fallback_is_the_seeds(seed_main: Any, sha
         search.report("x", [Path("out") / p.name for p in written], table=table)
     )
     compare(tmp_path / "seed" / "out", tmp_path / "ours" / "out")
+
+
+def test_workers_change_nothing(seed_main: Any, shared_data: Path) -> None:
+    params = [overlay.ShortOverlay(**dataclasses.asdict(p)) for p in subset(seed_main)[::3]]
+    runs = [
+        overlay_search(
+            frames(shared_data), btc_hold(shared_data), BASE_NAME, BASE_STATS, params=params, top=2, workers=w
+        )
+        for w in (1, 2)
+    ]
+    for name, table in runs[0].tables().items():
+        pd.testing.assert_frame_equal(runs[1].tables()[name], table, check_exact=True, obj=name)
+
+
+def test_bad_input_is_refused(shared_data: Path) -> None:
+    closes = frames(shared_data)
+    param = overlay.short_grid("4h")[0]
+    base = btc_hold(shared_data)
+    with pytest.raises(OverlaySearchError, match="covers fewer than two days"):
+        overlay_search(closes, base.iloc[:1], BASE_NAME, BASE_STATS, params=[param])
+    early = pd.Series([1.0, 2.0, 3.0], index=pd.date_range("2020-01-01", periods=3, freq="D", tz="UTC"))
+    with pytest.raises(OverlaySearchError, match="shares fewer than two days with the closes"):
+        overlay_search(closes, early, BASE_NAME, BASE_STATS, params=[param])
+    with pytest.raises(OverlaySearchError, match="needs 'trades'"):
+        overlay_search(closes, base, BASE_NAME, {}, params=[param])
+    with pytest.raises(OverlaySearchError, match="named twice"):
+        overlay_search(closes, base, BASE_NAME, BASE_STATS, params=[param, param])
+    with pytest.raises(OverlaySearchError, match="none of"):
+        overlay_search({"4h": closes[(BTC, "4h")].rename(columns={"close": BTC})}, base, BASE_NAME, BASE_STATS,
+                       params=[param])  # fmt: skip

@@ -468,8 +468,13 @@ def overlay_search(
             raise OverlaySearchError(f"allocation {allocation}: must be in (0, 1]")
     if "trades" not in base_stats:
         raise OverlaySearchError("base_stats needs 'trades' (the base's trade count)")
-    wanted = sorted({p.bar for p in params}) if params is not None else ["1h", "4h"]
-    by_bar = closes_by_bar(closes, wanted if params is not None else None)
+    by_bar = closes_by_bar(closes)
+    if params is not None:
+        wanted = sorted({p.bar for p in params})
+    else:  # the seed's bars that are given or can be built from a finer one
+        finest = min((pd.Timedelta(bar) for bar in by_bar), default=None)
+        wanted = [bar for bar in ("1h", "4h") if bar in by_bar or (finest is not None and pd.Timedelta(bar) > finest)]
+    by_bar = closes_by_bar(by_bar, wanted)
     if params is None:
         params = default_params(by_bar)
     params = list(params)
@@ -483,6 +488,13 @@ def overlay_search(
     base_daily = overlay.daily(base)
     if len(base_daily) < 2:
         raise OverlaySearchError(f"the base curve {base_name!r} covers fewer than two days")
+    first = min(frame.index.min() for frame in by_bar.values()).floor("D")
+    last = max(frame.index.max() for frame in by_bar.values()).floor("D")
+    if ((base_daily.index >= first) & (base_daily.index <= last)).sum() < 2:
+        raise OverlaySearchError(
+            f"the base curve {base_name!r} ({_span(base_daily.index)}) shares fewer than two days with the closes "
+            f"({first:%Y-%m-%d} .. {last:%Y-%m-%d})"
+        )
     base_row = {
         "name": base_name,
         "kind": BASE_KIND,
@@ -525,8 +537,8 @@ def overlay_search(
             combo = overlay.combine(base_daily, short, allocation)
             if len(combo) < 2:
                 raise OverlaySearchError(
-                    f"the base curve {base_name!r} ({base_daily.index[0]:%Y-%m-%d} .. {base_daily.index[-1]:%Y-%m-%d})"
-                    f" shares fewer than two days with {leg_name}"
+                    f"the base curve {base_name!r} ({_span(base_daily.index)}) shares fewer than two days with "
+                    f"{leg_name} ({_span(short.index)})"
                 )
             mine = overlay.seed_metrics(combo)
             held = base_daily.loc[combo.index]
@@ -586,6 +598,10 @@ def overlay_search(
         signal_definitions=definitions[definitions["short_leg"].isin(chosen_legs)],
         base_name=base_name,
     )
+
+
+def _span(index: pd.Index) -> str:
+    return f"{index[0]:%Y-%m-%d} .. {index[-1]:%Y-%m-%d}"
 
 
 def _select(combos: pd.DataFrame) -> pd.DataFrame:
