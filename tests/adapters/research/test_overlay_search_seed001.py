@@ -58,7 +58,9 @@ def frames(shared_data: Path) -> dict[tuple[str, str], pd.DataFrame]:
     out = {}
     for symbol, closes in hours.items():
         out[(symbol, "1h")] = closes.to_frame("close")
-        out[(symbol, "4h")] = overlay.resample_closes(closes, "4h").to_frame("close")
+        four = overlay.resample_closes(closes, "4h")
+        assert isinstance(four, pd.Series)
+        out[(symbol, "4h")] = four.to_frame("close")
     return out
 
 
@@ -206,8 +208,10 @@ def test_bad_input_is_refused(shared_data: Path) -> None:
         overlay_search(closes, early, BASE_NAME, BASE_STATS, params=[param])
     with pytest.raises(OverlaySearchError, match="needs 'trades'"):
         overlay_search(closes, base, BASE_NAME, {}, params=[param])
+    once = overlay_search(closes, base, BASE_NAME, BASE_STATS, params=[param, param])
+    assert list(once.short_leg["name"]) == [param.name]
     with pytest.raises(OverlaySearchError, match="named twice"):
-        overlay_search(closes, base, BASE_NAME, BASE_STATS, params=[param, param])
+        overlay_search(closes, base, BASE_NAME, BASE_STATS, params=[param, dataclasses.replace(param, btc=ETH)])
     with pytest.raises(OverlaySearchError, match="none of"):
         overlay_search({"4h": closes[(BTC, "4h")].rename(columns={"close": BTC})}, base, BASE_NAME, BASE_STATS,
                        params=[param])  # fmt: skip

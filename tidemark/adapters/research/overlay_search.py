@@ -248,7 +248,9 @@ def closes_by_bar(data: Mapping[Any, Any], bars: Sequence[str] | None = None) ->
         finest = min(out, key=pd.Timedelta)
         if pd.Timedelta(bar) <= pd.Timedelta(finest):
             raise OverlaySearchError(f"closes of {bar}: not given, and not coarser than the finest given ({finest})")
-        out[bar] = overlay.resample_closes(out[finest], bar)
+        built = overlay.resample_closes(out[finest], bar)
+        assert isinstance(built, pd.DataFrame)
+        out[bar] = built
     return out
 
 
@@ -390,7 +392,7 @@ def _monthly_rows(name: str, kind: str, daily: pd.Series) -> pd.DataFrame:
         {
             "name": name,
             "kind": kind,
-            "month": ends.index.strftime("%Y-%m"),
+            "month": pd.DatetimeIndex(ends.index).strftime("%Y-%m"),
             "start_equity": start_equity,
             "end_equity": end_equity,
             "return": end_equity / start_equity - 1.0,
@@ -452,7 +454,8 @@ def overlay_search(
         ``trades`` is the base's plus the overlay's.
     params
         The parameter sets (default :func:`default_params`: the seed's 3,456
-        with its symbol names, or those the closes have).
+        with its symbol names); a set given twice is run once, two
+        different sets of the same name are refused.
     top
         How many of the ranked short legs are blended.
     allocations
@@ -477,7 +480,7 @@ def overlay_search(
     by_bar = closes_by_bar(by_bar, wanted)
     if params is None:
         params = default_params(by_bar)
-    params = list(params)
+    params = list(dict.fromkeys(params))  # a set given twice (short_grid with one short symbol) is run once
     if not params:
         raise OverlaySearchError("no parameter sets")
     names = [p.name for p in params]
