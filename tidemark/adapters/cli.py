@@ -329,6 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     from tidemark.adapters.cli_research import add_research_commands
 
     add_research_commands(sub, common)
+    from tidemark.adapters import cli_overlay
+
+    cli_overlay.add_parser(sub, common)
     return parser
 
 

@@ -44,34 +44,45 @@ HOUR = pd.Timedelta(hours=1)
 BTC, ETH, SOL = "BTC-USDT-SWAP", "ETH-USDT-SWAP", "SOL-USDT-SWAP"
 
 
-@pytest.fixture(scope="module")
-def seed(shared_seeds: Path) -> Any:
-    """Seed 001 as a module, its missing imports stubbed for the time of loading."""
+def load_seed(shared_seeds: Path, name: str = "seed001") -> Any:
+    """Seed 001 executed from its file as the module ``name``, with empty
+    stand-ins for its missing imports in ``sys.modules`` for the time of
+    loading (restored afterwards; its ``markdown_table`` renders
+    ``frame.to_string()``). Each call makes a fresh module, which a test
+    may patch."""
     stubs: dict[str, types.ModuleType] = {name: types.ModuleType(name) for name in MISSING}
     helper = types.ModuleType("scripts.search_short_bias_overlay")
     helper.markdown_table = lambda frame: frame.to_string()  # type: ignore[attr-defined]
     stubs[helper.__name__] = helper
-    for name, module in stubs.items():
-        if "." in name:
-            setattr(stubs["scripts"], name.split(".", 1)[1], module)
-    saved = {name: sys.modules.get(name) for name in stubs}
+    for stub, module in stubs.items():
+        if "." in stub:
+            setattr(stubs["scripts"], stub.split(".", 1)[1], module)
+    saved = {stub: sys.modules.get(stub) for stub in [*stubs, name]}
     path = list(sys.path)
     try:
         sys.modules.update(stubs)
-        loader = SourceFileLoader("seed001", str(shared_seeds / SEED_FILE))
-        spec = spec_from_loader("seed001", loader)
+        loader = SourceFileLoader(name, str(shared_seeds / SEED_FILE))
+        spec = spec_from_loader(name, loader)
         assert spec is not None
         module = module_from_spec(spec)
-        sys.modules["seed001"] = module  # its dataclasses look their module up while being made
+        sys.modules[name] = module  # its dataclasses look their module up while being made
         loader.exec_module(module)
     finally:
         sys.path[:] = path  # the seed puts its parent folder first on sys.path
-        for name, module_before in saved.items():
+        for stub, module_before in saved.items():
+            if stub == name:
+                continue
             if module_before is None:
-                sys.modules.pop(name, None)
+                sys.modules.pop(stub, None)
             else:
-                sys.modules[name] = module_before
+                sys.modules[stub] = module_before
     return module
+
+
+@pytest.fixture(scope="module")
+def seed(shared_seeds: Path) -> Any:
+    """Seed 001 as a module, its missing imports stubbed for the time of loading."""
+    return load_seed(shared_seeds)
 
 
 def load_closes(path: Path, name: str) -> pd.Series:
@@ -89,6 +100,11 @@ def market(shared_data: Path) -> dict[str, pd.DataFrame]:
     """``perps``: BTC and ETH USD-M perpetuals (1h); ``stand_in``: the same
     with Binance spot ETH/USDT as a third column named ``SOL-USDT-SWAP``;
     both also as 4h bars built from the 1h ones. Read once per session."""
+    return markets(shared_data)
+
+
+def markets(shared_data: Path) -> dict[str, pd.DataFrame]:
+    """The frames of the ``market`` fixture (read once per session)."""
     if shared_data not in _MARKETS:
         usdm = shared_data / "ohlcv" / "binance_usdm"
         perps = pd.concat(
