@@ -4,6 +4,7 @@ bars read as columns give the same frames as bars decoded one by one."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 from tidemark.adapters.backtest import SAMPLE_DIR, Result, run_backtest
 from tidemark.core.accounts.portfolio import Portfolio
 from tidemark.core.events import Bar, FundingApplied, InstrumentDefinition, InterestCharged, OrderFilled, RunStarted
-from tidemark.journal import projections
+from tidemark.journal import process_writer, projections
 from tidemark.journal.blocks import DecodedBlock
 from tidemark.journal.projections import Projections
 from tidemark.journal.reader import JournalReader
@@ -258,6 +259,10 @@ def test_a_writer_that_cannot_build_the_results_leaves_them_to_the_journal(
         feed(self, block)
 
     monkeypatch.setattr(projections.Projector, "feed", broken)
+    # The broken feed reaches the writer only if it is forked from here (a thread
+    # left by an earlier test would make it spawn): fork it, as a script would.
+    fork = multiprocessing.get_context("fork")
+    monkeypatch.setattr(process_writer, "child_context", lambda: fork)
     result = run_backtest("ema_cross", data=[SAMPLES / "SYNTH_BTC-1h.csv"], journal=tmp_path / "run.journal")
     assert result.check is not None and result.check.report is not None and result.check.report.ok  # read back
     assert len(result.fills) > 10
