@@ -102,3 +102,20 @@ def test_repair_refuses_a_journal_being_written(tmp_path: Path, capsys: pytest.C
         await writer.close()
 
     asyncio.run(scenario())
+
+
+def test_repair_of_a_writer_killed_after_its_final_record_takes_the_chains_status(tmp_path: Path) -> None:
+    """Killed between committing RunFinished and sealing: meta still says
+    running; repaired, it says what the chain says (seen once in 210 CI kills)."""
+    from tidemark.adapters.backtest import SAMPLE_DIR, run_backtest
+
+    journal = tmp_path / "run.journal"
+    run_backtest("ema_cross", data=[SAMPLE_DIR / "SYNTH_BTC-1h.csv"], journal=journal)
+    with sqlite3.connect(journal) as conn:
+        conn.execute("UPDATE meta SET value = 'running' WHERE key = 'status'")
+    conn.close()
+    assert not verify(journal).ok
+    repaired = repair(journal)
+    assert repaired.status == "finished"
+    report = verify(journal)
+    assert report.ok and report.status == "finished"

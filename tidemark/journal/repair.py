@@ -7,7 +7,7 @@ holds it), lets SQLite recover the ``-wal`` (every committed transaction,
 nothing else), checkpoints it into the journal file and leaves WAL mode, so
 the journal is one file again; a run left ``running`` is marked
 ``crashed-recovered`` (it has no final record: a paper session can still be
-resumed). Damage is never repaired: verify still reports it.
+resumed), or with the status of its final record if it committed one. Damage is never repaired: verify still reports it.
 """
 
 from __future__ import annotations
@@ -56,8 +56,10 @@ def repair(path: str | os.PathLike[str]) -> Repaired:
                 conn.execute("PRAGMA busy_timeout=5000")
                 status = _status(conn)
                 if status == STATUS_RUNNING:
-                    conn.execute(UPSERT_META, ("status", STATUS_RECOVERED))
-                    status = STATUS_RECOVERED
+                    # A writer killed after it committed its final record but
+                    # before it sealed: meta follows the chain, which says how the run ended.
+                    status = _chain_status(path) or STATUS_RECOVERED
+                    conn.execute(UPSERT_META, ("status", status))
             finally:
                 conn.close()
             one_file = consolidate(path)
@@ -73,3 +75,16 @@ def repair(path: str | os.PathLike[str]) -> Repaired:
 def _status(conn: sqlite3.Connection) -> str:
     row = conn.execute("SELECT value FROM meta WHERE key = 'status'").fetchone()
     return str(row[0]) if row else ""
+
+
+def _chain_status(path: Path) -> str | None:
+    """The status the journal's last committed record seals it with (None:
+    no final record, or unreadable: verify says why)."""
+    from tidemark.journal.meta import final_status
+    from tidemark.journal.reader import JournalReader
+
+    try:
+        with JournalReader(path) as reader:
+            return final_status(reader.final())
+    except Exception:
+        return None
