@@ -425,6 +425,7 @@ def _child(
             message = messages.get()
             if message is None:  # the run died: keep what was committed, as one file
                 conn.close()
+                _status_from_chain(path)
                 consolidate(path)
                 return
             verb = message[0]
@@ -461,6 +462,22 @@ def _child(
             outbox.send(("error", "write", f"{path}: journal writer failed: {_one_line(exc)}"))
     finally:
         with contextlib.suppress(sqlite3.Error):
+            conn.close()
+
+
+def _status_from_chain(path: Path) -> None:
+    """The run died after its final record was committed but before the
+    seal: meta's status follows the chain (else it stays ``running``)."""
+    from tidemark.journal.repair import chain_status
+
+    status = chain_status(path)
+    if status is None:
+        return
+    with contextlib.suppress(sqlite3.Error):
+        conn = sqlite3.connect(path, isolation_level=None)
+        try:
+            conn.execute(UPSERT_META, ("status", status))
+        finally:
             conn.close()
 
 

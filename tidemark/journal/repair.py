@@ -58,7 +58,7 @@ def repair(path: str | os.PathLike[str]) -> Repaired:
                 if status == STATUS_RUNNING:
                     # A writer killed after it committed its final record but
                     # before it sealed: meta follows the chain, which says how the run ended.
-                    status = _chain_status(path) or STATUS_RECOVERED
+                    status = chain_status(path) or STATUS_RECOVERED
                     conn.execute(UPSERT_META, ("status", status))
             finally:
                 conn.close()
@@ -77,7 +77,7 @@ def _status(conn: sqlite3.Connection) -> str:
     return str(row[0]) if row else ""
 
 
-def _chain_status(path: Path) -> str | None:
+def chain_status(path: Path) -> str | None:
     """The status the journal's last committed record seals it with (None:
     no final record, or unreadable: verify says why)."""
     from tidemark.journal.meta import final_status
