@@ -24,26 +24,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser, run_flags: Callable[[a
         "tidemark sweep --space fast=5:50 --space slow=20:200 --random 100 --search-seed 7",
     )
     run_flags(sw)
-    sw.add_argument(
-        "--grid", action="append", default=[], metavar="NAME=SPEC", help="grid dimension: 5:50:5, 5:50 or 5,10,20"
-    )
-    sw.add_argument(
-        "--space", action="append", default=[], metavar="NAME=SPEC", help="search dimension for --random/--optuna"
-    )
-    how = sw.add_mutually_exclusive_group()
-    how.add_argument("--random", type=int, metavar="N", help="random search: N points drawn from --space")
-    how.add_argument("--optuna", type=int, metavar="N", help="Bayesian search (Optuna TPE): N trials over --space")
-    sw.add_argument("--search-seed", type=int, default=0, help="seed of the random or Optuna search (default 0)")
-    sw.add_argument("--batch", type=int, default=8, help="Optuna trials asked at a time (default 8)")
-    sw.add_argument("--objective", default="sharpe", help="metric to rank by (default sharpe)")
-    sw.add_argument("--minimize", action="store_true", help="rank the objective ascending")
-    sw.add_argument(
-        "--constraint",
-        action="append",
-        default=[],
-        metavar="RULE",
-        help="a point qualifies only if RULE holds: max_drawdown>=-0.25, trades>=10, max_drawdown>=base",
-    )
+    add_search_flags(sw)
     sw.add_argument("--workers", type=int, help="local worker processes (default: one per core; 1: this process)")
     sw.add_argument("--scheduler", metavar="ADDRESS", help="run on this Dask scheduler (tcp://host:8786)")
     sw.add_argument("--dask-workers", type=int, metavar="N", help="start a local Dask cluster of N workers")
@@ -61,9 +42,34 @@ def add_parser(sub: Any, common: argparse.ArgumentParser, run_flags: Callable[[a
     sw.set_defaults(func=cmd_sweep)
 
 
-def cmd_sweep(args: argparse.Namespace) -> int:
-    from tidemark.adapters.cli import UsageError, config_from_args
-    from tidemark.adapters.research.sweep import Rule, SweepSpec, dims_from, run_sweep
+def add_search_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags that say which points to run and how to rank them (``sweep`` and ``walkforward``)."""
+    parser.add_argument(
+        "--grid", action="append", default=[], metavar="NAME=SPEC", help="grid dimension: 5:50:5, 5:50 or 5,10,20"
+    )
+    parser.add_argument(
+        "--space", action="append", default=[], metavar="NAME=SPEC", help="search dimension for --random/--optuna"
+    )
+    how = parser.add_mutually_exclusive_group()
+    how.add_argument("--random", type=int, metavar="N", help="random search: N points drawn from --space")
+    how.add_argument("--optuna", type=int, metavar="N", help="Bayesian search (Optuna TPE): N trials over --space")
+    parser.add_argument("--search-seed", type=int, default=0, help="seed of the random or Optuna search (default 0)")
+    parser.add_argument("--batch", type=int, default=8, help="Optuna trials asked at a time (default 8)")
+    parser.add_argument("--objective", default="sharpe", help="metric to rank by (default sharpe)")
+    parser.add_argument("--minimize", action="store_true", help="rank the objective ascending")
+    parser.add_argument(
+        "--constraint",
+        action="append",
+        default=[],
+        metavar="RULE",
+        help="a point qualifies only if RULE holds: max_drawdown>=-0.25, trades>=10, max_drawdown>=base",
+    )
+
+
+def spec_from_args(args: argparse.Namespace, config: Any) -> Any:
+    """The SweepSpec the search flags (:func:`add_search_flags`) describe over ``config``."""
+    from tidemark.adapters.cli import UsageError
+    from tidemark.adapters.research.sweep import Rule, SweepSpec, dims_from
 
     if args.grid and args.space:
         raise UsageError("give --grid (every combination) or --space with --random/--optuna, not both")
@@ -73,20 +79,24 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise UsageError("--space needs --random N or --optuna N")
     if not args.grid and not args.space:
         raise UsageError("nothing to sweep: give --grid NAME=SPEC (or --space with --random/--optuna)")
-    method = "optuna" if args.optuna else "random" if args.random else "grid"
-    trials = args.optuna or args.random or 0
-    config = config_from_args(args)
-    spec = SweepSpec(
+    return SweepSpec(
         config,
         tuple(dims_from(args.grid or args.space)),
-        method,
-        trials,
+        "optuna" if args.optuna else "random" if args.random else "grid",
+        args.optuna or args.random or 0,
         args.search_seed,
         args.objective,
         not args.minimize,
         tuple(Rule.parse(c) for c in args.constraint),
         args.batch,
     )
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from tidemark.adapters.cli import config_from_args
+    from tidemark.adapters.research.sweep import run_sweep
+
+    spec = spec_from_args(args, config_from_args(args))
     workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
     progress = ProgressBar("sweep", unit="runs") if (sys.stderr.isatty() or args.progress) else None
     result = run_sweep(

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from tidemark.adapters.cli_sweep import add_search_flags, spec_from_args
 from tidemark.adapters.progress import ProgressBar
 from tidemark.core.text import plural
 
@@ -27,26 +28,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser, run_flags: Callable[[a
         "one window traded out of sample, 1 when none did, 2 for bad input.",
     )
     run_flags(wf)
-    wf.add_argument(
-        "--grid", action="append", default=[], metavar="NAME=SPEC", help="grid dimension: 5:50:5, 5:50 or 5,10,20"
-    )
-    wf.add_argument(
-        "--space", action="append", default=[], metavar="NAME=SPEC", help="search dimension for --random/--optuna"
-    )
-    how = wf.add_mutually_exclusive_group()
-    how.add_argument("--random", type=int, metavar="N", help="random search: N points drawn from --space")
-    how.add_argument("--optuna", type=int, metavar="N", help="Bayesian search (Optuna TPE): N trials over --space")
-    wf.add_argument("--search-seed", type=int, default=0, help="seed of the random or Optuna search (default 0)")
-    wf.add_argument("--batch", type=int, default=8, help="Optuna trials asked at a time (default 8)")
-    wf.add_argument("--objective", default="sharpe", help="metric to choose by on each train window (default sharpe)")
-    wf.add_argument("--minimize", action="store_true", help="choose the lowest objective")
-    wf.add_argument(
-        "--constraint",
-        action="append",
-        default=[],
-        metavar="RULE",
-        help="a point qualifies only if RULE holds: max_drawdown>=-0.25, trades>=10, max_drawdown>=base",
-    )
+    add_search_flags(wf)
     wf.add_argument("--workers", type=int, help="local worker processes (default: one per core; 1: this process)")
     wf.add_argument("--scheduler", metavar="ADDRESS", help="run the train sweeps on this Dask scheduler")
     wf.add_argument("--dask-workers", type=int, metavar="N", help="run the train sweeps on a local Dask cluster")
@@ -62,32 +44,11 @@ def add_parser(sub: Any, common: argparse.ArgumentParser, run_flags: Callable[[a
 
 
 def cmd_walkforward(args: argparse.Namespace) -> int:
-    from tidemark.adapters.cli import UsageError, config_from_args
-    from tidemark.adapters.research.sweep import Rule, SweepSpec, dims_from
+    from tidemark.adapters.cli import config_from_args
     from tidemark.adapters.research.walkforward import run_walk_forward
 
-    if args.grid and args.space:
-        raise UsageError("give --grid (every combination) or --space with --random/--optuna, not both")
-    if args.grid and (args.random or args.optuna):
-        raise UsageError("--random and --optuna draw from --space, not --grid")
-    if args.space and not (args.random or args.optuna):
-        raise UsageError("--space needs --random N or --optuna N")
-    if not args.grid and not args.space:
-        raise UsageError("nothing to search: give --grid NAME=SPEC (or --space with --random/--optuna)")
-    method = "optuna" if args.optuna else "random" if args.random else "grid"
     warmup, args.warmup = args.warmup, None  # the walk-forward's warm-up, not the base run's
-    config = config_from_args(args)
-    spec = SweepSpec(
-        config,
-        tuple(dims_from(args.grid or args.space)),
-        method,
-        args.optuna or args.random or 0,
-        args.search_seed,
-        args.objective,
-        not args.minimize,
-        tuple(Rule.parse(c) for c in args.constraint),
-        args.batch,
-    )
+    spec = spec_from_args(args, config_from_args(args))
     workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
     progress = ProgressBar("walkforward", unit="windows") if (sys.stderr.isatty() or args.progress) else None
     result = run_walk_forward(
