@@ -18,6 +18,13 @@ SHARED_DATA = Path(os.environ.get("TIDEMARK_SHARED_DATA", ROOT.parent / "shared"
 SHARED_SEEDS = Path(os.environ.get("TIDEMARK_SHARED_SEEDS", ROOT.parent / "shared" / "seeds"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_data_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Parsed-CSV cache entries of this test session go to a temporary folder
+    (inherited by the CLI subprocesses), never the user's ~/.cache."""
+    os.environ.setdefault("TIDEMARK_DATA_CACHE", str(tmp_path_factory.mktemp("data-cache")))
+
+
 @pytest.fixture
 def shared_data() -> Path:
     """The shared real-data folder; skips the test with a reason when absent."""

@@ -29,7 +29,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import structlog
 
+from tidemark.adapters.parsed_cache import ParsedCache, default_root
 from tidemark.core.config import format_duration
 from tidemark.core.events import FundingRate, MarkPrice
 from tidemark.core.series import InstrumentSeries, MarketSeries, sorted_distinct
@@ -45,6 +47,9 @@ SUFFIXES = {
     ".feather": "feather",
     ".arrow": "feather",
 }
+
+
+log = structlog.get_logger("tidemark.data")
 
 
 class DataError(ValueError):
@@ -122,12 +127,19 @@ def load_bars(
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file")
-    return bars_from_frame(
-        read_frame(path),
-        str(path),
+    label = str(path)
+    print_ = fingerprint(path)
+    cache = ParsedCache(root) if SUFFIXES.get(path.suffix.lower()) == "csv" and (root := default_root()) else None
+    parsed = cache.get(print_, tz) if cache is not None else None
+    if parsed is None:
+        parsed = parse_frame(read_frame(path), label, tz)
+        if cache is not None:
+            cache.put(print_, tz, parsed)
+    return finish_bars(
+        *parsed,
+        label,
         symbol or symbol_from_path(path),
-        fingerprint=fingerprint(path),
-        tz=tz,
+        fingerprint=print_,
         repair=repair,
         interval=interval,
         start=start,
@@ -186,6 +198,22 @@ def bars_from_frame(
 ) -> LoadedBars:
     """The checks and windowing shared by files and DataFrames; ``label``
     names the source in errors (a path, or ``DataFrame 'X'``)."""
+    return finish_bars(
+        *parse_frame(frame, label, tz),
+        label,
+        symbol,
+        fingerprint=fingerprint,
+        repair=repair,
+        interval=interval,
+        start=start,
+        end=end,
+        keep_before=keep_before,
+    )
+
+
+def parse_frame(frame: pd.DataFrame, label: str, tz: str | None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """A frame's times (open, int64 ns UTC) and OHLCV columns as float64 (NaN
+    where a value is missing or not a number), one row per data row."""
     path = label
     columns = {str(c).strip().lower(): c for c in frame.columns}
     time_key = next((c for c in TIME_COLUMNS if c in columns), None)
@@ -204,6 +232,24 @@ def bars_from_frame(
         data["volume"] = pd.to_numeric(frame[columns["volume"]], errors="coerce").to_numpy(dtype=float)
     else:
         data["volume"] = np.zeros(len(frame))
+    return times, data
+
+
+def finish_bars(
+    times: np.ndarray,
+    data: dict[str, np.ndarray],
+    label: str,
+    symbol: str,
+    *,
+    fingerprint: str,
+    repair: str = "none",
+    interval: int | None = None,
+    start: int | None = None,
+    end: int | None = None,
+    keep_before: int = 0,
+) -> LoadedBars:
+    """Validate, repair and window parsed columns (see the module docstring)."""
+    path = label
     repairs: dict[str, int] = {}
     layout = sorted_distinct(times)  # the file's own bar spacing, whatever rows a repair drops
     times, data = _check(path, times, data, repair, repairs)
