@@ -90,3 +90,33 @@ def test_seed_options_as_params_on_the_bundled_sample(tmp_path: Path) -> None:
     assert metrics["rejections"] == 0 and metrics["trades"] > 10
     config = Result.from_journal(tmp_path / "params.journal").config
     assert config["strategies"][0]["params"]["resize"] == "daily"
+
+
+def test_universe_min_keeps_the_files_whose_last_value_passes(tmp_path: Path) -> None:
+    """--universe-min (seed 003's min_usd_risk_volume): the files whose last
+    value of the column is below the floor are not traded, and the header
+    records the rule, each value and what was dropped."""
+    paths = []
+    for name, last in (("BTC", 9e6), ("ETH", 2e6)):
+        frame = pd.read_csv(SAMPLES / f"SYNTH_{name}-1h.csv")
+        frame["usd_risk_volume"] = 1e7
+        frame.loc[frame.index[-1], "usd_risk_volume"] = last  # only the last value counts
+        paths.append(tmp_path / f"{name}.csv")
+        frame.to_csv(paths[-1], index=False)
+    common = ["backtest", "--config", str(EXAMPLE), "--data", str(paths[0]), "--symbol", "BTC"]
+    common += ["--data", str(paths[1]), "--symbol", "ETH", "--no-report"]
+    done = tidemark(*common, "--universe-min", "usd_risk_volume=5e6", "--journal", "u.journal", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    result = Result.from_journal(tmp_path / "u.journal")
+    assert result.config["symbols"] == ["BTC"] and set(result.fills["instrument"]) == {"BTC"}
+    chosen = json.loads(result.header.fingerprints)["universe:usd_risk_volume"]
+    assert chosen == {"rule": "last usd_risk_volume >= 5e+06", "values": {"BTC": 9e6, "ETH": 2e6}, "dropped": ["ETH"]}
+    assert any(w.startswith("universe chosen by last usd_risk_volume >= 5e+06") for w in result.warnings)
+    assert "not traded: ETH" in " ".join(result.warnings)
+
+    none = tidemark(*common, "--universe-min", "usd_risk_volume=1e9", "--journal", "n.journal", cwd=tmp_path)
+    assert none.returncode == 2 and len(none.stderr.strip().splitlines()) == 1
+    assert "universe: no instrument has last usd_risk_volume >= 1e+09 (BTC=9000000.0, ETH=2000000.0)" in none.stderr
+    assert not (tmp_path / "n.journal").exists()
+    bad = tidemark(*common, "--universe-min", "usd_risk_volume", "--journal", "b.journal", cwd=tmp_path)
+    assert bad.returncode == 2 and "expected COLUMN=NUMBER" in bad.stderr

@@ -14,6 +14,8 @@ the seed chose for each instrument is the tidemark instrument's.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +63,7 @@ class Case:
     equity_method: str = "closed"
     heat: float | None = 0.10
     overrides: dict[str, Any] = field(default_factory=dict)
+    universe: float = 0.0  # the seed's min_usd_risk_volume (0: every instrument)
 
 
 SPOT_1D = {"BTC": ("binance_spot", "BTC_USDT-1d"), "ETH": ("binance_spot", "ETH_USDT-1d")}
@@ -101,7 +104,28 @@ CASES = [
         heat=None,
         overrides={"risk_per_trade_pct": 0.01, "stop_loss_k": 2.0, "fast_sma": 20, "slow_sma": 60},
     ),
+    Case(
+        "spot + usdm 1d, universe filter by usd_risk_volume (drops 2 of 4), open, heat 1.5%",
+        {
+            **SPOT_1D,
+            "BTCUSDT": ("binance_usdm", "BTC_USDT_USDT-1d-futures"),
+            "ETHUSDT": ("binance_usdm", "ETH_USDT_USDT-1d-futures"),
+        },
+        "24h",
+        {"MBT": 0.1, "ETH": 5.0, "BTCUSDT": 0.01, "ETHUSDT": 1.0},
+        equity_method="open",
+        heat=0.015,
+        universe=1.0,  # set from the data below: between the 2nd and 3rd largest last values
+    ),
 ]
+
+
+def usd_risk_volume(frame: pd.DataFrame) -> pd.Series:
+    """A USD risk volume column for the universe rule: traded notional times
+    the EWM (span 32) volatility of returns."""
+    close = frame["close"]
+    vol = (close / close.shift(1) - 1.0).ewm(span=32, adjust=False).std()
+    return close * frame["volume"] * vol
 
 
 def load_bars(shared_data: Path, case: Case) -> dict[str, pd.DataFrame]:
@@ -125,9 +149,10 @@ def run_seed(seed: types.ModuleType, case: Case, bars: dict[str, pd.DataFrame], 
     for symbol, frame in bars.items():
         close = frame["close"]
         vol = (close / close.shift(1) - 1.0).ewm(span=32, adjust=False).std()
-        pd.DataFrame({"date": frame.index, "close": close.to_numpy(), "ewma32_std": vol.to_numpy()}).to_parquet(
-            prices / f"{symbol}.parquet"
-        )
+        columns = {"date": frame.index, "close": close.to_numpy(), "ewma32_std": vol.to_numpy()}
+        if case.universe:
+            columns["usd_risk_volume"] = usd_risk_volume(frame).to_numpy()
+        pd.DataFrame(columns).to_parquet(prices / f"{symbol}.parquet")
     contracts = folder / "contracts.parquet"
     pd.DataFrame({"symbol": list(case.point_values), "point_value": list(case.point_values.values())}).to_parquet(
         contracts
@@ -141,6 +166,7 @@ def run_seed(seed: types.ModuleType, case: Case, bars: dict[str, pd.DataFrame], 
         "output_root": folder / "out",
         "equity_method": case.equity_method,
         "max_portfolio_heat": case.heat,
+        "min_usd_risk_volume": case.universe,
         **case.overrides,
     }
     refused = 0
@@ -175,7 +201,7 @@ def run_tidemark(case: Case, bars: dict[str, pd.DataFrame], seed_run: dict[str, 
         "commission_per_contract": cfg["commission_per_contract"],
         "account": "margin",
         "leverage": 20,
-        "instruments": {s: {"kind": "future", "multiplier": multipliers[s]} for s in sorted(bars)},
+        "instruments": {s: {"kind": "future", "multiplier": multipliers.get(s, 1.0)} for s in sorted(bars)},
         "strategies": [
             {
                 "strategy": "futures_trend",
@@ -194,13 +220,25 @@ def run_tidemark(case: Case, bars: dict[str, pd.DataFrame], seed_run: dict[str, 
         ],
     }
     frames = {s: bars[s] for s in sorted(bars)}  # the seed's instrument order (sorted file names)
-    return tidemark.backtest(frames, config=config, journal=journal)
+    if not case.universe:
+        return tidemark.backtest(frames, config=config, journal=journal)
+    with_column = {s: frame.assign(usd_risk_volume=usd_risk_volume(frame)) for s, frame in frames.items()}
+    return tidemark.backtest(with_column, config=config, journal=journal, universe=("usd_risk_volume", case.universe))
 
 
 def compare(seed: types.ModuleType, shared_data: Path, case: Case, tmp_path: Path) -> dict[str, Any]:
     bars = load_bars(shared_data, case)
+    if case.universe:
+        last = sorted(float(usd_risk_volume(frame).iloc[-1]) for frame in bars.values())
+        case = dataclasses.replace(case, universe=(last[1] + last[2]) / 2)
     ran = run_seed(seed, case, bars, tmp_path)
     result = run_tidemark(case, bars, ran, tmp_path / "run.journal")
+    if case.universe:  # the same two instruments kept, and the choice in the header
+        kept = sorted(ran["map"]["signal_symbol"])
+        assert len(kept) == 2 and result.config["symbols"] == kept
+        chosen = json.loads(result.header.fingerprints)["universe:usd_risk_volume"]
+        assert sorted(chosen["dropped"]) == sorted(set(bars) - set(kept))
+        bars = {s: bars[s] for s in kept}
     assert result.metrics["rejections"] == 0  # the account and the venue refused nothing the seed held
     step = pd.Timedelta(case.timeframe)
     timeline = next(iter(bars.values())).index

@@ -38,6 +38,8 @@ from tidemark.adapters.data import (
 )
 from tidemark.adapters.stop import StopSignals
 from tidemark.adapters.strategy_loader import resolve_strategy
+from tidemark.adapters.universe import UniverseRule
+from tidemark.adapters.universe import select as universe_select
 from tidemark.core import config as cfg
 from tidemark.core.bus import EventSink
 from tidemark.core.config import RunConfig, StrategyConfig
@@ -481,13 +483,22 @@ def slots_for(config: RunConfig) -> list[StrategySlot]:
 
 
 def open_market(
-    config: RunConfig, data: Sequence[DataSource] | None = None, *, tz: str | None = None
+    config: RunConfig,
+    data: Sequence[DataSource] | None = None,
+    *,
+    tz: str | None = None,
+    universe: UniverseRule | None = None,
 ) -> tuple[RunConfig, MarketSeries, dict[str, Any]]:
     """Load a run's market data (the config's files, ``data``, or a
     built-in's bundled sample): the config as it will be journaled (data
-    file names, symbols, timeframe), the market and the files' fingerprints."""
+    file names, symbols, timeframe), the market and the files' fingerprints.
+    ``universe``: keep only the instruments whose data passes the rule
+    (recorded in the fingerprints as ``universe:<column>``)."""
     if not data and not config.data:
         config = with_sample(config)
+    chosen: dict[str, Any] = {}
+    if universe is not None:
+        config, data, chosen = _select_universe(config, data, universe)
     loaded, market = load_market(config, data, tz=tz)
     config = msgspec.structs.replace(
         config,
@@ -496,7 +507,23 @@ def open_market(
         symbol=None,
         timeframe=config.timeframe or cfg.format_duration(loaded[0].interval),
     )
-    return config, market, describe(loaded)
+    return config, market, {**describe(loaded), **chosen}
+
+
+def _select_universe(
+    config: RunConfig, data: Sequence[DataSource] | None, rule: UniverseRule
+) -> tuple[RunConfig, list[DataSource] | None, dict[str, Any]]:
+    """The config and data narrowed to the instruments ``rule`` keeps, and
+    the header's record of the choice."""
+    sources: list[DataSource] = list(data or config.data)
+    symbols = config.all_symbols()
+    kept, kept_symbols, record = universe_select(sources, symbols, rule)
+    changes: dict[str, Any] = {"symbols": kept_symbols, "symbol": None}
+    if symbols:
+        changes["instruments"] = {s: spec for s, spec in config.instruments.items() if s in kept_symbols}
+    if not data:
+        changes["data"] = [str(source) for source in kept]
+    return build_config(config, **changes), (kept if data else None), {f"universe:{rule.column}": record}
 
 
 async def run_async(
@@ -510,9 +537,12 @@ async def run_async(
     market: MarketSeries | None = None,
     fingerprints: dict[str, Any] | None = None,
     parent: str = "",
+    universe: UniverseRule | None = None,
 ) -> Path:
     """Run a backtest and write its journal; returns the journal path."""
-    writer = await _run(config, data, journal, overwrite, tz, progress, market, fingerprints, parent, project=False)
+    writer = await _run(
+        config, data, journal, overwrite, tz, progress, market, fingerprints, parent, project=False, universe=universe
+    )
     assert writer.sealed is not None
     return writer.sealed.path
 
@@ -528,6 +558,7 @@ async def run_with_results(
     market: MarketSeries | None = None,
     fingerprints: dict[str, Any] | None = None,
     parent: str = "",
+    universe: UniverseRule | None = None,
 ) -> Result:
     """Run a backtest, write its journal and return its :class:`Result`.
 
@@ -537,7 +568,9 @@ async def run_with_results(
     :meth:`Result.from_journal` reads back (tested), which it does here if
     the writer could not build them. ``result.check`` is None: nothing was
     read back, so there was nothing to verify (``tidemark verify`` does)."""
-    writer = await _run(config, data, journal, overwrite, tz, progress, market, fingerprints, parent, project=True)
+    writer = await _run(
+        config, data, journal, overwrite, tz, progress, market, fingerprints, parent, project=True, universe=universe
+    )
     return result_of(writer)
 
 
@@ -553,10 +586,11 @@ async def _run(
     parent: str,
     *,
     project: bool,
+    universe: UniverseRule | None = None,
 ) -> ProcessJournalWriter:
     """The run; returns its sealed writer."""
     if market is None:
-        config, market, fingerprints = open_market(config, data, tz=tz)
+        config, market, fingerprints = open_market(config, data, tz=tz, universe=universe)
     planned = plan_run(config, market, fingerprints, parent)
     return await execute(planned, market, journal, overwrite, progress, project=project)
 

@@ -184,6 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--report", help="HTML report path (default: next to the journal)")
     bt.add_argument("--no-report", action="store_true", help="do not write the HTML report")
     bt.add_argument("--force", action="store_true", help="overwrite an existing --journal")
+    bt.add_argument(
+        "--universe-min",
+        metavar="COLUMN=MIN",
+        help="trade only the --data files whose last COLUMN value is >= MIN (seed 003's min_usd_risk_volume; "
+        "the choice knows each file's end and is recorded in the header)",
+    )
     bt.add_argument("--json", action="store_true", help="print the metrics as JSON instead of a table")
     bt.add_argument(
         "--progress", action="store_true", help="progress lines on stderr even when it is not a terminal (CI, pipes)"
@@ -461,6 +467,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
 def cmd_backtest(args: argparse.Namespace) -> int:
     from tidemark.adapters.backtest import run_with_results
     from tidemark.adapters.report_html import write_report
+    from tidemark.adapters.universe import UniverseRule
 
     log = logs.get("backtest")
     if args.from_journal:
@@ -469,9 +476,16 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     progress = ProgressBar("backtest") if (sys.stderr.isatty() or args.progress) else None
     if args.tz is not None:
         _check_tz(args.tz)
+    universe = UniverseRule.parse(args.universe_min) if args.universe_min else None
     result = asyncio.run(
         run_with_results(
-            config, data=args.data, journal=args.journal, overwrite=args.force, tz=args.tz, progress=progress
+            config,
+            data=args.data,
+            journal=args.journal,
+            overwrite=args.force,
+            tz=args.tz,
+            progress=progress,
+            universe=universe,
         )
     )
     if progress is not None:

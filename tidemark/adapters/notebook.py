@@ -48,6 +48,7 @@ from typing import Any
 import pandas as pd
 
 from tidemark.adapters.backtest import DataSource, Result, build_config, run_with_results
+from tidemark.adapters.universe import UniverseRule
 from tidemark.core.config import RunConfig, StrategyConfig
 from tidemark.core.strategy import Strategy, StrategyError, load_source
 
@@ -67,9 +68,14 @@ def backtest(
     journal: str | os.PathLike[str] | None = None,
     config: RunConfig | dict[str, Any] | str | os.PathLike[str] | None = None,
     tz: str | None = None,
+    universe: UniverseRule | str | tuple[str, float] | None = None,
     **kwargs: Any,
 ) -> Result:
-    """Run a backtest and return its :class:`Result` (see the module docstring)."""
+    """Run a backtest and return its :class:`Result` (see the module docstring).
+    ``universe``: trade only the instruments whose data's last value of a
+    column is at least a minimum (``"usd_risk_volume=5e6"`` or
+    ``("usd_risk_volume", 5e6)``; recorded in the run header)."""
+    rule = _universe(universe)
     sources, symbols = _sources(data)
     overrides, params = _split(kwargs)
     run_config = build_config(config, **overrides)
@@ -85,7 +91,9 @@ def backtest(
     try:
         import asyncio
 
-        result = asyncio.run(run_with_results(run_config, data=sources, journal=path, overwrite=temporary, tz=tz))
+        result = asyncio.run(
+            run_with_results(run_config, data=sources, journal=path, overwrite=temporary, tz=tz, universe=rule)
+        )
     except BaseException:
         if temporary:
             shutil.rmtree(path.parent, ignore_errors=True)
@@ -93,6 +101,15 @@ def backtest(
     if temporary:
         result._temporary = weakref.finalize(result, shutil.rmtree, str(path.parent), True)
     return result
+
+
+def _universe(given: UniverseRule | str | tuple[str, float] | None) -> UniverseRule | None:
+    if given is None or isinstance(given, UniverseRule):
+        return given
+    if isinstance(given, str):
+        return UniverseRule.parse(given)
+    column, minimum = given
+    return UniverseRule(str(column), float(minimum))
 
 
 def _sources(data: Any) -> tuple[list[DataSource], list[str]]:

@@ -45,11 +45,29 @@ def run_warnings(projections: Projections, metrics: dict[str, Any]) -> list[str]
     repairs = _repairs(projections.header.fingerprints)
     if repairs:
         out.append(f"data repaired: {repairs}")
+    out.extend(_universes(projections.header.fingerprints))
     rejections = projections.rejections
     if len(rejections):
         counts = rejections["reason"].value_counts().sort_index()
         listed = ", ".join(f"{reason} {count}" for reason, count in counts.items())
         out.append(f"{plural(len(rejections), 'order')} refused ({listed})")
+    return out
+
+
+def _universes(fingerprints: str) -> list[str]:
+    """The universe rules a run was chosen by: each knows its files' end."""
+    try:
+        prints = json.loads(fingerprints)
+    except ValueError:
+        return []
+    out = []
+    for key, info in prints.items():
+        if key.startswith("universe:") and isinstance(info, dict):
+            dropped = ", ".join(map(str, info.get("dropped") or [])) or "none"
+            out.append(
+                f"universe chosen by {info.get('rule')} in each data file (a choice that knows how each file "
+                f"ends); not traded: {dropped}"
+            )
     return out
 
 
