@@ -182,3 +182,51 @@ def test_backtest_takes_data_by_symbol_from_the_cache(standin: BinanceStandIn, t
     run = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["bars"] == 31 * 24 + 1
+
+
+def test_the_readme_seed_commands_run_on_fetched_data(standin: BinanceStandIn, tmp_path: Path) -> None:
+    """The README's seed-system commands as written: `tidemark fetch` into
+    the default cache (data/), then `tidemark backtest --data BTC/USDT ...`
+    from it; the fetched bars are the shared Binance files, so the runs equal
+    runs on those files (sleeves' final equity is the README's figure)."""
+    options = tmp_path / "ccxt.json"
+    options.write_text(json.dumps(standin.ccxt_options()))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    def tidemark(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "tidemark", *args]
+        done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        return done
+
+    for symbol in ("BTC/USDT", "ETH/USDT"):
+        for timeframe, since, until in (("1h", "2024-09-14", "2026-02-20"), ("1d", "2024-10-01", "2026-02-01")):
+            tidemark(
+                "fetch", "--exchange", "binance", "--ccxt-options", str(options), "--symbol", symbol,
+                "--timeframe", timeframe, "--since", since, "--until", until,
+            )  # fmt: skip
+    examples = ROOT / "docs" / "examples"
+    sleeves = tidemark(
+        "backtest", "--config", str(examples / "sleeves_seed000.json"), "--timeframe", "1h",
+        "--data", "BTC/USDT", "--symbol", "BTCUSDT", "--data", "ETH/USDT", "--symbol", "ETHUSDT",
+        "--journal", "sleeves.journal", "--no-report", "--json",
+    )  # fmt: skip
+    metrics = json.loads(sleeves.stdout)
+    assert round(metrics["final_equity"], 2) == 9446.02 and metrics["trades"] == 374
+    futures = tidemark(
+        "backtest", "--config", str(examples / "futures_trend_seed003.json"), "--timeframe", "1d",
+        "--data", "BTC/USDT", "--symbol", "BTC", "--data", "ETH/USDT", "--symbol", "ETH",
+        "--journal", "futures.journal", "--no-report", "--json",
+    )  # fmt: skip
+    from_cache = json.loads(futures.stdout)
+    shared = standin.data / "ohlcv" / "binance_spot"
+    direct = tidemark(
+        "backtest", "--config", str(examples / "futures_trend_seed003.json"),
+        "--data", str(shared / "BTC_USDT-1d.feather"), "--symbol", "BTC",
+        "--data", str(shared / "ETH_USDT-1d.feather"), "--symbol", "ETH",
+        "--journal", "direct.journal", "--no-report", "--json",
+    )  # fmt: skip
+    on_files = json.loads(direct.stdout)
+    assert from_cache["trades"] > 0
+    for key in ("final_equity", "trades", "fees_paid", "rejections"):
+        assert from_cache[key] == on_files[key], key

@@ -21,6 +21,7 @@ from aiohttp import web
 
 SERIES = {
     ("/api/v3/klines", "BTCUSDT"): ("ohlcv/binance_spot/BTC_USDT-{tf}.feather", 1000),
+    ("/api/v3/klines", "ETHUSDT"): ("ohlcv/binance_spot/ETH_USDT-{tf}.feather", 1000),
     ("/fapi/v1/klines", "BTCUSDT"): ("ohlcv/binance_usdm/BTC_USDT_USDT-{tf}-futures.feather", 1500),
     ("/fapi/v1/markPriceKlines", "BTCUSDT"): ("funding/binance_usdm/BTC_USDT_USDT-{tf}-mark.feather", 1500),
 }
