@@ -5,6 +5,7 @@ execution algorithms, logs)."""
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
@@ -137,7 +138,9 @@ class IndicatorCache:
             return np.asarray(self._function(name)(*arrays, *args))
         sources = [src for src in found if src is not None]
         first = sources[0]
-        key = (name, *(id(src) for src in sources[1:]), *args)
+        # a custom function is part of the key: sources (and their results)
+        # are shared by every run over the same market (see _market_sources)
+        key = (name, self._custom.get(name), *(id(src) for src in sources[1:]), *args)
         hit = first.results.get(key)
         if hit is None:
             full = tuple(src.full for src in sources)
@@ -186,6 +189,38 @@ FILL_TYPES = {"close": "market_on_close", "open": "market_on_open"}
 """``fill=`` of ``ctx.order``: the order type that times a market order."""
 
 
+_SHARED_SOURCES: weakref.WeakKeyDictionary[MarketSeries, dict[str, dict[str, _Source]]] = weakref.WeakKeyDictionary()
+"""Indicator sources of each finished market still in use, by market object."""
+
+
+def _market_sources(market: MarketSeries, symbol: str) -> dict[str, _Source]:
+    """One instrument's bar fields as indicator sources.
+
+    A finished market's sources are kept on the market object, so every run
+    over it in this process (the points of a sweep in one worker) shares the
+    indicators computed over them: each built-in (name, window) over a
+    series is computed once per worker, not once per run. The results are
+    read-only arrays that depend only on the data (custom indicators are
+    keyed by their function, so runs never share those). A live market gets
+    fresh sources: its arrays grow."""
+    cache = None if market.live else _SHARED_SOURCES.setdefault(market, {})
+    if cache is not None and symbol in cache:
+        return cache[symbol]
+    series = market.instruments[symbol]
+    sources = {
+        "time": _Source(market.timeline),
+        "open": _Source(series.open),
+        "high": _Source(series.high),
+        "low": _Source(series.low),
+        "close": _Source(series.close),
+        "volume": _Source(series.volume),
+        "present": _Source(series.present),
+    }
+    if cache is not None:
+        cache[symbol] = sources
+    return sources
+
+
 class SymbolData:
     """Per-instrument views for ``ctx.data[symbol]`` (same names as ctx)."""
 
@@ -194,16 +229,7 @@ class SymbolData:
         self.symbol = symbol
         self._market = market
         self._resampled: dict[str, ResampledData] = {}
-        series = market.instruments[symbol]
-        self._sources = {
-            "time": _Source(market.timeline),
-            "open": _Source(series.open),
-            "high": _Source(series.high),
-            "low": _Source(series.low),
-            "close": _Source(series.close),
-            "volume": _Source(series.volume),
-            "present": _Source(series.present),
-        }
+        self._sources = _market_sources(market, symbol)
         self._arrays = {name: src.full for name, src in self._sources.items()}
 
     def _view(self, name: str) -> np.ndarray:
