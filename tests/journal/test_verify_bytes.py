@@ -50,7 +50,7 @@ def log_payload(ts: int) -> bytes:
     return msgspec.msgpack.encode(["log", ts, "t", "info", "x"])
 
 
-DAMAGE: dict[str, tuple[Callable[[Path], None], int, str]] = {
+DAMAGE: dict[str, tuple[Callable[[Path], None], int | None, str]] = {
     "lengths stored as TEXT": (
         lambda p: sql(p, "UPDATE blocks SET lengths='abc' WHERE first_seq=17"),
         17,
@@ -75,6 +75,16 @@ DAMAGE: dict[str, tuple[Callable[[Path], None], int, str]] = {
         lambda p: sql(p, "UPDATE blocks SET kinds='bar=4=4,log=z' WHERE first_seq=41"),
         41,
         "malformed kind counts",
+    ),
+    "kind counts not UTF-8": (
+        lambda p: sql(p, "UPDATE blocks SET kinds=CAST(x'6261723d80' AS TEXT) WHERE first_seq=41"),
+        41,
+        "malformed kind counts",
+    ),
+    "meta value not UTF-8": (  # found by the slow fuzz tier: a flipped byte in meta (raised UnicodeDecodeError)
+        lambda p: sql(p, "UPDATE meta SET value=CAST(x'80' AS TEXT) WHERE key='status'"),
+        None,  # not a record's problem: meta's (see VerifyReport)
+        "meta.status is '\ufffd' but the chain ends with RunFinished",
     ),
     "time beyond 64 bits, re-chained": (lambda p: set_payload(p, 12, log_payload(2**64 - 1)), 12, "out of range"),
     "array nested too deep, re-chained": (lambda p: set_payload(p, 20, DEEP), 20, "does not decode"),

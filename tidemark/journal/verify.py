@@ -219,6 +219,11 @@ def verify(
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     except sqlite3.Error as exc:
         return VerifyReport(False, 0, GENESIS.hex(), 1, f"cannot open: {exc}")
+    # Text that is not UTF-8 (a flipped byte in meta or in a block's kinds)
+    # reads with U+FFFD in place of the bad bytes, so the check that reads
+    # it reports the damage where it is (sqlite3 would raise, and on some
+    # rows raised UnicodeDecodeError rather than a DatabaseError).
+    conn.text_factory = _lenient_text
     try:
         conn.execute("BEGIN")  # one snapshot of meta and blocks while a writer appends
         report = _verify(conn, integrity_check, decode, expect.expect_head, public, live)
@@ -232,6 +237,10 @@ def verify(
     if live and report.ok:
         return VerifyReport(**{**asdict(report), "status": BEING_WRITTEN, "live": True})
     return report
+
+
+def _lenient_text(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace")
 
 
 def _verify(
