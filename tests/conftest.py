@@ -14,6 +14,33 @@ settings.register_profile("tidemark", deadline=None)
 settings.load_profile("tidemark")
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--shard",
+        default="",
+        metavar="K/N",
+        help="run only share K (0-based) of N: the collected tests dealt out in turn (scripts/run_tests.py)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``--shard K/N`` keeps every N-th test from the K-th: the shares of a
+    suite run side by side in separate processes, each single-threaded (so
+    the journal's helper processes fork as they do in a normal run)."""
+    spec = str(config.getoption("--shard") or "")
+    if not spec:
+        return
+    k_text, _, n_text = spec.partition("/")
+    k, n = int(k_text), int(n_text)
+    if not 0 <= k < n:
+        raise pytest.UsageError(f"--shard {spec}: expected K/N with 0 <= K < N")
+    kept = items[k::n]
+    config.hook.pytest_deselected(items=[item for j, item in enumerate(items) if j % n != k])
+    items[:] = kept
+
+
 SHARED_DATA = Path(os.environ.get("TIDEMARK_SHARED_DATA", ROOT.parent / "shared" / "data"))
 SHARED_SEEDS = Path(os.environ.get("TIDEMARK_SHARED_SEEDS", ROOT.parent / "shared" / "seeds"))
 
