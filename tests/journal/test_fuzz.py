@@ -267,3 +267,11 @@ def test_sql_edits_get_a_report_slow(pristine: Path, tmp_path: Path) -> None:
         check_sql(pristine, tmp_path / "s.journal", edits)
 
     run()
+
+
+def test_a_byte_that_makes_sqlites_own_message_not_utf8_gets_a_report(pristine: Path, tmp_path: Path) -> None:
+    """Found by the slow tier: 0x80 written into the schema makes SQLite's
+    error message carry the byte, which sqlite3 decoded strictly and raised
+    as UnicodeDecodeError out of verify."""
+    check_file(pristine, tmp_path / "c.journal", [("run", 16348, b"\x80")], cli=True)
+    check_file(pristine, tmp_path / "c.journal", [("run", 16348, b"\x80")], cli=False)

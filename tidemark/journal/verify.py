@@ -227,8 +227,8 @@ def verify(
     try:
         conn.execute("BEGIN")  # one snapshot of meta and blocks while a writer appends
         report = _verify(conn, integrity_check, decode, expect.expect_head, public, live)
-    except sqlite3.DatabaseError as exc:
-        report = VerifyReport(False, 0, GENESIS.hex(), 1, f"SQLite error: {exc}")
+    except SQLITE_FAULTS as exc:
+        report = VerifyReport(False, 0, GENESIS.hex(), 1, f"SQLite error: {_said(exc)}")
     finally:
         conn.close()
     if live and not report.ok and report.events == 0 and report.first_bad_seq == 1 and "journal" in report.problem:
@@ -237,6 +237,18 @@ def verify(
     if live and report.ok:
         return VerifyReport(**{**asdict(report), "status": BEING_WRITTEN, "live": True})
     return report
+
+
+SQLITE_FAULTS = (sqlite3.DatabaseError, UnicodeDecodeError)
+"""What reading a damaged file raises. A damaged schema can put bytes that
+are not UTF-8 into SQLite's own error message, which sqlite3 decodes
+strictly (UnicodeDecodeError instead of a DatabaseError)."""
+
+
+def _said(exc: Exception) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return f"its message is not UTF-8 ({exc.object[:80]!r})"
+    return str(exc)
 
 
 def _lenient_text(raw: bytes) -> str:
@@ -253,8 +265,8 @@ def _verify(
 ) -> VerifyReport:
     try:
         meta = {str(k): str(v) for k, v in conn.execute("SELECT key, value FROM meta")}
-    except sqlite3.DatabaseError as exc:
-        return VerifyReport(False, 0, GENESIS.hex(), 1, f"not a tidemark journal ({exc})", live=live)
+    except SQLITE_FAULTS as exc:
+        return VerifyReport(False, 0, GENESIS.hex(), 1, f"not a tidemark journal ({_said(exc)})", live=live)
     status = meta.get("status", "")
     fmt = meta.get("format_version")
     if fmt not in READABLE_FORMATS:
@@ -274,8 +286,8 @@ def _verify(
         while True:
             try:
                 row = rows.fetchone()
-            except sqlite3.DatabaseError as exc:  # a damaged page met while reading on
-                raise _Bad(state.expected, f"SQLite error: {exc}") from None
+            except SQLITE_FAULTS as exc:  # a damaged page met while reading on
+                raise _Bad(state.expected, f"SQLite error: {_said(exc)}") from None
             if row is None:
                 break
             state.check_block(row)
