@@ -164,12 +164,11 @@ def load_frame(
     Errors name it ``DataFrame 'SYMBOL'``; its fingerprint is the sha256 of
     the validated bars (times and OHLCV as little-endian int64/float64)."""
     table = frame if isinstance(frame.index, pd.RangeIndex) else frame.reset_index()
-    loaded = bars_from_frame(
-        table,
+    loaded = finish_bars(
+        *parse_frame(table, f"DataFrame {symbol!r}", tz),
         f"DataFrame {symbol!r}",
         symbol,
         fingerprint="",
-        tz=tz,
         repair=repair,
         interval=interval,
         start=start,
@@ -181,34 +180,6 @@ def load_frame(
         digest.update(np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes())
     loaded.fingerprint = digest.hexdigest()
     return loaded
-
-
-def bars_from_frame(
-    frame: pd.DataFrame,
-    label: str,
-    symbol: str,
-    *,
-    fingerprint: str,
-    tz: str | None = None,
-    repair: str = "none",
-    interval: int | None = None,
-    start: int | None = None,
-    end: int | None = None,
-    keep_before: int = 0,
-) -> LoadedBars:
-    """The checks and windowing shared by files and DataFrames; ``label``
-    names the source in errors (a path, or ``DataFrame 'X'``)."""
-    return finish_bars(
-        *parse_frame(frame, label, tz),
-        label,
-        symbol,
-        fingerprint=fingerprint,
-        repair=repair,
-        interval=interval,
-        start=start,
-        end=end,
-        keep_before=keep_before,
-    )
 
 
 def parse_frame(frame: pd.DataFrame, label: str, tz: str | None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
