@@ -16,6 +16,7 @@ import pytest
 
 from tidemark.adapters import data as data_module
 from tidemark.adapters.data import DataError, load_bars
+from tidemark.adapters.parsed_cache import ParsedCache
 
 ROWS = "\n".join(
     f"2024-01-0{1 + h // 24}T{h % 24:02d}:00:00Z,{100 + h},{102 + h},{99 + h},{101 + h},{10 + h}" for h in range(48)
@@ -145,3 +146,22 @@ def test_the_cli_gives_the_same_journal_on_a_hit_a_miss_and_with_no_cache(tmp_pa
     off = head("c.journal", cache_env="off")
     assert miss == hit == off
     assert (tmp_path / "a.journal").read_bytes() == (tmp_path / "b.journal").read_bytes()
+
+
+def test_the_cache_keeps_the_most_recently_used_entries_within_its_limit(tmp_path: Path, cache_dir: Path) -> None:
+    paths = []
+    for k in range(3):
+        path = tmp_path / f"F{k}.csv"
+        path.write_text(GOOD.replace(",101,", f",101.{k + 1},", 1))
+        load_bars(path)
+        paths.append(path)
+    by_age = sorted(cache_dir.glob("*.parquet"), key=lambda e: e.stat().st_mtime_ns)
+    assert len(by_age) == 3
+    for age, entry in enumerate(by_age):  # distinct times, oldest first: F0, F1, F2
+        os.utime(entry, ns=(10**18 + age * 10**9, 10**18 + age * 10**9))
+    oldest = by_age[0]
+    load_bars(paths[0])  # a hit on the oldest makes it the newest
+    assert oldest.stat().st_mtime_ns > 10**18 + 2 * 10**9
+    size = by_age[1].stat().st_size
+    ParsedCache(cache_dir).prune(limit=2 * size + size // 2)
+    assert sorted(cache_dir.glob("*.parquet")) == sorted([oldest, by_age[2]])  # F1, least recently used, went

@@ -26,6 +26,7 @@ Where: ``$TIDEMARK_DATA_CACHE`` (a directory, or ``off`` to disable), else
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from hashlib import blake2b
@@ -40,6 +41,9 @@ import structlog
 FORMAT: Final = "1"
 """Bump when the parse changes what it produces (old entries then miss)."""
 COLUMNS: Final = ("time", "open", "high", "low", "close", "volume")
+LIMIT_BYTES: Final = 2 << 30
+"""The cache keeps at most this much: writing an entry removes the least
+recently used ones (a hit refreshes an entry's time) beyond it."""
 ENV: Final = "TIDEMARK_DATA_CACHE"
 
 log = structlog.get_logger("tidemark.data_cache")
@@ -53,7 +57,12 @@ def default_root() -> Path | None:
     given = os.environ.get(ENV)
     if given is not None:
         return None if given.strip().lower() in ("", "off", "0", "no", "false") else Path(given)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base:
+        try:
+            base = str(Path.home() / ".cache")
+        except (RuntimeError, KeyError):  # no home directory (some service accounts): no cache
+            return None
     return Path(base) / "tidemark" / "parsed"
 
 
@@ -98,6 +107,8 @@ class ParsedCache:
         ):
             log.warning("data_cache_mismatch", path=str(path))
             return None
+        with contextlib.suppress(OSError):
+            os.utime(path)  # recently used: the last to be pruned
         times, *prices = columns
         return times, dict(zip(COLUMNS[1:], prices, strict=True))
 
@@ -121,3 +132,24 @@ class ParsedCache:
                     os.unlink(tmp)
         except OSError as exc:
             log.warning("data_cache_not_written", path=str(path), error=f"{type(exc).__name__}: {exc}")
+            return
+        self.prune(keep=path)
+
+    def prune(self, limit: int = LIMIT_BYTES, keep: Path | None = None) -> None:
+        """Remove the least recently used entries until the rest fit in
+        ``limit`` bytes (``keep`` stays, whatever its size)."""
+        entries = []
+        for entry in self.root.glob("*.parquet"):  # entries of older formats too; not a writer's temporary file
+            if entry.name.startswith("."):
+                continue
+            with contextlib.suppress(OSError):
+                info = entry.stat()
+                entries.append((info.st_mtime_ns, entry.name, info.st_size, entry))
+        total = sum(size for _, _, size, _ in entries)
+        for _, _, size, entry in sorted(entries):
+            if total <= limit:
+                break
+            if entry != keep:
+                with contextlib.suppress(OSError):
+                    entry.unlink()
+                    total -= size
