@@ -230,3 +230,9 @@ def test_the_readme_seed_commands_run_on_fetched_data(standin: BinanceStandIn, t
     assert from_cache["trades"] > 0
     for key in ("final_equity", "trades", "fees_paid", "rejections"):
         assert from_cache[key] == on_files[key], key
+    # a universe rule reads the fetched files too (--data BTC/USDT is the cached file)
+    command = [sys.executable, "-m", "tidemark", "backtest", "--config", str(examples / "futures_trend_seed003.json")]
+    command += ["--timeframe", "1d", "--data", "BTC/USDT", "--symbol", "BTC", "--data", "ETH/USDT", "--symbol", "ETH"]
+    command += ["--universe-min", "volume=1e15", "--no-report"]
+    none = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert none.returncode == 2 and "universe: no instrument has last volume >= 1e+15 (BTC=" in none.stderr

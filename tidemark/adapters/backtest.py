@@ -515,7 +515,10 @@ def _select_universe(
 ) -> tuple[RunConfig, list[DataSource] | None, dict[str, Any]]:
     """The config and data narrowed to the instruments ``rule`` keeps, and
     the header's record of the choice."""
-    sources: list[DataSource] = list(data or config.data)
+    sources: list[DataSource] = [
+        source if isinstance(source, pd.DataFrame) else resolve_data(Path(source), config.timeframe)
+        for source in (data or config.data)
+    ]  # a fetched symbol (--data BTC/USDT) as its cached file
     symbols = config.all_symbols()
     kept, kept_symbols, record = universe_select(sources, symbols, rule)
     changes: dict[str, Any] = {"symbols": kept_symbols, "symbol": None}
