@@ -31,6 +31,7 @@ after ``delay`` seconds: a timeout).
 from __future__ import annotations
 
 import asyncio
+import functools
 import gzip
 import json
 import time
@@ -44,8 +45,12 @@ from tests.standin.binance import BinanceStandIn
 FUNDING_MS = 8 * 3_600_000
 
 
+@functools.lru_cache(maxsize=4)
 def load_capture(path: Path) -> tuple[dict[str, Any], list[tuple[int, str, dict[str, Any]]]]:
-    """(REST snapshot, [(exchange ms, kind 'depth'|'trade', payload)]) in file order."""
+    """(REST snapshot, [(exchange ms, kind 'depth'|'trade', payload)]) in file order.
+
+    Read once per test process (about 2 s each time otherwise): every
+    stand-in only reads them (a faulty diff is a copy)."""
     snapshot: dict[str, Any] = {}
     messages = []
     with gzip.open(path, "rt") as handle:
