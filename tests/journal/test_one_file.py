@@ -119,3 +119,30 @@ def test_repair_of_a_writer_killed_after_its_final_record_takes_the_chains_statu
     assert repaired.status == "finished"
     report = verify(journal)
     assert report.ok and report.status == "finished"
+
+
+def test_a_new_journal_appears_whole_and_a_killed_creation_leaves_nothing_behind(tmp_path: Path) -> None:
+    """The writer process makes a new journal beside its path and renames it
+    into place once its tables and meta are committed, so the path never
+    holds a half-made journal (the crash loop once killed a run between the
+    two: a file with no format, which verify called damaged). What a killed
+    creation left is cleared by the next writer of the path."""
+    from tidemark.journal.lock import WriterLock
+    from tidemark.journal.process_writer import _open
+
+    path = tmp_path / "new.journal"
+    staging = tmp_path / "new.journal.creating"
+    staging.write_bytes(b"left by a creation that was killed")
+    Path(f"{staging}-wal").write_bytes(b"x")
+    lock = WriterLock(path)
+    try:
+        conn = _open(path, "normal")
+        conn.close()
+    finally:
+        lock.release()
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == ["new.journal"]
+    report = verify(path)
+    assert report.ok and report.events == 0 and report.status == "running"
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA page_size").fetchone()[0] == 16_384

@@ -58,7 +58,7 @@ from tidemark.core.series import BarBlock
 from tidemark.journal.blocks import DecodedBlock
 from tidemark.journal.child import child_context
 from tidemark.journal.errors import JournalConfigError, JournalError, JournalWriteError, SequenceError
-from tidemark.journal.lock import Placement
+from tidemark.journal.lock import Placement, remove_journal_files
 from tidemark.journal.meta import STATUS_FAILED, STATUS_FINISHED, STATUS_RUNNING, header_meta
 from tidemark.journal.projections import Projections, Projector
 from tidemark.journal.records import (
@@ -545,23 +545,27 @@ def _drained(inbox: Connection, parent: int) -> queue.Queue[tuple[Any, ...] | No
 
 
 def _open(path: Path, durability: str) -> sqlite3.Connection:
-    """A new journal at ``path`` (placed and locked by the parent)."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA busy_timeout=5000")
+    """A new journal at ``path`` (placed and locked by the parent).
+
+    The file is made whole beside ``path`` (tables and meta committed, its
+    WAL checkpointed and closed) and renamed into place, so ``path`` never
+    holds a half-made journal: a run killed while creating it leaves no
+    journal (seen once in the crash loop: killed between the tables and meta,
+    the file had no format and verify called it damaged)."""
+    staging = path.with_name(path.name + ".creating")
+    remove_journal_files(staging)  # a creation that was killed (the path is locked: nobody else's)
+    conn = sqlite3.connect(staging, isolation_level=None)
     conn.execute(f"PRAGMA page_size={PAGE_SIZE}")  # a new file: before WAL, which fixes it
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={DURABILITY[durability]}")
-    # Checkpoint every ~16 MB of WAL rather than SQLite's default ~4 MB: each
-    # checkpoint syncs, and at the default they cost ~0.3 us per record of a
-    # backtest; much larger leaves a long checkpoint for the seal, which the
-    # run waits for. Durability is unchanged.
-    conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+    conn.execute("PRAGMA busy_timeout=5000")
     mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
     sync = conn.execute("PRAGMA synchronous").fetchone()[0]
     busy = conn.execute("PRAGMA busy_timeout").fetchone()[0]
     if mode != "wal" or str(sync) != str(DURABILITY[durability]):
+        conn.close()
+        remove_journal_files(staging)
         raise JournalConfigError(f"SQLite gave journal_mode={mode} synchronous={sync}")
-    conn.executescript(DDL)
     meta = {
         "format_version": str(FORMAT_VERSION),
         "schema_version": str(SCHEMA_VERSION),
@@ -576,8 +580,25 @@ def _open(path: Path, durability: str) -> sqlite3.Connection:
         "writer": "process",
     }
     conn.execute("BEGIN")
+    for statement in DDL.split(";"):
+        if statement.strip():
+            conn.execute(statement)
     conn.executemany(UPSERT_META, list(meta.items()))
     conn.execute("COMMIT")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()  # the last connection: SQLite folds and removes its -wal and -shm
+    os.replace(staging, path)
+    remove_journal_files(staging)  # nothing is left of it but, if SQLite kept one, a side file
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA busy_timeout=5000")
+    conn.execute(f"PRAGMA synchronous={DURABILITY[durability]}")
+    # Checkpoint every ~16 MB of WAL rather than SQLite's default ~4 MB: each
+    # checkpoint syncs, and at the default they cost ~0.3 us per record of a
+    # backtest; much larger leaves a long checkpoint for the seal, which the
+    # run waits for. Durability is unchanged.
+    conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+    if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":  # WAL is the file's own setting
+        raise JournalConfigError(f"{path}: not in WAL mode after creation")
     return conn
 
 
