@@ -68,20 +68,22 @@ class Case:
 
 SPOT_1D = {"BTC": ("binance_spot", "BTC_USDT-1d"), "ETH": ("binance_spot", "ETH_USDT-1d")}
 MICROS = {"MBT": 0.1, "MET": 0.1}
+SPOT_USDM_1D = {
+    **SPOT_1D,
+    "BTCUSDT": ("binance_usdm", "BTC_USDT_USDT-1d-futures"),
+    "ETHUSDT": ("binance_usdm", "ETH_USDT_USDT-1d-futures"),
+}
+MIXED_POINTS = {"MBT": 0.1, "ETH": 5.0, "BTCUSDT": 0.01, "ETHUSDT": 1.0}
+"""Point values for SPOT_USDM_1D; MET is missing: the seed falls back to ETH's own point value."""
 
 CASES = [
     Case("spot 1d, closed, heat 10%", SPOT_1D, "24h", MICROS),
     Case("spot 1d, closed, heat 0.8% (binds)", SPOT_1D, "24h", MICROS, heat=0.008),
     Case(
         "spot + usdm 1d, 4 instruments, open, heat 1.5% (binds)",
-        {
-            **SPOT_1D,
-            "BTCUSDT": ("binance_usdm", "BTC_USDT_USDT-1d-futures"),
-            "ETHUSDT": ("binance_usdm", "ETH_USDT_USDT-1d-futures"),
-        },
+        SPOT_USDM_1D,
         "24h",
-        # MET is missing: the seed falls back to ETH's own point value
-        {"MBT": 0.1, "ETH": 5.0, "BTCUSDT": 0.01, "ETHUSDT": 1.0},
+        MIXED_POINTS,
         equity_method="open",
         heat=0.015,
     ),
@@ -106,13 +108,9 @@ CASES = [
     ),
     Case(
         "spot + usdm 1d, universe filter by usd_risk_volume (drops 2 of 4), open, heat 1.5%",
-        {
-            **SPOT_1D,
-            "BTCUSDT": ("binance_usdm", "BTC_USDT_USDT-1d-futures"),
-            "ETHUSDT": ("binance_usdm", "ETH_USDT_USDT-1d-futures"),
-        },
+        SPOT_USDM_1D,
         "24h",
-        {"MBT": 0.1, "ETH": 5.0, "BTCUSDT": 0.01, "ETHUSDT": 1.0},
+        MIXED_POINTS,
         equity_method="open",
         heat=0.015,
         universe=1.0,  # set from the data below: between the 2nd and 3rd largest last values

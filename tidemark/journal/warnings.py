@@ -54,14 +54,19 @@ def run_warnings(projections: Projections, metrics: dict[str, Any]) -> list[str]
     return out
 
 
-def _universes(fingerprints: str) -> list[str]:
-    """The universe rules a run was chosen by: each knows its files' end."""
+def _prints(fingerprints: str) -> dict[str, Any]:
+    """The header's fingerprints JSON as a dict (empty if it is not one)."""
     try:
         prints = json.loads(fingerprints)
     except ValueError:
-        return []
+        return {}
+    return prints if isinstance(prints, dict) else {}
+
+
+def _universes(fingerprints: str) -> list[str]:
+    """The universe rules a run was chosen by: each knows its files' end."""
     out = []
-    for key, info in prints.items():
+    for key, info in _prints(fingerprints).items():
         if key.startswith("universe:") and isinstance(info, dict):
             dropped = ", ".join(map(str, info.get("dropped") or [])) or "none"
             out.append(
@@ -73,12 +78,8 @@ def _universes(fingerprints: str) -> list[str]:
 
 def _repairs(fingerprints: str) -> str:
     """``SYMBOL: drop_close 2, ffill_open 1; ...`` from the header's data fingerprints."""
-    try:
-        prints = json.loads(fingerprints)
-    except ValueError:
-        return ""
     parts = []
-    for symbol, info in prints.items():
+    for symbol, info in _prints(fingerprints).items():
         repairs = info.get("repairs") if isinstance(info, dict) else None
         if repairs:
             parts.append(f"{symbol}: " + ", ".join(f"{k} {v}" for k, v in sorted(repairs.items())))
