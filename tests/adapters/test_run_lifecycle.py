@@ -192,14 +192,20 @@ def test_a_full_disk_is_one_line_exit_1_and_a_verifiable_journal(
     from tidemark.adapters.cli import main
     from tidemark.journal import child, process_writer
 
-    opened = process_writer._open
+    opened, reopened = process_writer._create, process_writer._reopen
 
     def small(path: Path, durability: str) -> sqlite3.Connection:
         conn = opened(path, durability)
         conn.execute("PRAGMA max_page_count=100")
         return conn
 
-    monkeypatch.setattr(process_writer, "_open", small)
+    def small_again(path: Path, durability: str) -> sqlite3.Connection:
+        conn = reopened(path, durability)
+        conn.execute("PRAGMA max_page_count=100")
+        return conn
+
+    monkeypatch.setattr(process_writer, "_create", small)
+    monkeypatch.setattr(process_writer, "_reopen", small_again)
     monkeypatch.setattr(child, "child_context", lambda: multiprocessing.get_context("fork"))
     monkeypatch.setattr(process_writer, "child_context", lambda: multiprocessing.get_context("fork"))
     journal = tmp_path / "full.journal"

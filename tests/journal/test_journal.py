@@ -46,6 +46,9 @@ async def test_durability_pragmas_are_read_back_and_recorded(tmp_path: Path) -> 
     for durability, sync in (("full", "2"), ("normal", "1")):
         path = tmp_path / f"{durability}.journal"
         writer = await JournalWriter.create(path, durability=durability)
+        assert not path.exists(), "a new journal is in place only once its header is committed"
+        writer.record(1, header(), True, 0)
+        await writer.flush()
         with JournalReader(path) as reader:
             meta = reader.meta
         assert (meta["journal_mode"], meta["synchronous"], meta["durability"]) == ("wal", sync, durability)
@@ -85,6 +88,10 @@ async def test_out_of_order_append_is_refused_and_changes_nothing(tmp_path: Path
 async def test_second_writer_fails_fast_in_process_and_across_processes(tmp_path: Path) -> None:
     path = tmp_path / "j.journal"
     writer = await JournalWriter.create(path)
+    with pytest.raises(JournalLockedError):  # locked while it is made, before it is in place
+        await JournalWriter.resume(path)
+    writer.record(1, header(), True, 0)
+    await writer.flush()
     with pytest.raises(JournalLockedError):
         await JournalWriter.resume(path)
     with pytest.raises(JournalLockedError):

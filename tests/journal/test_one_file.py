@@ -19,6 +19,7 @@ from tests.journal.test_crash import run_and_kill
 from tidemark.adapters.cli import main
 from tidemark.core.bus import Bus
 from tidemark.core.events import Bar
+from tidemark.journal.process_writer import ProcessJournalWriter
 from tidemark.journal.reader import JournalReader
 from tidemark.journal.repair import repair
 from tidemark.journal.verify import verify
@@ -121,28 +122,47 @@ def test_repair_of_a_writer_killed_after_its_final_record_takes_the_chains_statu
     assert report.ok and report.status == "finished"
 
 
-def test_a_new_journal_appears_whole_and_a_killed_creation_leaves_nothing_behind(tmp_path: Path) -> None:
-    """The writer process makes a new journal beside its path and renames it
-    into place once its tables and meta are committed, so the path never
-    holds a half-made journal (the crash loop once killed a run between the
-    two: a file with no format, which verify called damaged). What a killed
-    creation left is cleared by the next writer of the path."""
-    from tidemark.journal.lock import WriterLock
-    from tidemark.journal.process_writer import _open
-
+@pytest.mark.asyncio
+@pytest.mark.parametrize("writer_class", [JournalWriter, ProcessJournalWriter])
+async def test_a_new_journal_appears_with_its_header_and_a_killed_creation_leaves_nothing_behind(
+    tmp_path: Path, writer_class: type
+) -> None:
+    """Both writers make a new journal beside its path and move it into
+    place once its first records (the header) are committed, so the path
+    never holds a half-made or header-less journal (the crash loop once
+    killed a run between the tables and meta: a file with no format, which
+    verify called damaged; a paper session killed before its header left a
+    journal with no records). What a killed creation left is cleared by the
+    next writer of the path."""
     path = tmp_path / "new.journal"
     staging = tmp_path / "new.journal.creating"
     staging.write_bytes(b"left by a creation that was killed")
     Path(f"{staging}-wal").write_bytes(b"x")
-    lock = WriterLock(path)
-    try:
-        conn = _open(path, "normal")
-        conn.close()
-    finally:
-        lock.release()
-    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == ["new.journal"]
+    writer = await writer_class.create(path)
+    assert not path.exists()
+    writer.record(1, header(), True, 0)
+    await writer.flush()
+    assert not [p.name for p in tmp_path.iterdir() if ".creating" in p.name]
     report = verify(path)
-    assert report.ok and report.events == 0 and report.status == "running"
-    with sqlite3.connect(path) as conn:
+    assert report.ok and report.events == 1 and report.status == "being written"
+    conn = sqlite3.connect(path)
+    try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA page_size").fetchone()[0] == 16_384
+    finally:
+        conn.close()  # (a ``with`` block would leave it open: the seal waits for readers)
+    await writer.close()
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == ["new.journal"]
+    assert verify(path).status == "finished"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("writer_class", [JournalWriter, ProcessJournalWriter])
+async def test_a_writer_closed_before_any_record_leaves_its_empty_journal_in_place(
+    tmp_path: Path, writer_class: type
+) -> None:
+    path = tmp_path / "empty.journal"
+    writer = await writer_class.create(path)
+    await writer.close()
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == ["empty.journal"]
+    assert verify(path).ok

@@ -120,6 +120,24 @@ def being_written(path: str | os.PathLike[str]) -> bool:
         os.close(fd)
 
 
+def staging_path(path: Path) -> Path:
+    """Where a new journal is made until its first records (the run's
+    header) are committed; then :func:`put_in_place` moves it to ``path``.
+    So ``path`` holds a journal with its header, or nothing: a run killed
+    while creating its journal, or before its header, leaves only this file,
+    which the next writer of ``path`` clears (it holds the lock)."""
+    return path.with_name(path.name + ".creating")
+
+
+def put_in_place(path: Path) -> None:
+    """Move the journal made at :func:`staging_path` to ``path``. Its
+    connections must be closed (SQLite then folds its ``-wal`` into it)."""
+    staging = staging_path(path)
+    os.replace(staging, path)
+    for suffix in SIDE_FILES:
+        Path(f"{staging}{suffix}").unlink(missing_ok=True)
+
+
 def remove_journal_files(path: Path) -> None:
     """The journal file and its SQLite side files (only under the lock)."""
     for suffix in ("", *SIDE_FILES):
@@ -166,6 +184,7 @@ class Placement:
         release the lock."""
         try:
             remove_journal_files(self.write_path)
+            remove_journal_files(staging_path(self.write_path))
         finally:
             self.lock.release()
 

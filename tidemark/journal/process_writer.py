@@ -58,7 +58,7 @@ from tidemark.core.series import BarBlock
 from tidemark.journal.blocks import DecodedBlock
 from tidemark.journal.child import child_context
 from tidemark.journal.errors import JournalConfigError, JournalError, JournalWriteError, SequenceError
-from tidemark.journal.lock import Placement, remove_journal_files
+from tidemark.journal.lock import Placement, put_in_place, remove_journal_files, staging_path
 from tidemark.journal.meta import STATUS_FAILED, STATUS_FINISHED, STATUS_RUNNING, header_meta
 from tidemark.journal.projections import Projections, Projector
 from tidemark.journal.records import (
@@ -410,12 +410,11 @@ def _child(
     gc.freeze()
     path = Path(path_text)
     try:
-        conn = _open(path, durability)
+        chain = _ChildChain(_create(path, durability), path, durability)
     except Exception as exc:  # report, never hang the parent
         outbox.send(("error", "open", f"{path}: cannot create the journal: {_one_line(exc)}"))
         return
     outbox.send(("ready",))
-    chain = _ChildChain(conn)
     messages = _drained(inbox, parent)
     failed = ""
     projector = Projector(path) if project else None
@@ -424,7 +423,7 @@ def _child(
         while True:
             message = messages.get()
             if message is None:  # the run died: keep what was committed, as one file
-                conn.close()
+                chain.close()
                 _status_from_chain(path)
                 consolidate(path)
                 return
@@ -436,7 +435,7 @@ def _child(
                     except (sqlite3.Error, OSError, JournalError) as exc:
                         failed = f"{path}: cannot write the journal: {_one_line(exc)}"
                         with contextlib.suppress(sqlite3.Error):
-                            conn.execute("ROLLBACK")
+                            chain.conn.execute("ROLLBACK")
                         outbox.send(("error", "write", failed))
                     else:
                         if projector is not None:
@@ -461,8 +460,7 @@ def _child(
         with contextlib.suppress(OSError):
             outbox.send(("error", "write", f"{path}: journal writer failed: {_one_line(exc)}"))
     finally:
-        with contextlib.suppress(sqlite3.Error):
-            conn.close()
+        chain.close()
 
 
 def _status_from_chain(path: Path) -> None:
@@ -544,15 +542,15 @@ def _drained(inbox: Connection, parent: int) -> queue.Queue[tuple[Any, ...] | No
     return messages
 
 
-def _open(path: Path, durability: str) -> sqlite3.Connection:
-    """A new journal at ``path`` (placed and locked by the parent).
-
-    The file is made whole beside ``path`` (tables and meta committed, its
-    WAL checkpointed and closed) and renamed into place, so ``path`` never
-    holds a half-made journal: a run killed while creating it leaves no
-    journal (seen once in the crash loop: killed between the tables and meta,
-    the file had no format and verify called it damaged)."""
-    staging = path.with_name(path.name + ".creating")
+def _create(path: Path, durability: str) -> sqlite3.Connection:
+    """A new journal for ``path`` (placed and locked by the parent), made at
+    its staging path (:func:`~tidemark.journal.lock.staging_path`): tables
+    and meta committed. :meth:`_ChildChain.write` puts it in place once the
+    first batch, which starts with the run's header, is committed, so
+    ``path`` never holds a half-made or headerless journal (seen once in the
+    crash loop: killed between the tables and meta, the file had no format
+    and verify called it damaged)."""
+    staging = staging_path(path)
     remove_journal_files(staging)  # a creation that was killed (the path is locked: nobody else's)
     conn = sqlite3.connect(staging, isolation_level=None)
     conn.execute(f"PRAGMA page_size={PAGE_SIZE}")  # a new file: before WAL, which fixes it
@@ -585,28 +583,61 @@ def _open(path: Path, durability: str) -> sqlite3.Connection:
             conn.execute(statement)
     conn.executemany(UPSERT_META, list(meta.items()))
     conn.execute("COMMIT")
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.close()  # the last connection: SQLite folds and removes its -wal and -shm
-    os.replace(staging, path)
-    remove_journal_files(staging)  # nothing is left of it but, if SQLite kept one, a side file
+    _checkpointed(conn, WAL_CHECKPOINT_PAGES)
+    return conn
+
+
+def _checkpointed(conn: sqlite3.Connection, pages: int) -> None:
+    """Checkpoint every ~16 MB of WAL rather than SQLite's default ~4 MB:
+    each checkpoint syncs, and at the default they cost ~0.3 us per record of
+    a backtest; much larger leaves a long checkpoint for the seal, which the
+    run waits for. Durability is unchanged."""
+    conn.execute(f"PRAGMA wal_autocheckpoint={pages}")
+
+
+def _reopen(path: Path, durability: str) -> sqlite3.Connection:
+    """The journal just put in place, opened again to append."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA busy_timeout=5000")
     conn.execute(f"PRAGMA synchronous={DURABILITY[durability]}")
-    # Checkpoint every ~16 MB of WAL rather than SQLite's default ~4 MB: each
-    # checkpoint syncs, and at the default they cost ~0.3 us per record of a
-    # backtest; much larger leaves a long checkpoint for the seal, which the
-    # run waits for. Durability is unchanged.
-    conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+    _checkpointed(conn, WAL_CHECKPOINT_PAGES)
     if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":  # WAL is the file's own setting
         raise JournalConfigError(f"{path}: not in WAL mode after creation")
     return conn
 
 
 class _ChildChain:
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    """The child's end of one journal: chains and commits batches, puts a
+    new journal in place after its first commit, seals it."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, durability: str) -> None:
         self.conn = conn
+        self.path = path
+        self.durability = durability
+        self.staged = True
         self.prev = GENESIS
         self.committed = 0
+
+    def put_in_place(self) -> None:
+        """Close the staged journal (SQLite folds its WAL), move it to its
+        path and reopen it there; nothing if it is in place already."""
+        if not self.staged:
+            return
+        self.conn.close()
+        put_in_place(self.path)
+        self.staged = False
+        self.conn = _reopen(self.path, self.durability)
+
+    def close(self) -> None:
+        """Close the connection, leaving the journal in place (a run that
+        died before its first batch leaves its header-less journal there,
+        as verify and resume expect of a run that wrote nothing)."""
+        with contextlib.suppress(sqlite3.Error):
+            self.conn.close()
+        if self.staged:
+            with contextlib.suppress(OSError):
+                put_in_place(self.path)
+            self.staged = False
 
     def write(self, first: int, n: int, *parts: bytes) -> list[BlockRow]:
         """Chain and commit one batch; returns its block rows."""
@@ -656,10 +687,12 @@ class _ChildChain:
         conn.execute("COMMIT")
         self.prev = prev
         self.committed = first + n - 1
+        self.put_in_place()
         return rows
 
     def seal(self, path: Path, status: str, final: RunFailed | None) -> tuple[int, str, bool]:
         """The final record and status, then one file: ``(last seq, head, one file)``."""
+        self.put_in_place()
         seq, head = append_final(self.conn, status, final)
         self.conn.close()
         return seq, head, consolidate(path)

@@ -33,7 +33,14 @@ from tidemark.journal.errors import (
     JournalWriteError,
     SequenceError,
 )
-from tidemark.journal.lock import Placement, WriterLock, place_journal
+from tidemark.journal.lock import (
+    Placement,
+    WriterLock,
+    place_journal,
+    put_in_place,
+    remove_journal_files,
+    staging_path,
+)
 from tidemark.journal.meta import (
     STATUS_FAILED,
     STATUS_FINISHED,
@@ -118,6 +125,9 @@ class JournalWriter:
         self._committed_seq = last_seq
         self._encode = DEFAULT_CODEC.encode
         self._closed = False
+        self._staged: str | None = None
+        """The durability of a new journal still at its staging path (see
+        :func:`~tidemark.journal.lock.staging_path`), until its first commit."""
         self.sealed: Sealed | None = None
 
     # -- opening ----------------------------------------------------------
@@ -136,7 +146,9 @@ class JournalWriter:
         fsync at every commit) or ``normal`` (backtests)."""
         placement = place_new_journal(path, durability, overwrite)
         try:
-            conn = await _connect(placement.write_path, durability)
+            staging = staging_path(placement.write_path)
+            remove_journal_files(staging)  # a creation that was killed (the path is locked: nobody else's)
+            conn = await _connect(staging, durability)
             await conn.executescript(DDL)
             settings = await _read_settings(conn)
             meta = {
@@ -153,7 +165,9 @@ class JournalWriter:
         except BaseException:
             placement.lock.release()
             raise
-        return cls(placement, conn, last_seq=0, last_hash=GENESIS, batch_size=batch_size, max_inflight=max_inflight)
+        writer = cls(placement, conn, last_seq=0, last_hash=GENESIS, batch_size=batch_size, max_inflight=max_inflight)
+        writer._staged = durability
+        return writer
 
     @classmethod
     async def resume(
@@ -169,9 +183,10 @@ class JournalWriter:
         from tidemark.journal.verify import verify
 
         path = Path(path)
+        lock = WriterLock(path)  # first: a journal being made is not in place yet, but locked
         if not path.exists():
+            lock.release()
             raise FileNotFoundError(f"{path}: no such journal")
-        lock = WriterLock(path)
         try:
             report = verify(path)
             conn = await _connect_existing(path)
@@ -267,6 +282,7 @@ class JournalWriter:
         finally:
             await self._conn.close()
         try:
+            self._closed_in_place()
             sealed = await asyncio.to_thread(seal_file, self._placement.write_path, status, final)
         except BaseException:
             self._placement.lock.release()
@@ -285,7 +301,10 @@ class JournalWriter:
             task.cancel()
         await asyncio.gather(*self._inflight, return_exceptions=True)
         await self._conn.close()
-        self._placement.lock.release()
+        try:
+            self._closed_in_place()
+        finally:
+            self._placement.lock.release()
 
     async def discard(self) -> None:
         """Stop and remove the journal (a run that failed before it started);
@@ -347,6 +366,28 @@ class JournalWriter:
             raise
         if blocks:
             self._committed_seq = blocks[-1][0] + blocks[-1][1] - 1
+            if self._staged is not None:
+                await self._put_in_place()
+
+    async def _put_in_place(self) -> None:
+        """Move a new journal to its path once its header is committed,
+        and reopen it there (closing folds its WAL into the file)."""
+        durability = self._staged
+        if durability is None:
+            return
+        await self._conn.close()
+        put_in_place(self._placement.write_path)
+        self._staged = None
+        self._conn = await _connect_existing(self._placement.write_path)
+        async with self._conn.execute(f"PRAGMA synchronous={DURABILITY[durability]}") as cursor:
+            await cursor.fetchall()
+
+    def _closed_in_place(self) -> None:
+        """After the connection is closed: a journal that never committed a
+        record is put in place as it is (tables and meta, no records)."""
+        if self._staged is not None:
+            self._staged = None
+            put_in_place(self._placement.write_path)
 
     async def __aenter__(self) -> JournalWriter:
         return self
