@@ -47,6 +47,7 @@ def main() -> int:
         "--record-durations", action="store_true", help="rewrite tests/durations.json from this run's test times"
     )
     args, rest = parser.parse_known_args()
+    compile_sources()
     base = [sys.executable, "-m", "pytest", "-q", *rest]
     with tempfile.TemporaryDirectory(prefix="tidemark-tests-") as tmp:
         records = [Path(tmp) / f"durations{k}.json" for k in range(max(args.jobs, 1))]
@@ -59,6 +60,18 @@ def main() -> int:
     # 5 is pytest's "no tests collected": a share may get none of a narrow selection
     failed = [code for code in codes if code not in (0, 5)]
     return failed[0] if failed else 5 if all(code == 5 for code in codes) else 0
+
+
+def compile_sources() -> None:
+    """Write the bytecode of the project's own modules once, up front. Where
+    PYTHONDONTWRITEBYTECODE is set (as on CI) no process writes it, and
+    every CLI run, sweep worker and spawned writer of the suite compiled
+    tidemark from source again: about 0.3 s of each start (1.45 s for
+    ``tidemark --version`` vs 1.15 s). compileall writes it regardless."""
+    import compileall
+
+    for folder in ("tidemark", "tests", "scripts"):
+        compileall.compile_dir(ROOT / folder, quiet=1)
 
 
 def recording(args: argparse.Namespace, record: Path) -> list[str]:
