@@ -583,16 +583,16 @@ def _create(path: Path, durability: str) -> sqlite3.Connection:
             conn.execute(statement)
     conn.executemany(UPSERT_META, list(meta.items()))
     conn.execute("COMMIT")
-    _checkpointed(conn, WAL_CHECKPOINT_PAGES)
+    _checkpoint_every_16_mb(conn)
     return conn
 
 
-def _checkpointed(conn: sqlite3.Connection, pages: int) -> None:
+def _checkpoint_every_16_mb(conn: sqlite3.Connection) -> None:
     """Checkpoint every ~16 MB of WAL rather than SQLite's default ~4 MB:
     each checkpoint syncs, and at the default they cost ~0.3 us per record of
     a backtest; much larger leaves a long checkpoint for the seal, which the
     run waits for. Durability is unchanged."""
-    conn.execute(f"PRAGMA wal_autocheckpoint={pages}")
+    conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
 
 
 def _reopen(path: Path, durability: str) -> sqlite3.Connection:
@@ -600,7 +600,7 @@ def _reopen(path: Path, durability: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA busy_timeout=5000")
     conn.execute(f"PRAGMA synchronous={DURABILITY[durability]}")
-    _checkpointed(conn, WAL_CHECKPOINT_PAGES)
+    _checkpoint_every_16_mb(conn)
     if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":  # WAL is the file's own setting
         raise JournalConfigError(f"{path}: not in WAL mode after creation")
     return conn
