@@ -1,8 +1,9 @@
 """``cash_carry`` against seed 002's formulas, on real data.
 
 Seed 002 (../shared/seeds/002_cash_carry_rollover_backtest.py.txt) imports
-modules that were never provided, so it cannot run; its formulas are the
-reference. Each figure below is computed by hand from the seed's formulas
+modules that were never provided, so its ``run_backtest`` cannot run; its
+formulas are the reference here (its own calendar and position tracker run
+in test_cash_carry_seed_code.py). Each figure below is computed by hand from the seed's formulas
 and the bars and fills of the run, and compared with what the engine booked:
 
 * basis ``F/S - 1``, annualised carry ``basis * 365 / days to delivery``;

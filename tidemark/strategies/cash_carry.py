@@ -53,7 +53,11 @@ in the coin; their PnL is ``contracts * contract_size * (1/entry - 1/exit)``
 BTC and fees ``contracts * contract_size / price * rate`` BTC. tidemark
 values coin balances at the current spot (revalued); the seed locks each
 realised coin amount at the spot of its trade: ``Result.coin_pnl()`` gives
-both.
+both. Entries: tidemark averages an inverse position's entry as the
+contracts-weighted mean of 1/price, as the seed's ``load_from_log`` and
+``update_position`` do; the seed's ``rollover`` alone enters the new
+contract at the arithmetic VWAP of the roll's sells (a slightly different
+PnL afterwards; tests/strategies/test_cash_carry_seed_code.py measures it).
 """
 
 from __future__ import annotations
