@@ -166,3 +166,46 @@ async def test_a_writer_closed_before_any_record_leaves_its_empty_journal_in_pla
     await writer.close()
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == ["empty.journal"]
     assert verify(path).ok
+
+
+def _renames_then_syncs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Record, in order, each rename's target and each fsync of a directory."""
+    import os
+
+    seen: list[tuple[str, str]] = []
+    replace, fsync = os.replace, os.fsync
+
+    def recording_replace(src: object, dst: object) -> None:
+        replace(src, dst)  # type: ignore[arg-type]
+        seen.append(("rename", str(dst)))
+
+    def recording_fsync(fd: int) -> None:
+        fsync(fd)
+        if os.path.isdir(f"/proc/self/fd/{fd}"):
+            seen.append(("sync dir", os.readlink(f"/proc/self/fd/{fd}")))
+
+    monkeypatch.setattr(os, "replace", recording_replace)
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    return seen
+
+
+@pytest.mark.asyncio
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads which file a descriptor is from /proc")
+async def test_moving_a_journal_into_place_syncs_its_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rename is durable only once its directory is synced: without it a
+    power loss could leave a sealed journal under its staging name."""
+    seen = _renames_then_syncs(monkeypatch)
+    path = tmp_path / "new.journal"
+    writer = await JournalWriter.create(path)
+    writer.record(1, header(), True, 0)
+    await writer.flush()
+    await writer.close()
+    assert seen[:2] == [("rename", str(path)), ("sync dir", str(tmp_path))]
+    seen.clear()
+    # --force: the new journal is written beside the old one and renamed over it when sealed
+    again = await JournalWriter.create(path, overwrite=True)
+    again.record(1, header(), True, 0)
+    await again.close()
+    renames = [k for k, (what, _) in enumerate(seen) if what == "rename" and seen[k][1] == str(path)]
+    assert renames and seen[renames[-1] + 1] == ("sync dir", str(tmp_path))
+    assert verify(path).ok

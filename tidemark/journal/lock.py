@@ -20,6 +20,7 @@ its own journal at ``<stem>.failed<suffix>``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import time
 from dataclasses import dataclass
@@ -134,8 +135,27 @@ def put_in_place(path: Path) -> None:
     connections must be closed (SQLite then folds its ``-wal`` into it)."""
     staging = staging_path(path)
     os.replace(staging, path)
+    sync_directory(path.parent)
     for suffix in SIDE_FILES:
         Path(f"{staging}{suffix}").unlink(missing_ok=True)
+
+
+def sync_directory(folder: Path) -> None:
+    """Make a rename into ``folder`` durable: SQLite syncs a journal's
+    contents, not the directory entry a rename changes, so after a power
+    loss the journal could be back under its staging name. A no-op where
+    directories cannot be opened (Windows) or synced (some network file
+    systems refuse with EINVAL)."""
+    if os.name == "nt":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP):
+            raise
+    finally:
+        os.close(fd)
 
 
 def remove_journal_files(path: Path) -> None:
@@ -172,6 +192,7 @@ class Placement:
             else:
                 remove_journal_files(target)
             os.replace(self.write_path, target)
+            sync_directory(target.parent)
             for suffix in SIDE_FILES:
                 Path(f"{self.write_path}{suffix}").unlink(missing_ok=True)
             return target
