@@ -81,7 +81,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_BAD_INPUT
     logs.configure(json_lines=args.log_json, verbose=args.verbose)
     try:
-        return int(args.func(args) or 0)
+        with _inputs_given(args):
+            return int(args.func(args) or 0)
     except BrokenPipeError:
         raise
     except KeyboardInterrupt:
@@ -142,6 +143,17 @@ def _is_check_failure(exc: Exception) -> bool:
     return isinstance(exc, (JournalIntegrityError, JournalDecodeError, JournalWriteError, JournalEmptyError))
 
 
+def _inputs_given(args: argparse.Namespace) -> Any:
+    """Input journals named with ``--inputs``, findable while the command runs."""
+    from tidemark.journal.errors import JournalError
+    from tidemark.journal.shared import use_inputs
+
+    try:
+        return use_inputs(*getattr(args, "input_journals", ()))
+    except (OSError, JournalError) as exc:
+        raise UsageError(f"--inputs: {exc}") from None
+
+
 def _is_input_error(exc: Exception) -> bool:
     from tidemark.adapters.data import DataError
     from tidemark.adapters.fetch import FetchError
@@ -183,6 +195,14 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--log-json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    common.add_argument(
+        "--inputs",
+        dest="input_journals",
+        action="append",
+        metavar="FILE",
+        default=argparse.SUPPRESS,
+        help="an input journal that run journals read their market inputs from (when not beside them)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     bt = sub.add_parser(
@@ -315,6 +335,20 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", required=True, help="output directory")
     _trust_flag(ex, "the journal")
     ex.set_defaults(func=cmd_journal_export)
+    sh = jsub.add_parser(
+        "share",
+        parents=[common],
+        help="store sealed journals' market inputs once, in an input journal they then read them from",
+    )
+    sh.add_argument("journals", nargs="+", metavar="JOURNAL")
+    sh.add_argument(
+        "--into",
+        metavar="DIR",
+        help="the input journal's folder (default: inputs/ beside the first journal); "
+        "one made there before for the same inputs is reused",
+    )
+    sh.add_argument("--json", action="store_true")
+    sh.set_defaults(func=cmd_journal_share)
 
     fe = sub.add_parser(
         "fetch", parents=[common], help="download candles, funding and marks through ccxt into a Parquet cache"
@@ -853,6 +887,42 @@ def cmd_journal_show(args: argparse.Namespace) -> int:
     for kind, count in counts.items():
         print(f"  {kind:<8} {count:>10,}")
     print(check.describe())
+    return EXIT_OK
+
+
+def cmd_journal_share(args: argparse.Namespace) -> int:
+    """Each journal keeps its records, chain and head; stretches of market
+    inputs it shares with the first journal become references to one input
+    journal (made from the first; a journal whose inputs differ keeps them)."""
+    from tidemark.journal.errors import JournalError
+    from tidemark.journal.shared import INPUTS_FOLDER, extract_inputs, share_inputs
+
+    paths = [_existing(path) for path in args.journals]
+    folder = Path(args.into) if args.into else paths[0].parent / INPUTS_FOLDER
+    try:
+        inputs = extract_inputs(paths[0], folder)
+        done = [share_inputs(path, inputs) for path in paths]
+    except JournalError as exc:
+        raise UsageError(str(exc)) from None
+    if args.json:
+        rows = [
+            {
+                "journal": str(d.journal),
+                "shared": d.records,
+                "records": d.total,
+                "bytes_before": d.bytes_before,
+                "bytes_after": d.bytes_after,
+            }
+            for d in done
+        ]
+        print(json.dumps({"inputs": str(inputs), "journals": rows}, sort_keys=True))
+        return EXIT_OK
+    print(f"input journal: {inputs} ({inputs.stat().st_size:,} bytes)")
+    for d in done:
+        print(
+            f"{d.journal}: {d.records:,} of {d.total:,} records read from it; "
+            f"{d.bytes_before:,} -> {d.bytes_after:,} bytes; head unchanged"
+        )
     return EXIT_OK
 
 

@@ -40,6 +40,7 @@ FILE_KEYS: Final = frozenset(
         "busy_timeout",
         "sqlite_version",
         "writer",
+        "inputs_head",
     }
 )
 """Keys about the file and how it was written (not claims about the run)."""

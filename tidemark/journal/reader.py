@@ -18,6 +18,7 @@ from tidemark.core.codec import DEFAULT_CODEC, Codec, EventDecodeError
 from tidemark.core.events import TAGS, Event, RunFailed, RunFinished, RunStarted
 from tidemark.journal.errors import JournalDecodeError, JournalFormatError
 from tidemark.journal.records import BLOCK_COLUMNS, GENESIS, READABLE_FORMATS, parse_kind_counts, split_block
+from tidemark.journal.shared import InputRecords, find_inputs, full_row, is_reference
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +40,15 @@ class Record:
 class JournalReader:
     """Read-only view of one journal file."""
 
-    def __init__(self, path: str | os.PathLike[str], codec: Codec = DEFAULT_CODEC) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        codec: Codec = DEFAULT_CODEC,
+        *,
+        inputs: str | os.PathLike[str] | None = None,
+    ) -> None:
+        """``inputs``: a run journal's input journal, when it is not beside
+        it (see :mod:`journal.shared`)."""
         self.path = Path(path)
         if not self.path.exists():
             raise FileNotFoundError(f"{self.path}: no such journal")
@@ -54,9 +63,20 @@ class JournalReader:
         if self.meta.get("format_version") not in READABLE_FORMATS:
             self._conn.close()
             raise JournalFormatError(f"{self.path}: not a tidemark journal of a known format")
+        self._inputs: InputRecords | None = None
+        if "inputs_head" in self.meta:  # a run journal whose market inputs are in an input journal
+            head = self.meta["inputs_head"]
+            try:
+                given = Path(inputs) if inputs is not None else None
+                self._inputs = InputRecords(find_inputs(self.path, head, given), head)
+            except BaseException:
+                self._conn.close()
+                raise
 
     def close(self) -> None:
         self._conn.close()
+        if self._inputs is not None:
+            self._inputs.close()
 
     def __enter__(self) -> JournalReader:
         return self
@@ -130,11 +150,26 @@ class JournalReader:
             args.append(until)
         sql.append("ORDER BY first_seq")
         cursor = self._conn.execute(" ".join(sql), args)
+        inputs = self._inputs
+        prev, after = GENESIS, 0  # the chain hash of record ``after`` (as far as known)
         while True:
             row = cursor.fetchone()
             if row is None:
                 return
+            if inputs is not None and is_reference(row):
+                if hashes and after != row[0] - 1:
+                    prev = self._hash_before(int(row[0]))
+                row = full_row(row, inputs, prev if hashes else None)
+            if hashes:
+                prev, after = bytes(row[9][-32:]), int(row[0]) + int(row[1]) - 1
             yield row
+
+    def _hash_before(self, seq: int) -> bytes:
+        """The chain hash of record ``seq - 1`` (stored as the last hash of its row)."""
+        found = self._conn.execute(
+            "SELECT hashes FROM blocks WHERE first_seq < ? ORDER BY first_seq DESC LIMIT 1", (seq,)
+        ).fetchone()
+        return GENESIS if found is None else bytes(found[0][-32:])
 
     def batches(
         self,

@@ -49,8 +49,10 @@ FORMAT_VERSION: Final = 3
 record (a run that did not finish ends with ``RunFailed``), signed
 checkpoints, the writer lock beside the file. The records and the chain are
 as in 2, which stays readable (its ``failed`` status may lack a record)."""
-READABLE_FORMATS: Final = frozenset({"2", "3"})
-"""``meta.format_version`` values this code reads, verifies and replays."""
+READABLE_FORMATS: Final = frozenset({"2", "3", "4"})
+"""``meta.format_version`` values this code reads, verifies and replays. 4:
+a run journal whose market inputs are in an input journal (format 3
+otherwise; see :mod:`journal.shared`)."""
 GENESIS: Final = bytes(32)
 HASH_SIZE: Final = 32
 PAGE_SIZE: Final = 16_384
@@ -205,7 +207,7 @@ def split_payloads(buffer: bytes | memoryview, first_seq: int | None = None) -> 
 
 
 def chain_hashes(
-    prev: bytes, first: int, payloads: Sequence[msgspec.Raw], causes: array[int], flags: bytes
+    prev: bytes, first: int, payloads: Sequence[msgspec.Raw | bytes | memoryview], causes: array[int], flags: bytes
 ) -> list[bytes]:
     """The chain hash of each of the records ``first, first + 1, ...`` after
     the record whose hash is ``prev`` (see the module docstring).

@@ -60,6 +60,7 @@ from tidemark.journal.records import (
     split_block,
     split_payloads,
 )
+from tidemark.journal.shared import InputRecords, JournalInputsError, find_inputs, full_row, is_reference
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -197,8 +198,10 @@ def verify(
     integrity_check: bool = True,
     decode: bool = True,
     expect: Expectations | None = None,
+    inputs: str | os.PathLike[str] | None = None,
 ) -> VerifyReport:
-    """Check one journal end to end. A damaged journal never raises: the
+    """Check one journal end to end (``inputs``: a run journal's input
+    journal, when it is not beside it; see :mod:`journal.shared`). A damaged journal never raises: the
     report says what is wrong. A missing file raises FileNotFoundError; a
     public key that cannot be read, :class:`SigningKeyError`.
 
@@ -224,13 +227,20 @@ def verify(
     # it reports the damage where it is (sqlite3 would raise, and on some
     # rows raised UnicodeDecodeError rather than a DatabaseError).
     conn.text_factory = _lenient_text
+    records: InputRecords | None = None
     try:
         conn.execute("BEGIN")  # one snapshot of meta and blocks while a writer appends
-        report = _verify(conn, integrity_check, decode, expect.expect_head, public, live)
+        records, problem = _inputs_of(path, conn, integrity_check, Path(inputs) if inputs is not None else None)
+        if problem:
+            report = VerifyReport(False, 0, GENESIS.hex(), None, problem, _status(conn), live)
+        else:
+            report = _verify(conn, integrity_check, decode, expect.expect_head, public, live, records)
     except SQLITE_FAULTS as exc:
         report = VerifyReport(False, 0, GENESIS.hex(), 1, f"SQLite error: {_said(exc)}")
     finally:
         conn.close()
+        if records is not None:
+            records.close()
     if live and not report.ok and report.events == 0 and report.first_bad_seq == 1 and "journal" in report.problem:
         # created, but its tables or meta not committed yet: being written, not damaged
         return VerifyReport(True, 0, GENESIS.hex(), status=BEING_WRITTEN, live=True)
@@ -255,6 +265,45 @@ def _lenient_text(raw: bytes) -> str:
     return raw.decode("utf-8", "replace")
 
 
+def _status(conn: sqlite3.Connection) -> str:
+    row = conn.execute("SELECT value FROM meta WHERE key = 'status'").fetchone()
+    return "" if row is None else str(row[0])
+
+
+def _inputs_of(
+    path: Path, conn: sqlite3.Connection, integrity_check: bool, given: Path | None
+) -> tuple[InputRecords | None, str]:
+    """A run journal's input journal, verified and the one it names:
+    ``(its records, '')``, or ``(None, the problem)``; ``(None, '')`` for a
+    journal that holds all its records."""
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'inputs_head'").fetchone()
+    except SQLITE_FAULTS:
+        return None, ""  # _verify reports the damaged meta
+    if row is None:
+        return None, ""
+    head = str(row[0])
+    try:
+        found = find_inputs(path, head, given)
+    except JournalInputsError as exc:
+        return None, str(exc).removeprefix(f"{path}: ")
+    stat = found.stat()
+    key = (str(found.resolve()), stat.st_mtime_ns, stat.st_size, head)
+    if key not in _VERIFIED_INPUTS:
+        inner = verify(found, integrity_check=integrity_check)
+        if not inner.ok or inner.status != "finished":
+            return None, f"its input journal {found}: {inner.message or inner.status}"
+        if inner.head != head:
+            return None, f"its input journal {found} has head {inner.head[:16]}..., not {head[:16]}... as the run read"
+        _VERIFIED_INPUTS.add(key)
+    return InputRecords(found, head), ""
+
+
+_VERIFIED_INPUTS: set[tuple[str, int, int, str]] = set()
+"""Input journals verified by this process, by path, modification time,
+size and head: the runs of a sweep share one, verified once."""
+
+
 def _verify(
     conn: sqlite3.Connection,
     integrity_check: bool,
@@ -262,6 +311,7 @@ def _verify(
     expect_head: str | None,
     public: Ed25519PublicKey | None,
     live: bool,
+    inputs: InputRecords | None = None,
 ) -> VerifyReport:
     try:
         meta = {str(k): str(v) for k, v in conn.execute("SELECT key, value FROM meta")}
@@ -290,6 +340,8 @@ def _verify(
                 raise _Bad(state.expected, f"SQLite error: {_said(exc)}") from None
             if row is None:
                 break
+            if inputs is not None and is_reference(row):
+                row = _referenced(row, inputs, state)
             state.check_block(row)
         count = state.expected - 1
         header, last = state.ends()
@@ -327,6 +379,22 @@ def _verify(
     if public is not None and not state.checkpoints:
         return found(False, None, "no signed checkpoints in the journal")
     return found(True, None, "")
+
+
+def _referenced(row: tuple[Any, ...], inputs: InputRecords, state: _Chain) -> tuple[Any, ...]:
+    """The records a reference row stands for, chained from the verified
+    ones, with its one stored hash as the last: the check that follows
+    fails at the row's last record if the records are not those chained."""
+    if row[0] != state.expected:
+        return row  # check_block names the gap or the misplaced row
+    stored = row[9]
+    if not isinstance(stored, bytes) or len(stored) != HASH_SIZE:
+        raise _Bad(int(row[0]), "a reference to the input journal without its one chain hash")
+    try:
+        full = full_row(row, inputs, state.prev)
+    except JournalInputsError as exc:
+        raise _Bad(int(row[0]), f"reference to the input journal: {exc}") from None
+    return (*full[:9], full[9][:-HASH_SIZE] + stored)
 
 
 def _hash_of(conn: sqlite3.Connection, seq: int) -> bytes:

@@ -52,6 +52,9 @@ class PointTask:
     params: dict[str, Any]
     runs_dir: str
     collect: bool = False
+    inputs: str = ""
+    """The sweep's input journal: the point's journal then reads its market
+    inputs from it (see :mod:`tidemark.journal.shared`)."""
 
 
 @dataclass
@@ -113,6 +116,10 @@ def run_point(setup: Setup, task: PointTask) -> PointRow:
         writer = asyncio.run(execute(planned, market, path, overwrite=True, inline=inline))
         result = result_of(writer)
         row = _filled(row, result, cached=False)
+        if task.inputs and not task.collect:
+            from tidemark.journal.shared import share_inputs
+
+            share_inputs(path, task.inputs, check=False)
         if folder is not None:
             row.payload = path.read_bytes()
     except Exception as exc:

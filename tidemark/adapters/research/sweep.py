@@ -18,6 +18,7 @@ whose journal exists, sealed and verified) are not run again.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import operator
 import os
@@ -43,6 +44,7 @@ from tidemark.adapters.research.point import (
     plan_point,
     read_back,
     relative,
+    run_point,
     store_collected,
 )
 from tidemark.adapters.research.space import (
@@ -57,6 +59,7 @@ from tidemark.core import config as cfg
 from tidemark.core.config import RunConfig
 from tidemark.core.events import RunStarted, SweepPoint
 from tidemark.core.ids import canonical_json, content_id, sha256_hex
+from tidemark.journal.shared import INPUTS_FOLDER, extract_inputs, share_inputs
 
 METHODS = ("grid", "random", "optuna")
 RANKABLE_METRICS = frozenset(
@@ -286,6 +289,7 @@ def run_sweep(
     report: bool = True,
     force: bool = False,
     collect: bool = False,
+    shared: bool = True,
 ) -> SweepResult:
     """Run (or resume) a sweep; see the module docstring.
 
@@ -296,7 +300,10 @@ def run_sweep(
     reports of the best ``top`` points. ``force``: start over in a folder
     that holds another sweep. ``collect``: Dask workers send each journal
     back (for workers that cannot write the sweep folder); it is written
-    here and verified against the head the worker reported."""
+    here and verified against the head the worker reported. ``shared``:
+    the points' market inputs are journaled once, in ``inputs/`` (each
+    point's journal reads them from there, see :mod:`tidemark.journal.shared`);
+    False: each point's journal holds its own copy."""
     from tidemark.adapters.backtest import open_market
 
     if collect and not (scheduler or dask_workers):
@@ -348,9 +355,10 @@ def run_sweep(
         "",
         "sweep",
     )
-    if collect:
-        _MARKETS[setup.key] = (journaled, market, prints)  # this process checks for finished points
-    runner = _Runner(spec, executor, folder, runs, previous, progress, setup, collect)
+    if collect or shared:
+        # this process checks for finished points, and runs the first one (its inputs become the sweep's)
+        _MARKETS[setup.key] = (journaled, market, prints)
+    runner = _Runner(spec, executor, folder, runs, previous, progress, setup, collect, shared)
     try:
         runner.run(manifest, header)
     finally:
@@ -417,6 +425,12 @@ def _previous_rows(manifest: Path, sweep_id: str, force: bool) -> dict[str, Poin
         return rows
 
 
+def _sweep_inputs(folder: Path) -> Path | None:
+    """The input journal an earlier run of this sweep made (resuming), if any."""
+    found = sorted((folder / INPUTS_FOLDER).glob("inputs-*.journal"))
+    return found[0] if len(found) == 1 else None
+
+
 def _journal_head(path: Path) -> str:
     from tidemark.journal.reader import JournalReader
 
@@ -444,9 +458,12 @@ class _Runner:
         progress: Progress | None,
         setup: Setup,
         collect: bool = False,
+        shared: bool = True,
     ) -> None:
         self.setup = setup
         self.collect = collect
+        self.shared = shared
+        self.inputs: Path | None = _sweep_inputs(folder) if shared else None
         self.spec = spec
         self.executor = executor
         self.folder = folder
@@ -521,7 +538,7 @@ class _Runner:
             if key in waiting:
                 waiting[key].append((index, params))
                 continue
-            task = PointTask(index, params, str(self.runs.resolve()), self.collect)
+            task = PointTask(index, params, str(self.runs.resolve()), self.collect, self._inputs_text())
             if self.collect:  # the workers cannot see this folder: look for the point's journal here
                 planned, row = plan_point(self.setup, task)
                 found = read_back(Path(row.journal), row) if planned is not None else None
@@ -532,10 +549,19 @@ class _Runner:
             tasks.append(task)
         for index in sorted(out):
             self._accept(out[index])
-        for row in self.executor.run(tasks):
+        rows: Iterable[PointRow] = ()
+        if tasks and self.shared and self.inputs is None:
+            # The sweep's input journal is made from the first point's journal,
+            # run here; the other points share it as they finish.
+            rows = self._first_then(tasks[0], tasks[1:])
+        elif tasks:
+            rows = self.executor.run(tasks)
+        for row in rows:
             self.ran += 0 if row.cached else 1
             if row.payload:
                 row = store_collected(row, self.runs)
+                if self.inputs is not None and row.status == STATUS_OK:
+                    share_inputs(row.journal, self.inputs, check=False)
             row.journal = relative(row.journal, self.folder)
             twins = waiting.pop(params_key(row.params))
             for index, params in twins:
@@ -544,6 +570,21 @@ class _Runner:
                 self._accept(twin)
             self._wait(self._writer.pump())
         return [out[index] for index, _ in points]
+
+    def _inputs_text(self) -> str:
+        return str(self.inputs.resolve()) if self.inputs is not None else ""
+
+    def _first_then(self, first: PointTask, rest: list[PointTask]) -> Iterator[PointRow]:
+        """Run ``first`` in this process, make the sweep's input journal from
+        its journal, then the rest on the executor, sharing it."""
+        row = run_point(self.setup, dataclasses.replace(first, collect=False))  # written here, collected or not
+        journal = Path(row.journal)
+        if row.status == STATUS_OK and journal.is_file() and not row.cached:
+            self.inputs = extract_inputs(journal, self.folder / INPUTS_FOLDER)
+            share_inputs(journal, self.inputs, check=False)
+        yield row
+        rest = [dataclasses.replace(task, inputs=self._inputs_text()) for task in rest]
+        yield from self.executor.run(rest)
 
     @staticmethod
     def _copy(row: PointRow, index: int, params: dict[str, Any]) -> PointRow:

@@ -1,0 +1,559 @@
+"""Shared input journals: a data set's market inputs stored once, and run
+journals that hold only the rest of their records.
+
+A sweep's points, a walk-forward's windows and every rerun over the same
+data journal the same bars. Stored once, in an *input journal*, they are
+read by each *run journal* over that data through references. Only where
+the records are stored changes: a run journal has the records, the order and
+the chain (so the head) of the single-file journal of the same run, and
+every reader sees that journal (:class:`journal.reader.JournalReader`
+rebuilds the references' records); verify checks the input journal, that it
+is the one the run journal names, and the whole chain through it.
+
+Layout:
+
+* An input journal is an ordinary journal: record 1 a :class:`RunStarted`
+  of mode ``inputs`` (the source run's data fingerprints, config ``{}``),
+  then the market inputs (bars, marks, funding) in the order a run fed
+  them, then :class:`RunFinished`. Its file name carries its head:
+  ``inputs-<first 16 hex of the head>.journal``.
+* A run journal (``format_version`` 4) names its input journal's head in
+  ``meta.inputs_head``. A *reference row* in ``blocks`` stands for ``n``
+  consecutive input records: ``payloads``, ``lengths`` and ``inputs``
+  empty, ``causes`` one little-endian i64 (the input journal's seq of the
+  first of them), ``hashes`` the chain hash of the last of them; ``first_ts``,
+  ``last_ts`` and ``kinds`` as in any row.
+
+A run journal finds its input journal beside it: in its folder, in an
+``inputs`` folder there or one level up, or where :func:`use_inputs` (the
+command line's ``--inputs``) says.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import sqlite3
+from array import array
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import msgspec
+import numpy as np
+
+from tidemark.core.codec import DEFAULT_CODEC
+from tidemark.core.events import RunFinished, RunStarted
+from tidemark.core.ids import canonical_json, sha256_hex
+from tidemark.journal.errors import JournalError
+from tidemark.journal.lock import sync_directory
+from tidemark.journal.records import (
+    BLOCK_COLUMNS,
+    DDL,
+    GENESIS,
+    HASH_SIZE,
+    INSERT_BLOCK,
+    PAGE_SIZE,
+    UPSERT_META,
+    BlockRow,
+    chain_hashes,
+    kind_counts,
+    msgpack_array_header,
+    split_block,
+)
+
+SHARED_KINDS: Final = frozenset({"bar", "mark", "fund"})
+"""Tags of the records an input journal holds: market inputs, not the run's own."""
+SHARED_FORMAT: Final = "4"
+"""``format_version`` of a run journal with references (readers of 2 and 3 refuse it)."""
+INPUTS_FOLDER: Final = "inputs"
+INPUTS_MODE: Final = "inputs"
+BLOCK: Final = 4_096
+"""Records per stored row of an input journal (as the writers store them)."""
+
+
+class JournalInputsError(JournalError):
+    """A run journal's input journal is missing, or is not the one it names."""
+
+
+def inputs_name(head: str) -> str:
+    return f"inputs-{head[:16]}.journal"
+
+
+def is_reference(row: tuple[Any, ...]) -> bool:
+    """A stored row that stands for records of the input journal."""
+    payloads = row[5]
+    return isinstance(payloads, bytes) and not payloads and type(row[1]) is int and row[1] > 0
+
+
+def reference_input_seq(row: tuple[Any, ...]) -> int:
+    causes = row[7]
+    if not isinstance(causes, bytes) or len(causes) != 8:
+        raise JournalInputsError(f"reference row at seq {row[0]}: its input seq is not one 8-byte integer")
+    return int.from_bytes(causes, "little", signed=True)
+
+
+# -- finding an input journal ------------------------------------------------------
+
+
+_GIVEN: dict[str, Path] = {}
+"""Input journals named by the user (``--inputs``), by head."""
+
+
+def use_inputs(*paths: str | os.PathLike[str]) -> contextlib.AbstractContextManager[None]:
+    """A block in which these input journals are found by every run journal
+    that names their head (the command line's ``--inputs``). Each is
+    checked now: a missing file or one that is not a journal raises."""
+    found = {}
+    for given in paths:
+        path = Path(given)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such input journal")
+        found[_head_of(path)] = path
+    return _registered(found)
+
+
+@contextlib.contextmanager
+def _registered(found: dict[str, Path]) -> Iterator[None]:
+    before = dict(_GIVEN)
+    _GIVEN.update(found)
+    try:
+        yield
+    finally:
+        _GIVEN.clear()
+        _GIVEN.update(before)
+
+
+def find_inputs(journal: Path, head: str, given: Path | None = None) -> Path:
+    """The input journal of head ``head`` for the run journal ``journal``:
+    ``given`` if it has that head, else one named by :func:`use_inputs`,
+    else one beside the journal."""
+    if given is not None and _head_of(given) == head:
+        return given
+    if head in _GIVEN:
+        return _GIVEN[head]
+    name = inputs_name(head)
+    folder = journal.resolve().parent
+    for candidate in (folder / name, folder / INPUTS_FOLDER / name, folder.parent / INPUTS_FOLDER / name):
+        if candidate.is_file():
+            return candidate
+    raise JournalInputsError(
+        f"{journal}: its input journal {name} (head {head[:16]}...) is not beside it "
+        f"(nor in {INPUTS_FOLDER}/ there or one folder up); name it with --inputs"
+    )
+
+
+def _head_of(path: Path) -> str:
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'head_hash'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise JournalInputsError(f"{path}: not a tidemark journal ({exc})") from None
+    if row is None:
+        raise JournalInputsError(f"{path}: not a tidemark journal (no head)")
+    return str(row[0])
+
+
+# -- reading records of an input journal ---------------------------------------------
+
+
+class InputRecords:
+    """An input journal's records by seq, read a stored row at a time
+    (references are read in seq order: each row is read once)."""
+
+    def __init__(self, path: Path, head: str) -> None:
+        self.path = path
+        self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        try:
+            meta = dict(self._conn.execute("SELECT key, value FROM meta"))
+        except sqlite3.Error as exc:
+            self._conn.close()
+            raise JournalInputsError(f"{path}: not a tidemark journal ({exc})") from None
+        if meta.get("head_hash") != head:
+            self._conn.close()
+            raise JournalInputsError(
+                f"{path}: its head {str(meta.get('head_hash'))[:16]}... is not {head[:16]}..., "
+                "the head of the inputs the run read"
+            )
+        self._row: tuple[int, int, memoryview, np.ndarray] | None = None
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def take(self, seq: int, n: int) -> tuple[bytes, bytes]:
+        """Records ``seq .. seq + n - 1``: their payloads back to back and
+        their lengths (little-endian u32)."""
+        bodies: list[bytes] = []
+        lengths: list[bytes] = []
+        while n > 0:
+            first, count, body, offsets = self._row_with(seq)
+            i = seq - first
+            k = min(n, count - i)
+            bodies.append(bytes(body[int(offsets[i]) : int(offsets[i + k])]))
+            lengths.append(np.diff(offsets[i : i + k + 1]).astype("<u4").tobytes())
+            seq += k
+            n -= k
+        return b"".join(bodies), b"".join(lengths)
+
+    def _row_with(self, seq: int) -> tuple[int, int, memoryview, np.ndarray]:
+        row = self._row
+        if row is None or not row[0] <= seq < row[0] + row[1]:
+            found = self._conn.execute(
+                f"SELECT {BLOCK_COLUMNS} FROM blocks WHERE first_seq <= ? ORDER BY first_seq DESC LIMIT 1", (seq,)
+            ).fetchone()
+            if found is None or not found[0] + found[1] > seq:
+                raise JournalInputsError(f"{self.path}: has no record {seq}")
+            first, n, body, lengths, _, _, _ = split_block(found)
+            offsets = np.concatenate(([0], np.cumsum(np.frombuffer(lengths, dtype="<u4"), dtype=np.int64)))
+            row = self._row = (first, n, body, offsets)
+        return row
+
+
+def full_row(row: tuple[Any, ...], records: InputRecords, prev: bytes | None) -> BlockRow:
+    """The stored row a reference row stands for. ``prev``: the chain hash
+    before it, to recompute each record's hash (None: only the last one,
+    as stored, is given)."""
+    first, n, first_ts, last_ts, kinds = row[0], row[1], row[2], row[3], row[4]
+    body, lengths = records.take(reference_input_seq(row), n)
+    causes = bytes(8 * n)
+    flags = b"\1" * n
+    if prev is None:
+        hashes = bytes(row[9])
+    else:
+        payloads = _views(body, lengths)
+        hashes = b"".join(chain_hashes(prev, first, payloads, _zeros(n), flags))
+    return (first, n, first_ts, last_ts, kinds, msgpack_array_header(n) + body, lengths, causes, flags, hashes)
+
+
+def _views(body: bytes, lengths: bytes) -> list[memoryview]:
+    offsets = np.concatenate(([0], np.cumsum(np.frombuffer(lengths, dtype="<u4"), dtype=np.int64))).tolist()
+    data = memoryview(body)
+    return [data[a:b] for a, b in itertools.pairwise(offsets)]
+
+
+def _zeros(n: int) -> array[int]:
+    return array("q", bytes(8 * n))
+
+
+# -- making input journals and run journals with references --------------------------------
+
+
+class _Head(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    t: str
+    ts: int
+
+
+_HEADS = msgspec.msgpack.Decoder(list[_Head])
+
+
+@dataclass(frozen=True)
+class Shared:
+    """What :func:`share_inputs` did: ``records`` of the run journal's
+    ``total`` now read from the input journal; its size before and after."""
+
+    journal: Path
+    inputs: Path
+    records: int
+    total: int
+    bytes_before: int
+    bytes_after: int
+
+
+def _rows(path: Path) -> Iterator[tuple[Any, ...]]:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        yield from conn.execute(f"SELECT {BLOCK_COLUMNS} FROM blocks ORDER BY first_seq")
+    finally:
+        conn.close()
+
+
+def _meta(path: Path) -> dict[str, str]:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return {str(k): str(v) for k, v in conn.execute("SELECT key, value FROM meta ORDER BY key")}
+    finally:
+        conn.close()
+
+
+def _sealed_single_file(path: Path) -> dict[str, str]:
+    """The meta of a sealed journal that holds all its records. (Its chain
+    is checked where it matters: the rewritten journal must verify to this
+    head, and an input journal's records are chained anew.)"""
+    from tidemark.journal.lock import being_written
+    from tidemark.journal.meta import UNSEALED
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such journal")
+    if being_written(path):
+        raise JournalError(f"{path}: is being written; share its inputs once it is sealed")
+    try:
+        meta = _meta(path)
+    except sqlite3.Error as exc:
+        raise JournalError(f"{path}: not a tidemark journal ({exc})") from None
+    if meta.get("format_version") == SHARED_FORMAT:
+        raise JournalError(f"{path}: already reads its inputs from an input journal")
+    if meta.get("status", "") in UNSEALED or meta.get("head_seq", "0") == "0":
+        raise JournalError(f"{path}: only a sealed journal can share its inputs (status {meta.get('status')!r})")
+    return meta
+
+
+def _market_inputs(row: tuple[Any, ...]) -> tuple[list[int], list[str], list[int]]:
+    """Per record of a stored row: whether it is a market input, its tag, its time."""
+    first, n, _, _, causes, flags, _ = split_block(row)
+    heads = _HEADS.decode(row[5])
+    shared = [int(flags[i] == 1 and causes[i] == 0 and heads[i].t in SHARED_KINDS and first + i > 1) for i in range(n)]
+    return shared, [h.t for h in heads], [h.ts for h in heads]
+
+
+def extract_inputs(journal: str | os.PathLike[str], folder: str | os.PathLike[str]) -> Path:
+    """Write the input journal of the sealed journal ``journal`` (its market
+    inputs) into ``folder`` as ``inputs-<head>.journal``, unless one with
+    that content is there already; returns its path."""
+    source = Path(journal)
+    meta = _sealed_single_file(source)
+    header = RunStarted(
+        int(meta.get("started_ts", "0")),
+        run_id="inputs-" + sha256_hex(meta.get("fingerprints", "{}"))[:16],
+        config="{}",
+        config_hash=sha256_hex("{}"),
+        fingerprints=meta.get("fingerprints", "{}"),
+        package_version=meta.get("package_version", ""),
+        mode=INPUTS_MODE,
+    )
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    staging = out / f".inputs-{os.getpid()}.journal.creating"
+    _remove(staging)
+    conn = _new_file(staging)
+    try:
+        seq, prev = 0, GENESIS
+        pending: list[tuple[int, str, bytes]] = [(header.ts, "start", DEFAULT_CODEC.encode(header))]
+        last_ts = header.ts
+        conn.execute("BEGIN")
+        for row in _rows(source):
+            shared, tags, stamps = _market_inputs(row)
+            if not any(shared):
+                continue
+            _, _, body, lengths, _, _, _ = split_block(row)
+            offset = 0
+            for i, size in enumerate(lengths):
+                if shared[i]:
+                    pending.append((stamps[i], tags[i], bytes(body[offset : offset + size])))
+                    last_ts = stamps[i]
+                offset += size
+            while len(pending) >= BLOCK:
+                seq, prev = _store(conn, seq, prev, pending[:BLOCK])
+                del pending[:BLOCK]
+        pending.append(
+            (last_ts, "finish", DEFAULT_CODEC.encode(RunFinished(last_ts, "finished", seq + len(pending) + 1)))
+        )
+        seq, prev = _store(conn, seq, prev, pending)
+        values = {
+            **{k: v for k, v in meta.items() if k not in ("parent_run_id",)},
+            "run_id": header.run_id,
+            "parent_run_id": header.parent_run_id,
+            "config": header.config,
+            "config_hash": header.config_hash,
+            "fingerprints": header.fingerprints,
+            "seed": str(header.seed),
+            "mode": header.mode,
+            "started_ts": str(header.ts),
+            "status": "finished",
+            "head_seq": str(seq),
+            "head_hash": prev.hex(),
+            "journal_mode": "delete",
+        }
+        conn.executemany(UPSERT_META, sorted(values.items()))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.close()
+        _remove(staging)
+        raise
+    conn.close()
+    target = out / inputs_name(prev.hex())
+    if target.exists() and _head_of(target) == prev.hex():
+        _remove(staging)  # the same inputs, journaled before
+    else:
+        os.replace(staging, target)
+        sync_directory(out)
+    return target
+
+
+def share_inputs(journal: str | os.PathLike[str], inputs: str | os.PathLike[str], *, check: bool = True) -> Shared:
+    """Rewrite the sealed journal ``journal`` so that each stretch of its
+    records that the input journal ``inputs`` holds, in the same order, is a
+    reference to them; the records, the chain and the head stay the same.
+    Each stretch is compared byte for byte with the input journal's records
+    before it becomes a reference; with ``check`` the rewritten journal must
+    also verify to the same head before it replaces the original (a sweep
+    skips that: ``verify_sweep`` verifies every point)."""
+    from tidemark.journal.verify import verify
+
+    source, inputs_path = Path(journal), Path(inputs)
+    meta = _sealed_single_file(source)
+    inputs_head = _head_of(inputs_path)
+    records = InputRecords(inputs_path, inputs_head)
+    staging = source.with_name(source.name + ".sharing")
+    _remove(staging)
+    conn = _new_file(staging)
+    shared_count = 0
+    try:
+        next_input = 2  # after the input journal's header
+        conn.execute("BEGIN")
+        for row in _rows(source):
+            flags, tags, stamps = _market_inputs(row)
+            first, n, body, lengths, causes, inputs_flags, hashes = split_block(row)
+            offsets = np.concatenate(([0], np.cumsum(np.frombuffer(lengths, dtype="<u4"), dtype=np.int64)))
+            i = 0
+            while i < n:
+                j = i
+                while j < n and flags[j] == flags[i]:
+                    j += 1
+                if flags[i]:
+                    k = _matching(records, next_input, body, offsets, i, j)
+                    if k > i:
+                        conn.execute(
+                            INSERT_BLOCK,
+                            (
+                                first + i,
+                                k - i,
+                                stamps[i],
+                                stamps[k - 1],
+                                kind_counts(tags[i:k]),
+                                b"",
+                                b"",
+                                next_input.to_bytes(8, "little", signed=True),
+                                b"",
+                                bytes(hashes[HASH_SIZE * (k - 1) : HASH_SIZE * k]),
+                            ),
+                        )
+                        shared_count += k - i
+                        next_input += k - i
+                        i = k
+                        continue
+                    j = i + 1  # not the input journal's next record: kept as it is
+                conn.execute(
+                    INSERT_BLOCK,
+                    _own_row(row[0], body, offsets, lengths, causes, inputs_flags, hashes, tags, stamps, i, j),
+                )
+                i = j
+        conn.executemany(
+            UPSERT_META,
+            sorted(
+                {**meta, "format_version": SHARED_FORMAT, "inputs_head": inputs_head, "journal_mode": "delete"}.items()
+            ),
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.close()
+        records.close()
+        _remove(staging)
+        raise
+    conn.close()
+    records.close()
+    if check:
+        report = verify(staging, integrity_check=False, decode=False, inputs=inputs_path)  # every record as it was
+        if not report.ok or report.head != meta.get("head_hash"):
+            _remove(staging)
+            raise JournalError(f"{source}: with shared inputs it does not verify to its head ({report.message})")
+    before = source.stat().st_size
+    os.replace(staging, source)
+    sync_directory(source.parent)
+    return Shared(source, inputs_path, shared_count, int(meta.get("head_seq", "0")), before, source.stat().st_size)
+
+
+def _matching(records: InputRecords, seq: int, body: memoryview, offsets: np.ndarray, i: int, j: int) -> int:
+    """The end of the longest run of records ``i ..`` (before ``j``) equal to
+    the input journal's records from ``seq`` on."""
+    try:
+        theirs, their_lengths = records.take(seq, j - i)
+    except JournalInputsError:
+        return i  # the input journal has fewer records left
+    ours = bytes(body[int(offsets[i]) : int(offsets[j])])
+    if ours == theirs:
+        return j
+    mine = np.diff(offsets[i : j + 1])
+    other = np.frombuffer(their_lengths, dtype="<u4").astype(np.int64)
+    k = 0
+    at = 0
+    while k < j - i and mine[k] == other[k] and ours[at : at + mine[k]] == theirs[at : at + mine[k]]:
+        at += int(mine[k])
+        k += 1
+    return i + k
+
+
+def _own_row(
+    first: int,
+    body: memoryview,
+    offsets: np.ndarray,
+    lengths: array[int],
+    causes: array[int],
+    flags: bytes,
+    hashes: bytes,
+    tags: list[str],
+    stamps: list[int],
+    i: int,
+    j: int,
+) -> BlockRow:
+    """Records ``i .. j - 1`` of a stored row, stored as they are."""
+    return (
+        first + i,
+        j - i,
+        stamps[i],
+        stamps[j - 1],
+        kind_counts(tags[i:j]),
+        msgpack_array_header(j - i) + bytes(body[int(offsets[i]) : int(offsets[j])]),
+        lengths[i:j].tobytes(),
+        causes[i:j].tobytes(),
+        bytes(flags[i:j]),
+        bytes(hashes[HASH_SIZE * i : HASH_SIZE * j]),
+    )
+
+
+def _store(conn: sqlite3.Connection, seq: int, prev: bytes, records: list[tuple[int, str, bytes]]) -> tuple[int, bytes]:
+    """Chain ``records`` (time, tag, payload) as inputs after ``seq``; one row."""
+    n = len(records)
+    payloads = [payload for _, _, payload in records]
+    flags = b"\1" * n
+    hashes = chain_hashes(prev, seq + 1, payloads, _zeros(n), flags)
+    conn.execute(
+        INSERT_BLOCK,
+        (
+            seq + 1,
+            n,
+            records[0][0],
+            records[-1][0],
+            kind_counts([tag for _, tag, _ in records]),
+            msgpack_array_header(n) + b"".join(payloads),
+            array("I", map(len, payloads)).tobytes(),
+            bytes(8 * n),
+            flags,
+            b"".join(hashes),
+        ),
+    )
+    return seq + n, hashes[-1]
+
+
+def _new_file(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
+    conn.execute("PRAGMA journal_mode=DELETE")
+    for statement in DDL.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    return conn
+
+
+def _remove(path: Path) -> None:
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def inputs_key(fingerprints: str) -> str:
+    """A stable key of a data set's fingerprints (for naming, not proof)."""
+    return sha256_hex(canonical_json(fingerprints))[:16]
