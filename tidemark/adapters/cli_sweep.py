@@ -33,6 +33,12 @@ def add_parser(sub: Any, common: argparse.ArgumentParser, run_flags: Callable[[a
         action="store_true",
         help="Dask workers send each journal back (workers that cannot write the sweep folder)",
     )
+    sw.add_argument(
+        "--single-file",
+        action="store_true",
+        help="each point's journal holds its own copy of the market inputs "
+        "(default: stored once, in inputs/, and read from there)",
+    )
     sw.add_argument("--out", help="sweep folder (default sweeps/<strategy>-<sweep id>)")
     sw.add_argument("--force", action="store_true", help="start over in a folder that holds another sweep")
     sw.add_argument("--top", type=int, default=0, metavar="N", help="full HTML reports of the best N points")
@@ -112,6 +118,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         report=not args.no_report,
         force=args.force,
         collect=args.collect,
+        shared=not args.single_file,
     )
     if progress is not None:
         progress.close()

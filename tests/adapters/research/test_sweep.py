@@ -53,6 +53,27 @@ def test_every_point_is_the_backtest_with_its_parameters(serial: SweepResult, tm
     assert point.head == alone.head and point.metrics["final_equity"] == alone.metrics["final_equity"]
 
 
+def test_points_read_their_market_inputs_from_one_input_journal(serial: SweepResult, tmp_path: Path) -> None:
+    """By default the bars are journaled once, in inputs/; each point's journal
+    keeps its records, chain and head (the manifest, which names every
+    point's head and journal, is the same bytes as a single-file sweep's)."""
+    (inputs,) = (serial.folder / "inputs").glob("inputs-*.journal")
+    points = sorted((serial.folder / "runs").glob("*.journal"))
+    for journal in points:
+        with JournalReader(journal) as reader:
+            assert reader.meta["format_version"] == "4" and reader.meta["inputs_head"].startswith(inputs.name[7:23])
+    single = grid_sweep(tmp_path / "single", constraints=["trades>=60"], shared=False)
+    assert not (single.folder / "inputs").exists()
+    assert single.manifest.read_bytes() == serial.manifest.read_bytes()
+    assert (single.folder / "results.csv").read_bytes() == (serial.folder / "results.csv").read_bytes()
+    shared_bytes = inputs.stat().st_size + sum(p.stat().st_size for p in points)
+    single_bytes = sum(p.stat().st_size for p in (single.folder / "runs").glob("*.journal"))
+    assert shared_bytes < 0.6 * single_bytes
+    for journal in (single.folder / "runs").glob("*.journal"):
+        with JournalReader(journal) as reader:
+            assert reader.meta["format_version"] == "3"
+
+
 def test_a_point_its_strategy_refuses_is_recorded_not_run(serial: SweepResult) -> None:
     bad = serial.table[(serial.table["fast"] == 30) & (serial.table["slow"] == 20)].iloc[0]
     assert bad["status"] == "invalid" and "fast must be shorter than slow" in bad["error"]

@@ -575,16 +575,19 @@ class _Runner:
         return str(self.inputs.resolve()) if self.inputs is not None else ""
 
     def _first_then(self, first: PointTask, rest: list[PointTask]) -> Iterator[PointRow]:
-        """Run ``first`` in this process, make the sweep's input journal from
-        its journal, then the rest on the executor, sharing it."""
-        row = run_point(self.setup, dataclasses.replace(first, collect=False))  # written here, collected or not
-        journal = Path(row.journal)
-        if row.status == STATUS_OK and journal.is_file() and not row.cached:
-            self.inputs = extract_inputs(journal, self.folder / INPUTS_FOLDER)
-            share_inputs(journal, self.inputs, check=False)
-        yield row
-        rest = [dataclasses.replace(task, inputs=self._inputs_text()) for task in rest]
-        yield from self.executor.run(rest)
+        """Run points in this process until one runs (``first`` first), make
+        the sweep's input journal from its journal, then run the rest on the
+        executor, sharing it."""
+        queue = [first, *rest]
+        while queue and self.inputs is None:
+            task = queue.pop(0)
+            row = run_point(self.setup, dataclasses.replace(task, collect=False))  # written here, collected or not
+            journal = Path(row.journal)
+            if row.status == STATUS_OK and journal.is_file() and not row.cached:
+                self.inputs = extract_inputs(journal, self.folder / INPUTS_FOLDER)
+                share_inputs(journal, self.inputs, check=False)
+            yield row
+        yield from self.executor.run([dataclasses.replace(task, inputs=self._inputs_text()) for task in queue])
 
     @staticmethod
     def _copy(row: PointRow, index: int, params: dict[str, Any]) -> PointRow:
@@ -779,6 +782,7 @@ def sweep(
     tz: str | None = None,
     progress: Progress | None = None,
     collect: bool = False,
+    shared: bool = True,
     **params: Any,
 ) -> SweepResult:
     """Sweep a strategy's parameters; the Python face of ``tidemark sweep``.
@@ -794,7 +798,9 @@ def sweep(
     built-in name, a file, a ``Strategy`` subclass or a module. Other
     keywords are fixed parameters, or run settings (``cash``,
     ``commission``, ...) as for :func:`tidemark.backtest`. ``workers``: local
-    processes (1: this one); ``scheduler``/``dask_workers``: Dask."""
+    processes (1: this one); ``scheduler``/``dask_workers``: Dask.
+    ``shared=False``: each point's journal holds its own copy of the market
+    inputs (by default they are journaled once, in the sweep's ``inputs/``)."""
     from tidemark.adapters.backtest import build_config
     from tidemark.adapters.notebook import _sources, _split, _strategy_spec
 
@@ -835,4 +841,5 @@ def sweep(
         report=report,
         force=force,
         collect=collect,
+        shared=shared,
     )
