@@ -8,7 +8,9 @@ command, runs/s, bytes written and the largest single process's peak memory:
 (a) one run at a time through the single-file path, as a user scripts it
     (``tidemark backtest --param ...`` per point, no report), timed on the
     first ``--baseline`` points and extrapolated to ``--points``;
-(b) ``tidemark sweep --workers N`` (a local pool);
+(b) ``tidemark sweep --workers N`` (a local pool), the points' market
+    inputs journaled once (the default), and (b1) with ``--single-file``,
+    each point's journal holding its own copy;
 (c) ``tidemark sweep --dask-workers N`` (a local Dask cluster).
 
 Every point's journal is written in each case; (b) and (c) also write the
@@ -155,11 +157,14 @@ def main() -> int:
             "--no-report",
         ]
         manifests = {}
-        ways = [("(b) sweep, local pool", ["--workers", str(args.workers)])]
+        ways = [
+            ("(b) sweep, local pool", ["--workers", str(args.workers)]),
+            ("(b1) the same, --single-file", ["--workers", str(args.workers), "--single-file"]),
+        ]
         if not args.no_dask:
             ways.append(("(c) sweep, local Dask cluster", ["--dask-workers", str(args.workers)]))
         for label, extra in ways:
-            out = work / label[1]
+            out = work / label.split()[0].strip("()")
             run = measured([*tidemark, *sweep_args, *extra, "--out", str(out)], work)
             points = len(fast) * len(slow)
             rows.append(
@@ -169,9 +174,10 @@ def main() -> int:
         print(f"{'':34}{'wall s':>9}{'runs/s':>9}{'written':>11}{'peak MB':>9}")
         for label, wall, rate, written, peak_mb, note in rows:
             print(f"{label:34}{wall:9.1f}{rate:9.2f}{written / 1e9:9.2f} GB{peak_mb:9.0f}  {note}")
-        if len(manifests) == 2:
-            first, second = manifests.values()
-            print(f"manifests of (b) and (c) identical: {first == second}")
+        if len(set(manifests.values())) == 1:
+            print(f"manifests of {', '.join(label.split()[0] for label in manifests)} identical: True")
+        else:
+            print("manifests differ: " + ", ".join(label.split()[0] for label in manifests))
     return 0
 
 

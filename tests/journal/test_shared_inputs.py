@@ -238,3 +238,34 @@ def test_use_inputs_names_an_input_journal_for_a_block(
     assert verify(lone, inputs=shared["inputs"]).ok
     with JournalReader(lone, inputs=shared["inputs"]) as reader:
         assert reader.head()[1] == verify(shared["paths"]["a"]).head
+
+
+@pytest.mark.parametrize("end", [None, "2024-03-01"])
+def test_the_writer_process_stores_references_as_it_writes(
+    originals: dict[str, Path], shared: dict[str, Any], tmp_path: Path, end: str | None
+) -> None:
+    """A run given an input journal writes references from the start: the
+    same records, chain and head as the single-file run; a run whose inputs
+    are not those (here: ending earlier, so its last bars and final records
+    differ; every bar before is shared) stays exact."""
+    import asyncio
+
+    from tidemark.adapters.backtest import build_config, execute, open_market, plan_run, result_of
+
+    config = build_config(None, strategy="ema_cross", commission_bps=4.0, end=end)
+    config, market, prints = open_market(config, [SAMPLE])
+    planned = plan_run(config, market, prints)
+    paths = {}
+    for name, inputs in (("single", None), ("referring", shared["inputs"])):
+        paths[name] = tmp_path / f"{name}.journal"
+        writer = asyncio.run(execute(planned, market, paths[name], inputs=inputs))
+        assert result_of(writer).metrics["final_equity"] > 0
+    single, referring = verify(paths["single"]), verify(paths["referring"])
+    assert referring.ok and (referring.head, referring.events) == (single.head, single.events)
+    if end is None:
+        assert single.head == verify(originals["a"]).head
+    with JournalReader(paths["single"]) as one, JournalReader(paths["referring"], inputs=shared["inputs"]) as two:
+        assert two.meta["format_version"] == "4"
+        assert list(two.records()) == list(one.records())
+    assert any(is_reference(row) for row in rows(paths["referring"]))
+    assert paths["referring"].stat().st_size < paths["single"].stat().st_size / 2

@@ -642,9 +642,13 @@ async def execute(
     *,
     project: bool = True,
     inline: bool = False,
+    inputs: str | os.PathLike[str] | None = None,
 ) -> Any:
     """Run a planned run into its journal (default ``runs/<id>.journal``,
-    overwritten); returns the sealed writer. ``inline``: write from this
+    overwritten); returns the sealed writer. ``inputs``: an input journal
+    whose records the journal then refers to rather than holds (see
+    :mod:`tidemark.journal.shared`; the writer process only: ``inline``
+    writes every record). ``inline``: write from this
     process (where it may not start one: a daemon, e.g. a Dask worker)
     rather than from a writer process; the records, chain and head are the
     same, the results are then read back."""
@@ -658,7 +662,7 @@ async def execute(
             writer = await JournalWriter.create(path, durability="normal", overwrite=overwrite or journal is None)
         else:
             writer = await ProcessJournalWriter.create(
-                path, durability="normal", overwrite=overwrite or journal is None, project=project
+                path, durability="normal", overwrite=overwrite or journal is None, project=project, inputs=inputs
             )
         try:
             engine = Engine(config, planned.slots, market, sink=writer)

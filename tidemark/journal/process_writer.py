@@ -75,6 +75,7 @@ from tidemark.journal.records import (
     split_payloads,
 )
 from tidemark.journal.seal import Sealed, append_final, consolidate, seal_file
+from tidemark.journal.shared import SHARED_FORMAT, SHARED_KINDS, InputRecords, Stretches, head_of
 from tidemark.journal.terminal import run_failed
 from tidemark.journal.writer import DURABILITY, place_new_journal
 
@@ -130,11 +131,15 @@ class ProcessJournalWriter:
         overwrite: bool = False,
         batch_size: int = 8_192,
         project: bool = False,
+        inputs: str | os.PathLike[str] | None = None,
     ) -> ProcessJournalWriter:
         """``project``: the child also builds the run's read models
         (:class:`journal.projections.Projector`) from each block as it
         commits it, on its own core while the run goes on; a finished run's
-        :attr:`projections` are then what reading the file back would give."""
+        :attr:`projections` are then what reading the file back would give.
+        ``inputs``: an input journal (:mod:`journal.shared`): each stretch of
+        market inputs that are its next records is stored as a reference to
+        them (the records, chain and head are the same)."""
         placement = place_new_journal(path, durability, overwrite)
         try:
             ctx = child_context()
@@ -146,7 +151,16 @@ class ProcessJournalWriter:
             unused = (to_child_w, from_child_r) if ctx.get_start_method() == "fork" else ()
             process = ctx.Process(
                 target=_child,
-                args=(str(placement.write_path), durability, to_child_r, from_child_w, unused, os.getpid(), project),
+                args=(
+                    str(placement.write_path),
+                    durability,
+                    to_child_r,
+                    from_child_w,
+                    unused,
+                    os.getpid(),
+                    project,
+                    str(inputs) if inputs is not None else "",
+                ),
                 daemon=True,
             )
             process.start()
@@ -396,6 +410,7 @@ def _child(
     unused: tuple[Connection, ...],
     parent: int,
     project: bool = False,
+    inputs: str = "",
 ) -> None:
     for end in unused:
         end.close()
@@ -410,7 +425,9 @@ def _child(
     gc.freeze()
     path = Path(path_text)
     try:
-        chain = _ChildChain(_create(path, durability), path, durability)
+        stretches = _stretches(inputs) if inputs else None
+        extra = {"format_version": SHARED_FORMAT, "inputs_head": stretches.records.head} if stretches else {}
+        chain = _ChildChain(_create(path, durability, extra), path, durability, stretches)
     except Exception as exc:  # report, never hang the parent
         outbox.send(("error", "open", f"{path}: cannot create the journal: {_one_line(exc)}"))
         return
@@ -542,7 +559,14 @@ def _drained(inbox: Connection, parent: int) -> queue.Queue[tuple[Any, ...] | No
     return messages
 
 
-def _create(path: Path, durability: str) -> sqlite3.Connection:
+def _stretches(inputs: str) -> Stretches:
+    """The input journal at ``inputs``, to store references to (its head as
+    its meta says; the run journal's verify checks its chain)."""
+    path = Path(inputs)
+    return Stretches(InputRecords(path, head_of(path)), BLOCK)
+
+
+def _create(path: Path, durability: str, extra: dict[str, str] | None = None) -> sqlite3.Connection:
     """A new journal for ``path`` (placed and locked by the parent), made at
     its staging path (:func:`~tidemark.journal.lock.staging_path`): tables
     and meta committed. :meth:`_ChildChain.write` puts it in place once the
@@ -576,6 +600,7 @@ def _create(path: Path, durability: str) -> sqlite3.Connection:
         "busy_timeout": str(busy),
         "sqlite_version": sqlite3.sqlite_version,
         "writer": "process",
+        **(extra or {}),
     }
     conn.execute("BEGIN")
     for statement in DDL.split(";"):
@@ -610,10 +635,13 @@ class _ChildChain:
     """The child's end of one journal: chains and commits batches, puts a
     new journal in place after its first commit, seals it."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path, durability: str) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, path: Path, durability: str, stretches: Stretches | None = None
+    ) -> None:
         self.conn = conn
         self.path = path
         self.durability = durability
+        self.stretches = stretches
         self.staged = True
         self.prev = GENESIS
         self.committed = 0
@@ -680,9 +708,14 @@ class _ChildChain:
             offset += size
         meta["head_seq"] = str(first + n - 1)
         meta["head_hash"] = prev.hex()
+        stored = (
+            rows
+            if self.stretches is None
+            else self._with_references(first, body, lengths, causes, flags, hashes, stamps, kind_codes)
+        )
         conn = self.conn
         conn.execute("BEGIN")
-        conn.executemany(INSERT_BLOCK, rows)
+        conn.executemany(INSERT_BLOCK, stored)
         conn.executemany(UPSERT_META, list(meta.items()))
         conn.execute("COMMIT")
         self.prev = prev
@@ -690,11 +723,44 @@ class _ChildChain:
         self.put_in_place()
         return rows
 
+    def _with_references(
+        self,
+        first: int,
+        body: bytes | memoryview,
+        lengths: array[int],
+        causes: array[int],
+        flags: bytes,
+        hashes: list[bytes],
+        stamps: np.ndarray,
+        kind_codes: bytes,
+    ) -> list[BlockRow]:
+        """The batch's rows as stored with an input journal: its market inputs
+        that are the input journal's next records as references to them."""
+        assert self.stretches is not None
+        codes = np.frombuffer(kind_codes, dtype=np.uint8)
+        cause = np.frombuffer(causes, dtype=np.int64)
+        market = np.isin(codes, _SHARED_CODES) & (np.frombuffer(flags, dtype=np.uint8) == 1) & (cause == 0)
+        if first == 1:
+            market[0] = False  # the header
+        return self.stretches.rows(
+            first,
+            body,
+            np.frombuffer(lengths, dtype=np.uint32),
+            cause,
+            flags,
+            b"".join(hashes),
+            stamps,
+            lambda i, j: _kind_counts(kind_codes[i:j]),
+            market,
+        )
+
     def seal(self, path: Path, status: str, final: RunFailed | None) -> tuple[int, str, bool]:
         """The final record and status, then one file: ``(last seq, head, one file)``."""
         self.put_in_place()
         seq, head = append_final(self.conn, status, final)
         self.conn.close()
+        if self.stretches is not None:
+            self.stretches.close()
         return seq, head, consolidate(path)
 
 
@@ -712,6 +778,7 @@ def _kind_counts(codes: bytes) -> str:
 
 
 _BAR_CODE = _KIND_CODE_BYTE["bar"]
+_SHARED_CODES = np.array([KIND_CODES.index(kind) for kind in sorted(SHARED_KINDS)], dtype=np.uint8)
 
 
 class _Batch:

@@ -46,7 +46,7 @@ import numpy as np
 
 from tidemark.core.codec import DEFAULT_CODEC
 from tidemark.core.events import RunFinished, RunStarted
-from tidemark.core.ids import canonical_json, sha256_hex
+from tidemark.core.ids import sha256_hex
 from tidemark.journal.errors import JournalError
 from tidemark.journal.lock import sync_directory
 from tidemark.journal.records import (
@@ -111,7 +111,7 @@ def use_inputs(*paths: str | os.PathLike[str]) -> contextlib.AbstractContextMana
         path = Path(given)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such input journal")
-        found[_head_of(path)] = path
+        found[head_of(path)] = path
     return _registered(found)
 
 
@@ -130,7 +130,12 @@ def find_inputs(journal: Path, head: str, given: Path | None = None) -> Path:
     """The input journal of head ``head`` for the run journal ``journal``:
     ``given`` if it has that head, else one named by :func:`use_inputs`,
     else one beside the journal."""
-    if given is not None and _head_of(given) == head:
+    if given is not None:
+        found = head_of(given)
+        if found != head:
+            raise JournalInputsError(
+                f"{given} is not the input journal {journal} read: its head is {found[:16]}..., not {head[:16]}..."
+            )
         return given
     if head in _GIVEN:
         return _GIVEN[head]
@@ -145,7 +150,8 @@ def find_inputs(journal: Path, head: str, given: Path | None = None) -> Path:
     )
 
 
-def _head_of(path: Path) -> str:
+def head_of(path: Path) -> str:
+    """The head a journal's meta records (not verified)."""
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
@@ -168,6 +174,7 @@ class InputRecords:
 
     def __init__(self, path: Path, head: str) -> None:
         self.path = path
+        self.head = head
         self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
         try:
             meta = dict(self._conn.execute("SELECT key, value FROM meta"))
@@ -376,7 +383,7 @@ def extract_inputs(journal: str | os.PathLike[str], folder: str | os.PathLike[st
         raise
     conn.close()
     target = out / inputs_name(prev.hex())
-    if target.exists() and _head_of(target) == prev.hex():
+    if target.exists() and head_of(target) == prev.hex():
         _remove(staging)  # the same inputs, journaled before
     else:
         os.replace(staging, target)
@@ -396,52 +403,34 @@ def share_inputs(journal: str | os.PathLike[str], inputs: str | os.PathLike[str]
 
     source, inputs_path = Path(journal), Path(inputs)
     meta = _sealed_single_file(source)
-    inputs_head = _head_of(inputs_path)
-    records = InputRecords(inputs_path, inputs_head)
+    inputs_head = head_of(inputs_path)
+    stretches = Stretches(InputRecords(inputs_path, inputs_head))
     staging = source.with_name(source.name + ".sharing")
     _remove(staging)
     conn = _new_file(staging)
-    shared_count = 0
     try:
-        next_input = 2  # after the input journal's header
         conn.execute("BEGIN")
         for row in _rows(source):
-            flags, tags, stamps = _market_inputs(row)
-            first, n, body, lengths, causes, inputs_flags, hashes = split_block(row)
-            offsets = np.concatenate(([0], np.cumsum(np.frombuffer(lengths, dtype="<u4"), dtype=np.int64)))
-            i = 0
-            while i < n:
-                j = i
-                while j < n and flags[j] == flags[i]:
-                    j += 1
-                if flags[i]:
-                    k = _matching(records, next_input, body, offsets, i, j)
-                    if k > i:
-                        conn.execute(
-                            INSERT_BLOCK,
-                            (
-                                first + i,
-                                k - i,
-                                stamps[i],
-                                stamps[k - 1],
-                                kind_counts(tags[i:k]),
-                                b"",
-                                b"",
-                                next_input.to_bytes(8, "little", signed=True),
-                                b"",
-                                bytes(hashes[HASH_SIZE * (k - 1) : HASH_SIZE * k]),
-                            ),
-                        )
-                        shared_count += k - i
-                        next_input += k - i
-                        i = k
-                        continue
-                    j = i + 1  # not the input journal's next record: kept as it is
-                conn.execute(
-                    INSERT_BLOCK,
-                    _own_row(row[0], body, offsets, lengths, causes, inputs_flags, hashes, tags, stamps, i, j),
-                )
-                i = j
+            first, n, body, lengths, causes, flags, hashes = split_block(row)
+            heads = _HEADS.decode(row[5])
+            tags = [head.t for head in heads]
+            cause = np.frombuffer(causes, dtype=np.int64)
+            market = np.frombuffer(flags, dtype=np.uint8).astype(bool) & (cause == 0)
+            market &= np.fromiter((tag in SHARED_KINDS for tag in tags), dtype=bool, count=n)
+            if first == 1:
+                market[0] = False  # the header
+            stored = stretches.rows(
+                first,
+                body,
+                np.frombuffer(lengths, dtype="<u4"),
+                cause,
+                flags,
+                hashes,
+                np.fromiter((head.ts for head in heads), dtype=np.int64, count=n),
+                lambda i, j, tags=tags: kind_counts(tags[i:j]),
+                market,
+            )
+            conn.executemany(INSERT_BLOCK, stored)
         conn.executemany(
             UPSERT_META,
             sorted(
@@ -451,11 +440,11 @@ def share_inputs(journal: str | os.PathLike[str], inputs: str | os.PathLike[str]
         conn.execute("COMMIT")
     except BaseException:
         conn.close()
-        records.close()
+        stretches.close()
         _remove(staging)
         raise
     conn.close()
-    records.close()
+    stretches.close()
     if check:
         report = verify(staging, integrity_check=False, decode=False, inputs=inputs_path)  # every record as it was
         if not report.ok or report.head != meta.get("head_hash"):
@@ -464,10 +453,91 @@ def share_inputs(journal: str | os.PathLike[str], inputs: str | os.PathLike[str]
     before = source.stat().st_size
     os.replace(staging, source)
     sync_directory(source.parent)
-    return Shared(source, inputs_path, shared_count, int(meta.get("head_seq", "0")), before, source.stat().st_size)
+    return Shared(source, inputs_path, stretches.shared, int(meta.get("head_seq", "0")), before, source.stat().st_size)
 
 
-def _matching(records: InputRecords, seq: int, body: memoryview, offsets: np.ndarray, i: int, j: int) -> int:
+class Stretches:
+    """Turns consecutive records into stored rows: each stretch of market
+    inputs that are the input journal's next records (compared byte for
+    byte) into one reference row, everything else into ordinary rows of at
+    most ``chunk`` records. Used on a sealed journal (:func:`share_inputs`)
+    and by the writer process as it writes (then nothing is written twice)."""
+
+    def __init__(self, records: InputRecords, chunk: int = BLOCK) -> None:
+        self.records = records
+        self.next = 2  # the input journal's record 1 is its header
+        self.shared = 0
+        self.chunk = chunk
+
+    def close(self) -> None:
+        self.records.close()
+
+    def rows(
+        self,
+        first: int,
+        body: memoryview | bytes,
+        lengths: np.ndarray,
+        causes: np.ndarray,
+        flags: bytes,
+        hashes: bytes,
+        stamps: np.ndarray,
+        kinds: Any,
+        market: np.ndarray,
+    ) -> list[BlockRow]:
+        """Rows for records ``first ..`` (their payloads back to back in
+        ``body``, ``lengths`` u32, ``causes`` i64, ``flags``, ``hashes``,
+        ``stamps``; ``kinds(i, j)`` the kind counts of records ``i .. j-1``;
+        ``market``: the records that may be the input journal's)."""
+        n = len(lengths)
+        offsets = np.concatenate(([0], np.cumsum(lengths, dtype=np.int64)))
+        edges = (np.flatnonzero(np.diff(market.astype(np.int8))) + 1).tolist()
+        out: list[BlockRow] = []
+
+        def own(i: int, j: int) -> None:
+            for a in range(i, j, self.chunk):
+                b = min(a + self.chunk, j)
+                out.append(
+                    (
+                        first + a,
+                        b - a,
+                        int(stamps[a]),
+                        int(stamps[b - 1]),
+                        kinds(a, b),
+                        msgpack_array_header(b - a) + bytes(body[int(offsets[a]) : int(offsets[b])]),
+                        lengths[a:b].astype("<u4").tobytes(),
+                        causes[a:b].astype("<i8").tobytes(),
+                        bytes(flags[a:b]),
+                        bytes(hashes[HASH_SIZE * a : HASH_SIZE * b]),
+                    )
+                )
+
+        for i, j in zip([0, *edges], [*edges, n], strict=True):
+            if i < j and market[i]:
+                k = _matching(self.records, self.next, body, offsets, i, j)
+                if k > i:
+                    out.append(
+                        (
+                            first + i,
+                            k - i,
+                            int(stamps[i]),
+                            int(stamps[k - 1]),
+                            kinds(i, k),
+                            b"",
+                            b"",
+                            self.next.to_bytes(8, "little", signed=True),
+                            b"",
+                            bytes(hashes[HASH_SIZE * (k - 1) : HASH_SIZE * k]),
+                        )
+                    )
+                    self.shared += k - i
+                    self.next += k - i
+                    i = k
+            if i < j:
+                own(i, j)  # not market inputs, or not the input journal's next ones: kept as they are
+        return out
+
+
+def _matching(records: InputRecords, seq: int, body: memoryview | bytes, offsets: np.ndarray, i: int, j: int) -> int:
     """The end of the longest run of records ``i ..`` (before ``j``) equal to
     the input journal's records from ``seq`` on."""
     try:
@@ -485,34 +555,6 @@ def _matching(records: InputRecords, seq: int, body: memoryview, offsets: np.nda
         at += int(mine[k])
         k += 1
     return i + k
-
-
-def _own_row(
-    first: int,
-    body: memoryview,
-    offsets: np.ndarray,
-    lengths: array[int],
-    causes: array[int],
-    flags: bytes,
-    hashes: bytes,
-    tags: list[str],
-    stamps: list[int],
-    i: int,
-    j: int,
-) -> BlockRow:
-    """Records ``i .. j - 1`` of a stored row, stored as they are."""
-    return (
-        first + i,
-        j - i,
-        stamps[i],
-        stamps[j - 1],
-        kind_counts(tags[i:j]),
-        msgpack_array_header(j - i) + bytes(body[int(offsets[i]) : int(offsets[j])]),
-        lengths[i:j].tobytes(),
-        causes[i:j].tobytes(),
-        bytes(flags[i:j]),
-        bytes(hashes[HASH_SIZE * i : HASH_SIZE * j]),
-    )
 
 
 def _store(conn: sqlite3.Connection, seq: int, prev: bytes, records: list[tuple[int, str, bytes]]) -> tuple[int, bytes]:
@@ -552,8 +594,3 @@ def _new_file(path: Path) -> sqlite3.Connection:
 def _remove(path: Path) -> None:
     for suffix in ("", "-journal", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
-
-
-def inputs_key(fingerprints: str) -> str:
-    """A stable key of a data set's fingerprints (for naming, not proof)."""
-    return sha256_hex(canonical_json(fingerprints))[:16]

@@ -131,7 +131,9 @@ class BackgroundVerify:
         decode: bool = True,
         expect: Expectations | None = None,
     ) -> None:
-        self._args = (str(path), integrity_check, decode, expect)
+        # A run journal's input journal is found here, where --inputs named it
+        # (a spawned child would not know).
+        self._args = (str(path), integrity_check, decode, expect, _inputs_named(Path(path)))
         self._process: Any = None
         if multiprocessing.current_process().daemon:
             return  # a daemon (a Dask worker) may not start a child: verify here, in result()
@@ -145,8 +147,8 @@ class BackgroundVerify:
         """The child's report (it may raise as :func:`verify` does); if the
         child died without one, the journal is verified here instead."""
         if self._process is None:
-            path, integrity_check, decode, expect = self._args
-            return verify(path, integrity_check=integrity_check, decode=decode, expect=expect)
+            path, integrity_check, decode, expect, inputs = self._args
+            return verify(path, integrity_check=integrity_check, decode=decode, expect=expect, inputs=inputs)
         try:
             reply = self._reply.recv()
         except (EOFError, OSError):
@@ -154,8 +156,8 @@ class BackgroundVerify:
         finally:
             self.close()
         if reply is None:
-            path, integrity_check, decode, expect = self._args
-            return verify(path, integrity_check=integrity_check, decode=decode, expect=expect)
+            path, integrity_check, decode, expect, inputs = self._args
+            return verify(path, integrity_check=integrity_check, decode=decode, expect=expect, inputs=inputs)
         if isinstance(reply, BaseException):
             raise reply
         assert isinstance(reply, VerifyReport)
@@ -171,11 +173,31 @@ class BackgroundVerify:
         self._process.join()
 
 
+def _inputs_named(path: Path) -> Path | None:
+    """The input journal a run journal at ``path`` would read (None: none, or not found)."""
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'inputs_head'").fetchone()
+        finally:
+            conn.close()
+        return None if row is None else find_inputs(path, str(row[0]))
+    except (sqlite3.Error, JournalInputsError, OSError):
+        return None  # verify reports it
+
+
 def _verify_child(
-    path: str, integrity_check: bool, decode: bool, expect: Expectations | None, reply_to: Connection
+    path: str,
+    integrity_check: bool,
+    decode: bool,
+    expect: Expectations | None,
+    inputs: Path | None,
+    reply_to: Connection,
 ) -> None:
     try:
-        reply: VerifyReport | Exception = verify(path, integrity_check=integrity_check, decode=decode, expect=expect)
+        reply: VerifyReport | Exception = verify(
+            path, integrity_check=integrity_check, decode=decode, expect=expect, inputs=inputs
+        )
     except Exception as exc:  # FileNotFoundError, or a bug: the parent raises it
         reply = exc
     try:

@@ -113,13 +113,14 @@ def run_point(setup: Setup, task: PointTask) -> PointRow:
     path = folder / planned.default_journal if folder is not None else Path(row.journal)
     try:
         inline = multiprocessing.current_process().daemon  # e.g. a Dask worker: no child processes
-        writer = asyncio.run(execute(planned, market, path, overwrite=True, inline=inline))
+        inputs = task.inputs if task.inputs and not task.collect else None
+        writer = asyncio.run(execute(planned, market, path, overwrite=True, inline=inline, inputs=inputs))
         result = result_of(writer)
         row = _filled(row, result, cached=False)
-        if task.inputs and not task.collect:
+        if inputs is not None and inline:  # the in-process writer wrote every record: refer to the inputs now
             from tidemark.journal.shared import share_inputs
 
-            share_inputs(path, task.inputs, check=False)
+            share_inputs(path, inputs, check=False)
         if folder is not None:
             row.payload = path.read_bytes()
     except Exception as exc:
