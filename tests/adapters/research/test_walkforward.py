@@ -331,3 +331,23 @@ def test_bad_walk_forwards_are_one_line_and_exit_2(
     if "required" not in message:  # argparse prints its usage line first
         assert err.count("\n") == 1 and err.startswith("tidemark: error: ")
     assert not (out / "oos").exists()  # refused before anything ran
+
+
+def test_a_rerun_into_the_same_folder_leaves_nothing_of_the_earlier_windows(
+    wf: WalkForwardResult, tmp_path: Path
+) -> None:
+    """A walk-forward with fewer windows, in a copy of the folder of one with
+    three: the third window's train sweep and out-of-sample journal, and
+    window 1's journal (not traded now: its only qualified point fails the
+    stricter constraint), are gone; what is left is what windows.csv names."""
+    import shutil
+
+    out = tmp_path / "wf"
+    shutil.copytree(wf.folder, out)
+    again = tidemark.walk_forward(
+        "ema_cross", data=SAMPLE, grid=GRID, constraints=["sharpe<=-1"], train="40d", test="60d", out=out, force=True
+    )
+    assert len(again.windows) == 2
+    traded = set(again.windows["oos_journal"].replace("", pd.NA).dropna())
+    assert {f"oos/{p.name}" for p in (out / "oos").iterdir() if p.suffix == ".journal"} == traded
+    assert sorted(p.name for p in (out / "train").iterdir()) == ["window-01", "window-02"]

@@ -60,6 +60,7 @@ import html
 import math
 import os
 import re
+import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -437,6 +438,7 @@ def run_walk_forward(
         if progress is not None:
             progress(window.index, len(plan))
 
+    _clear_stale(folder, plan, {Path(str(row["oos_journal"])).name for row in rows if row.get("oos_journal")})
     table = _table(spec, rows)
     initial = float(base.initial_cash)
     equity = stitch([(k, r.equity, float(r.metrics["initial_cash"])) for k, r in curves], initial)
@@ -448,6 +450,22 @@ def run_walk_forward(
     result = WalkForwardResult(folder, table, equity, metrics, spec, plan, warm, sweeps)
     result.outputs = write_outputs(result, strategy=str(strategy), anchored=anchored)
     return result
+
+
+def _clear_stale(folder: Path, plan: Sequence[Any], traded: set[str]) -> None:
+    """Remove what an earlier walk-forward in ``folder`` left that this one
+    did not write: out-of-sample journals of windows not traded now, train
+    sweeps of windows that no longer exist. Only tidemark's own names
+    (``oos/window-NN.journal``, ``train/window-NN``) are touched."""
+    from tidemark.journal.lock import remove_journal_files
+
+    for journal in (folder / "oos").glob("window-*.journal"):
+        if journal.name not in traded:
+            remove_journal_files(journal)
+    windows = {f"window-{window.index:02d}" for window in plan}
+    for sweep in (folder / "train").glob("window-*"):
+        if sweep.is_dir() and sweep.name not in windows:
+            shutil.rmtree(sweep)
 
 
 def _warmup(warmup: int | str | None, train: int | pd.Timedelta) -> int | str:
