@@ -68,9 +68,17 @@ def configure(*, json_lines: bool = False, verbose: bool = False) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG if verbose else logging.WARNING),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_to_current_stderr,
         cache_logger_on_first_use=False,
     )
+
+
+def _to_current_stderr(*args: Any) -> structlog.PrintLogger:
+    """A logger writing to ``sys.stderr`` as it is when a line is logged, not
+    as it was when logging was configured: ``main()`` called in-process
+    (a notebook, a test capturing output) may have had a stderr that is
+    closed by the time something logs."""
+    return structlog.PrintLogger(file=sys.stderr)
 
 
 def get(name: str) -> Any:
