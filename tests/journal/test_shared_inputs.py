@@ -256,16 +256,23 @@ def test_the_writer_process_stores_references_as_it_writes(
     config, market, prints = open_market(config, [SAMPLE])
     planned = plan_run(config, market, prints)
     paths = {}
-    for name, inputs in (("single", None), ("referring", shared["inputs"])):
+    # both writers: the writer process (backtests) and the in-process one (where no process may start)
+    for name, inputs, inline in (
+        ("single", None, False),
+        ("referring", shared["inputs"], False),
+        ("inline", shared["inputs"], True),
+    ):
         paths[name] = tmp_path / f"{name}.journal"
-        writer = asyncio.run(execute(planned, market, paths[name], inputs=inputs))
+        writer = asyncio.run(execute(planned, market, paths[name], inputs=inputs, inline=inline))
         assert result_of(writer).metrics["final_equity"] > 0
-    single, referring = verify(paths["single"]), verify(paths["referring"])
-    assert referring.ok and (referring.head, referring.events) == (single.head, single.events)
+    single = verify(paths["single"])
     if end is None:
         assert single.head == verify(originals["a"]).head
-    with JournalReader(paths["single"]) as one, JournalReader(paths["referring"], inputs=shared["inputs"]) as two:
-        assert two.meta["format_version"] == "4"
-        assert list(two.records()) == list(one.records())
-    assert any(is_reference(row) for row in rows(paths["referring"]))
-    assert paths["referring"].stat().st_size < paths["single"].stat().st_size / 2
+    for name in ("referring", "inline"):
+        report = verify(paths[name])
+        assert report.ok and (report.head, report.events) == (single.head, single.events)
+        with JournalReader(paths["single"]) as one, JournalReader(paths[name], inputs=shared["inputs"]) as two:
+            assert two.meta["format_version"] == "4"
+            assert list(two.records()) == list(one.records())
+        assert any(is_reference(row) for row in rows(paths[name]))
+        assert paths[name].stat().st_size < paths["single"].stat().st_size / 2

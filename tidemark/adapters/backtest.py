@@ -647,8 +647,7 @@ async def execute(
     """Run a planned run into its journal (default ``runs/<id>.journal``,
     overwritten); returns the sealed writer. ``inputs``: an input journal
     whose records the journal then refers to rather than holds (see
-    :mod:`tidemark.journal.shared`; the writer process only: ``inline``
-    writes every record). ``inline``: write from this
+    :mod:`tidemark.journal.shared`). ``inline``: write from this
     process (where it may not start one: a daemon, e.g. a Dask worker)
     rather than from a writer process; the records, chain and head are the
     same, the results are then read back."""
@@ -659,7 +658,9 @@ async def execute(
         if inline:
             from tidemark.journal.writer import JournalWriter
 
-            writer = await JournalWriter.create(path, durability="normal", overwrite=overwrite or journal is None)
+            writer = await JournalWriter.create(
+                path, durability="normal", overwrite=overwrite or journal is None, inputs=inputs
+            )
         else:
             writer = await ProcessJournalWriter.create(
                 path, durability="normal", overwrite=overwrite or journal is None, project=project, inputs=inputs

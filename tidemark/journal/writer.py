@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import aiosqlite
+import numpy as np
 
 from tidemark.core.codec import DEFAULT_CODEC
 from tidemark.core.events import SCHEMA_VERSION, TAGS, Event, RunStarted
@@ -60,9 +61,11 @@ from tidemark.journal.records import (
     UPSERT_META,
     BlockRow,
     build_block,
+    kind_counts,
     pack_header,
 )
 from tidemark.journal.seal import Sealed, seal_file
+from tidemark.journal.shared import SHARED_FORMAT, SHARED_KINDS, InputRecords, Stretches, head_of
 from tidemark.journal.terminal import run_failed
 
 __all__ = [
@@ -129,6 +132,8 @@ class JournalWriter:
         """The durability of a new journal still at its staging path (see
         :func:`~tidemark.journal.lock.staging_path`), until its first commit."""
         self.sealed: Sealed | None = None
+        self._stretches: Stretches | None = None
+        """References to an input journal, if the journal was created with one."""
 
     # -- opening ----------------------------------------------------------
 
@@ -141,9 +146,15 @@ class JournalWriter:
         overwrite: bool = False,
         batch_size: int = 16_384,
         max_inflight: int = 4,
+        inputs: str | os.PathLike[str] | None = None,
     ) -> JournalWriter:
         """Create a new journal at ``path``. ``durability``: ``full`` (paper,
-        fsync at every commit) or ``normal`` (backtests)."""
+        fsync at every commit) or ``normal`` (backtests). ``inputs``: an
+        input journal (:mod:`journal.shared`) whose records this journal
+        refers to rather than holds (same records, chain and head)."""
+        stretches = None
+        if inputs is not None:
+            stretches = Stretches(InputRecords(Path(inputs), head_of(Path(inputs))))
         placement = place_new_journal(path, durability, overwrite)
         try:
             staging = staging_path(placement.write_path)
@@ -160,13 +171,18 @@ class JournalWriter:
                 "head_hash": GENESIS.hex(),
                 **settings,
             }
+            if stretches is not None:
+                meta.update(format_version=SHARED_FORMAT, inputs_head=stretches.records.head)
             await conn.executemany(UPSERT_META, list(meta.items()))
             await conn.commit()
         except BaseException:
             placement.lock.release()
+            if stretches is not None:
+                stretches.close()
             raise
         writer = cls(placement, conn, last_seq=0, last_hash=GENESIS, batch_size=batch_size, max_inflight=max_inflight)
         writer._staged = durability
+        writer._stretches = stretches
         return writer
 
     @classmethod
@@ -281,6 +297,7 @@ class JournalWriter:
             status, final = STATUS_FAILED, run_failed(0, STATUS_FAILED, write_error)
         finally:
             await self._conn.close()
+            self._close_inputs()
         try:
             self._closed_in_place()
             sealed = await asyncio.to_thread(seal_file, self._placement.write_path, status, final)
@@ -301,6 +318,7 @@ class JournalWriter:
             task.cancel()
         await asyncio.gather(*self._inflight, return_exceptions=True)
         await self._conn.close()
+        self._close_inputs()
         try:
             self._closed_in_place()
         finally:
@@ -316,7 +334,13 @@ class JournalWriter:
             task.cancel()
         await asyncio.gather(*self._inflight, return_exceptions=True)
         await self._conn.close()
+        self._close_inputs()
         self._placement.discard()
+
+    def _close_inputs(self) -> None:
+        if self._stretches is not None:
+            self._stretches.close()
+            self._stretches = None
 
     # -- batches --------------------------------------------------------------
 
@@ -336,6 +360,8 @@ class JournalWriter:
             return []
         first = self._seq - n + 1
         size = self._block_size
+        if self._stretches is not None:
+            return self._take_with_references(first)
         blocks = [
             build_block(
                 first + i,
@@ -351,6 +377,31 @@ class JournalWriter:
         self._ts, self._kinds, self._payloads, self._causes, self._hashes = [], [], [], [], []
         self._inputs = bytearray()
         return blocks
+
+    def _take_with_references(self, first: int) -> list[BlockRow]:
+        """The batch's rows, its market inputs that are the input journal's
+        next records as references to them."""
+        assert self._stretches is not None
+        kinds, flags = self._kinds, bytes(self._inputs)
+        causes = np.array(self._causes, dtype=np.int64)
+        market = np.frombuffer(flags, dtype=np.uint8).astype(bool) & (causes == 0)
+        market &= np.fromiter((kind in SHARED_KINDS for kind in kinds), dtype=bool, count=len(kinds))
+        if first == 1:
+            market[0] = False  # the header
+        rows = self._stretches.rows(
+            first,
+            b"".join(self._payloads),
+            np.fromiter(map(len, self._payloads), dtype=np.uint32, count=len(self._payloads)),
+            causes,
+            flags,
+            b"".join(self._hashes),
+            np.array(self._ts, dtype=np.int64),
+            lambda i, j: kind_counts(kinds[i:j]),
+            market,
+        )
+        self._ts, self._kinds, self._payloads, self._causes, self._hashes = [], [], [], [], []
+        self._inputs = bytearray()
+        return rows
 
     async def _write(self, blocks: list[BlockRow], meta: dict[str, str], previous: asyncio.Task[None] | None) -> None:
         if previous is not None:

@@ -117,10 +117,6 @@ def run_point(setup: Setup, task: PointTask) -> PointRow:
         writer = asyncio.run(execute(planned, market, path, overwrite=True, inline=inline, inputs=inputs))
         result = result_of(writer)
         row = _filled(row, result, cached=False)
-        if inputs is not None and inline:  # the in-process writer wrote every record: refer to the inputs now
-            from tidemark.journal.shared import share_inputs
-
-            share_inputs(path, inputs, check=False)
         if folder is not None:
             row.payload = path.read_bytes()
     except Exception as exc:
