@@ -363,8 +363,9 @@ def _verify(
             if row is None:
                 break
             if inputs is not None and is_reference(row):
-                row = _referenced(row, inputs, state)
-            state.check_block(row)
+                state.check_block(_referenced(row, inputs, state), chained=True)
+            else:
+                state.check_block(row)
         count = state.expected - 1
         header, last = state.ends()
     except _Bad as bad:
@@ -405,18 +406,25 @@ def _verify(
 
 def _referenced(row: tuple[Any, ...], inputs: InputRecords, state: _Chain) -> tuple[Any, ...]:
     """The records a reference row stands for, chained from the verified
-    ones, with its one stored hash as the last: the check that follows
-    fails at the row's last record if the records are not those chained."""
-    if row[0] != state.expected:
-        return row  # check_block names the gap or the misplaced row
+    ones: the chain must end at the row's one stored hash (else the
+    reference, or its hash, was altered: the input journal verified)."""
+    first = row[0]
+    if first != state.expected:
+        state.check_block(row)  # names the gap or the misplaced row
     stored = row[9]
     if not isinstance(stored, bytes) or len(stored) != HASH_SIZE:
-        raise _Bad(int(row[0]), "a reference to the input journal without its one chain hash")
+        raise _Bad(int(first), "a reference to the input journal without its one chain hash")
     try:
         full = full_row(row, inputs, state.prev)
     except JournalInputsError as exc:
-        raise _Bad(int(row[0]), f"reference to the input journal: {exc}") from None
-    return (*full[:9], full[9][:-HASH_SIZE] + stored)
+        raise _Bad(int(first), f"reference to the input journal: {exc}") from None
+    if full[9][-HASH_SIZE:] != stored:
+        raise _Bad(
+            int(first),
+            f"hash chain broken: the input journal's records {int.from_bytes(row[7], 'little')}.. "
+            f"do not chain to the hash stored for seqs {first}..{first + row[1] - 1}",
+        )
+    return full
 
 
 def _hash_of(conn: sqlite3.Connection, seq: int) -> bytes:
@@ -524,7 +532,9 @@ class _Chain:
         if named != given:
             raise _Bad(1, f"the run header names signing key {named or 'none'}, not the given key ({given})")
 
-    def check_block(self, row: tuple[object, ...]) -> None:
+    def check_block(self, row: tuple[object, ...], *, chained: bool = False) -> None:
+        """Check the next stored row (``chained``: its hashes were computed
+        from its records here, chained from the verified ones)."""
         try:
             first, n, body, lengths, causes, flags, hashes = split_block(row)
         except JournalDecodeError as exc:
@@ -537,7 +547,9 @@ class _Chain:
         if not (len(lengths) == len(causes) == len(flags) == n and len(hashes) == n * HASH_SIZE and n > 0):
             raise _Bad(first, "block columns disagree in length")
         heads = self._heads(row)
-        if heads is None or not self._block_is_sound(row, first, *heads, len(body), lengths, causes, flags, hashes):
+        if heads is None or not self._block_is_sound(
+            row, first, *heads, len(body), lengths, causes, flags, hashes, chained
+        ):
             self._locate(row, first, body, lengths, causes, flags, hashes)  # raises
             raise _Bad(first, "block inconsistent with its records")
         if first == 1:
@@ -606,6 +618,7 @@ class _Chain:
         causes: array[int],
         flags: bytes,
         hashes: bytes,
+        chained: bool = False,
     ) -> bool:
         """Every check of the block at once (a few calls per block, no
         Python work per record but the hash); False: :meth:`_locate` finds
@@ -616,7 +629,7 @@ class _Chain:
             return False
         if array("I", map(len, payloads)) != lengths or sum(lengths) != body_size:
             return False
-        if b"".join(chain_hashes(self.prev, first, payloads, causes, flags)) != hashes:
+        if not chained and b"".join(chain_hashes(self.prev, first, payloads, causes, flags)) != hashes:
             return False
         if times[0] < self.last_ts or times[0] != row[2] or times[-1] != row[3]:
             return False
