@@ -426,8 +426,11 @@ def _child(
     path = Path(path_text)
     try:
         stretches = _stretches(inputs) if inputs else None
-        extra = {"format_version": SHARED_FORMAT, "inputs_head": stretches.records.head} if stretches else {}
-        chain = _ChildChain(_create(path, durability, extra), path, durability, stretches)
+        conn = _create(path, durability)
+        if stretches is not None:  # a run journal that refers to an input journal (staged: not in place yet)
+            shared = {"format_version": SHARED_FORMAT, "inputs_head": stretches.records.head}
+            conn.executemany(UPSERT_META, list(shared.items()))
+        chain = _ChildChain(conn, path, durability, stretches)
     except Exception as exc:  # report, never hang the parent
         outbox.send(("error", "open", f"{path}: cannot create the journal: {_one_line(exc)}"))
         return
@@ -566,7 +569,7 @@ def _stretches(inputs: str) -> Stretches:
     return Stretches(InputRecords(path, head_of(path)), BLOCK)
 
 
-def _create(path: Path, durability: str, extra: dict[str, str] | None = None) -> sqlite3.Connection:
+def _create(path: Path, durability: str) -> sqlite3.Connection:
     """A new journal for ``path`` (placed and locked by the parent), made at
     its staging path (:func:`~tidemark.journal.lock.staging_path`): tables
     and meta committed. :meth:`_ChildChain.write` puts it in place once the
@@ -600,7 +603,6 @@ def _create(path: Path, durability: str, extra: dict[str, str] | None = None) ->
         "busy_timeout": str(busy),
         "sqlite_version": sqlite3.sqlite_version,
         "writer": "process",
-        **(extra or {}),
     }
     conn.execute("BEGIN")
     for statement in DDL.split(";"):
