@@ -75,7 +75,7 @@ from tidemark.journal.records import (
     split_payloads,
 )
 from tidemark.journal.seal import Sealed, append_final, consolidate, seal_file
-from tidemark.journal.shared import SHARED_FORMAT, SHARED_KINDS, InputRecords, Stretches, head_of
+from tidemark.journal.shared import SHARED_FORMAT, SHARED_KINDS, InputRecords, Stretches, head_of, market_inputs
 from tidemark.journal.terminal import run_failed
 from tidemark.journal.writer import DURABILITY, place_new_journal
 
@@ -739,11 +739,8 @@ class _ChildChain:
         """The batch's rows as stored with an input journal: its market inputs
         that are the input journal's next records as references to them."""
         assert self.stretches is not None
-        codes = np.frombuffer(kind_codes, dtype=np.uint8)
         cause = np.frombuffer(causes, dtype=np.int64)
-        market = np.isin(codes, _SHARED_CODES) & (np.frombuffer(flags, dtype=np.uint8) == 1) & (cause == 0)
-        if first == 1:
-            market[0] = False  # the header
+        market = market_inputs(flags, cause, np.isin(np.frombuffer(kind_codes, dtype=np.uint8), _SHARED_CODES), first)
         return self.stretches.rows(
             first,
             body,

@@ -195,6 +195,17 @@ def split_block(row: tuple[object, ...]) -> tuple[int, int, memoryview, array[in
 _PAYLOADS = msgspec.msgpack.Decoder(list[msgspec.Raw])
 
 
+class PayloadHead(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    """An event payload's tag and time; the rest of it is skipped."""
+
+    t: str
+    ts: int
+
+
+PAYLOAD_HEADS: Final = msgspec.msgpack.Decoder(list[PayloadHead])
+"""Tag and time of every payload of a block's ``payloads`` array."""
+
+
 def split_payloads(buffer: bytes | memoryview, first_seq: int | None = None) -> list[msgspec.Raw]:
     """A msgpack array of payloads (a block's ``payloads``, a writer batch) as
     its payloads, views into the buffer, without decoding them. Bytes that

@@ -32,7 +32,6 @@ command line's ``--inputs``) says.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import sqlite3
 from array import array
@@ -41,14 +40,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-import msgspec
 import numpy as np
 
 from tidemark.core.codec import DEFAULT_CODEC
 from tidemark.core.events import RunFinished, RunStarted
 from tidemark.core.ids import sha256_hex
 from tidemark.journal.errors import JournalError
-from tidemark.journal.lock import sync_directory
+from tidemark.journal.lock import being_written, sync_directory
+from tidemark.journal.meta import UNSEALED
 from tidemark.journal.records import (
     BLOCK_COLUMNS,
     DDL,
@@ -56,12 +55,14 @@ from tidemark.journal.records import (
     HASH_SIZE,
     INSERT_BLOCK,
     PAGE_SIZE,
+    PAYLOAD_HEADS,
     UPSERT_META,
     BlockRow,
     chain_hashes,
     kind_counts,
     msgpack_array_header,
     split_block,
+    split_payloads,
 )
 
 SHARED_KINDS: Final = frozenset({"bar", "mark", "fund"})
@@ -150,19 +151,25 @@ def find_inputs(journal: Path, head: str, given: Path | None = None) -> Path:
     )
 
 
-def head_of(path: Path) -> str:
-    """The head a journal's meta records (not verified)."""
+def meta_value(path: Path, key: str) -> str | None:
+    """One value of a journal's ``meta`` table (None: not there; not verified)."""
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'head_hash'").fetchone()
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         finally:
             conn.close()
     except sqlite3.Error as exc:
         raise JournalInputsError(f"{path}: not a tidemark journal ({exc})") from None
-    if row is None:
+    return None if row is None else str(row[0])
+
+
+def head_of(path: Path) -> str:
+    """The head a journal's meta records (not verified)."""
+    head = meta_value(path, "head_hash")
+    if head is None:
         raise JournalInputsError(f"{path}: not a tidemark journal (no head)")
-    return str(row[0])
+    return head
 
 
 # -- reading records of an input journal ---------------------------------------------
@@ -232,18 +239,12 @@ def full_row(row: tuple[Any, ...], records: InputRecords, prev: bytes | None) ->
     body, lengths = records.take(reference_input_seq(row), n)
     causes = bytes(8 * n)
     flags = b"\1" * n
+    data = msgpack_array_header(n) + body
     if prev is None:
         hashes = bytes(row[9])
     else:
-        payloads = _views(body, lengths)
-        hashes = b"".join(chain_hashes(prev, first, payloads, _zeros(n), flags))
-    return (first, n, first_ts, last_ts, kinds, msgpack_array_header(n) + body, lengths, causes, flags, hashes)
-
-
-def _views(body: bytes, lengths: bytes) -> list[memoryview]:
-    offsets = np.concatenate(([0], np.cumsum(np.frombuffer(lengths, dtype="<u4"), dtype=np.int64))).tolist()
-    data = memoryview(body)
-    return [data[a:b] for a, b in itertools.pairwise(offsets)]
+        hashes = b"".join(chain_hashes(prev, first, split_payloads(data), _zeros(n), flags))
+    return (first, n, first_ts, last_ts, kinds, data, lengths, causes, flags, hashes)
 
 
 def _zeros(n: int) -> array[int]:
@@ -251,14 +252,6 @@ def _zeros(n: int) -> array[int]:
 
 
 # -- making input journals and run journals with references --------------------------------
-
-
-class _Head(msgspec.Struct, array_like=True, frozen=True, gc=False):
-    t: str
-    ts: int
-
-
-_HEADS = msgspec.msgpack.Decoder(list[_Head])
 
 
 @dataclass(frozen=True)
@@ -294,9 +287,6 @@ def _sealed_single_file(path: Path) -> dict[str, str]:
     """The meta of a sealed journal that holds all its records. (Its chain
     is checked where it matters: the rewritten journal must verify to this
     head, and an input journal's records are chained anew.)"""
-    from tidemark.journal.lock import being_written
-    from tidemark.journal.meta import UNSEALED
-
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such journal")
     if being_written(path):
@@ -312,12 +302,23 @@ def _sealed_single_file(path: Path) -> dict[str, str]:
     return meta
 
 
-def _market_inputs(row: tuple[Any, ...]) -> tuple[list[int], list[str], list[int]]:
-    """Per record of a stored row: whether it is a market input, its tag, its time."""
-    first, n, _, _, causes, flags, _ = split_block(row)
-    heads = _HEADS.decode(row[5])
-    shared = [int(flags[i] == 1 and causes[i] == 0 and heads[i].t in SHARED_KINDS and first + i > 1) for i in range(n)]
-    return shared, [h.t for h in heads], [h.ts for h in heads]
+def market_inputs(flags: bytes, causes: np.ndarray, shared_kind: np.ndarray, first: int) -> np.ndarray:
+    """Which of the records ``first ..`` an input journal may hold: inputs
+    (flag 1, no cause) of a market kind (``shared_kind``, per record), not
+    the run header (record 1)."""
+    market = (np.frombuffer(flags, dtype=np.uint8) == 1) & (causes == 0) & shared_kind
+    if first == 1:
+        market[0] = False
+    return market
+
+
+def _row_heads(row: tuple[Any, ...]) -> tuple[list[str], list[int], np.ndarray]:
+    """A stored row's tags and times, and which of its records are market inputs."""
+    heads = PAYLOAD_HEADS.decode(row[5])
+    tags = [head.t for head in heads]
+    kinds = np.fromiter((tag in SHARED_KINDS for tag in tags), dtype=bool, count=len(tags))
+    market = market_inputs(row[8], np.frombuffer(row[7], dtype=np.int64), kinds, row[0])
+    return tags, [head.ts for head in heads], market
 
 
 def extract_inputs(journal: str | os.PathLike[str], folder: str | os.PathLike[str]) -> Path:
@@ -346,10 +347,10 @@ def extract_inputs(journal: str | os.PathLike[str], folder: str | os.PathLike[st
         last_ts = header.ts
         conn.execute("BEGIN")
         for row in _rows(source):
-            shared, tags, stamps = _market_inputs(row)
-            if not any(shared):
+            _, _, body, lengths, _, _, _ = split_block(row)  # checks the columns _row_heads reads
+            tags, stamps, shared = _row_heads(row)
+            if not shared.any():
                 continue
-            _, _, body, lengths, _, _, _ = split_block(row)
             offset = 0
             for i, size in enumerate(lengths):
                 if shared[i]:
@@ -364,7 +365,7 @@ def extract_inputs(journal: str | os.PathLike[str], folder: str | os.PathLike[st
         )
         seq, prev = _store(conn, seq, prev, pending)
         values = {
-            **{k: v for k, v in meta.items() if k not in ("parent_run_id",)},
+            **meta,
             "run_id": header.run_id,
             "parent_run_id": header.parent_run_id,
             "config": header.config,
@@ -414,22 +415,16 @@ def share_inputs(journal: str | os.PathLike[str], inputs: str | os.PathLike[str]
     try:
         conn.execute("BEGIN")
         for row in _rows(source):
-            first, n, body, lengths, causes, flags, hashes = split_block(row)
-            heads = _HEADS.decode(row[5])
-            tags = [head.t for head in heads]
-            cause = np.frombuffer(causes, dtype=np.int64)
-            market = np.frombuffer(flags, dtype=np.uint8).astype(bool) & (cause == 0)
-            market &= np.fromiter((tag in SHARED_KINDS for tag in tags), dtype=bool, count=n)
-            if first == 1:
-                market[0] = False  # the header
+            first, _, body, lengths, causes, flags, hashes = split_block(row)
+            tags, stamps, market = _row_heads(row)
             stored = stretches.rows(
                 first,
                 body,
                 np.frombuffer(lengths, dtype="<u4"),
-                cause,
+                np.frombuffer(causes, dtype=np.int64),
                 flags,
                 hashes,
-                np.fromiter((head.ts for head in heads), dtype=np.int64, count=n),
+                np.array(stamps, dtype=np.int64),
                 lambda i, j, tags=tags: kind_counts(tags[i:j]),
                 market,
             )

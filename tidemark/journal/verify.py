@@ -53,14 +53,16 @@ from tidemark.journal.records import (
     BLOCK_COLUMNS,
     GENESIS,
     HASH_SIZE,
+    PAYLOAD_HEADS,
     READABLE_FORMATS,
+    PayloadHead,
     chain_hashes,
     pack_header,
     parse_kind_counts,
     split_block,
     split_payloads,
 )
-from tidemark.journal.shared import InputRecords, JournalInputsError, find_inputs, full_row, is_reference
+from tidemark.journal.shared import InputRecords, JournalInputsError, find_inputs, full_row, is_reference, meta_value
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -176,13 +178,9 @@ class BackgroundVerify:
 def _inputs_named(path: Path) -> Path | None:
     """The input journal a run journal at ``path`` would read (None: none, or not found)."""
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'inputs_head'").fetchone()
-        finally:
-            conn.close()
-        return None if row is None else find_inputs(path, str(row[0]))
-    except (sqlite3.Error, JournalInputsError, OSError):
+        head = meta_value(path, "inputs_head")
+        return None if head is None else find_inputs(path, head)
+    except (JournalInputsError, OSError):
         return None  # verify reports it
 
 
@@ -448,15 +446,7 @@ def _anchor(text: str | None) -> bytes | None:
     return anchor if len(anchor) == HASH_SIZE else None
 
 
-class _Head(msgspec.Struct, array_like=True, frozen=True, gc=False):
-    """An event payload's tag and time; the rest of it is skipped."""
-
-    t: str
-    ts: int
-
-
-_HEADS = msgspec.msgpack.Decoder(list[_Head])
-_HEAD = msgspec.msgpack.Decoder(_Head)
+_HEAD = msgspec.msgpack.Decoder(PayloadHead)
 _KNOWN_TAGS = frozenset(TAGS.values())
 _UNDECODABLE = (EventDecodeError, msgspec.MsgspecError, UnicodeDecodeError, RecursionError, ValueError)
 _TS_MIN, _TS_MAX = -(2**63), 2**63 - 1
@@ -705,7 +695,7 @@ class _Chain:
                 events = DEFAULT_CODEC.decode_array(row[5])  # type: ignore[arg-type]
                 times, tags = list(map(_TS, events)), list(map(TAGS.__getitem__, map(type, events)))
             else:
-                heads = _HEADS.decode(row[5])  # type: ignore[arg-type]
+                heads = PAYLOAD_HEADS.decode(row[5])  # type: ignore[arg-type]
                 times, tags = list(map(_TS, heads)), list(map(_TAG, heads))
         except _UNDECODABLE:
             return None

@@ -65,7 +65,7 @@ from tidemark.journal.records import (
     pack_header,
 )
 from tidemark.journal.seal import Sealed, seal_file
-from tidemark.journal.shared import SHARED_FORMAT, SHARED_KINDS, InputRecords, Stretches, head_of
+from tidemark.journal.shared import SHARED_FORMAT, SHARED_KINDS, InputRecords, Stretches, head_of, market_inputs
 from tidemark.journal.terminal import run_failed
 
 __all__ = [
@@ -384,10 +384,8 @@ class JournalWriter:
         assert self._stretches is not None
         kinds, flags = self._kinds, bytes(self._inputs)
         causes = np.array(self._causes, dtype=np.int64)
-        market = np.frombuffer(flags, dtype=np.uint8).astype(bool) & (causes == 0)
-        market &= np.fromiter((kind in SHARED_KINDS for kind in kinds), dtype=bool, count=len(kinds))
-        if first == 1:
-            market[0] = False  # the header
+        shared_kind = np.fromiter((kind in SHARED_KINDS for kind in kinds), dtype=bool, count=len(kinds))
+        market = market_inputs(flags, causes, shared_kind, first)
         rows = self._stretches.rows(
             first,
             b"".join(self._payloads),
